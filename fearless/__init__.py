@@ -1,0 +1,1 @@
+"""Fearless: the library behind the release flows."""

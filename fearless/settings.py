@@ -1,0 +1,70 @@
+"""One typed settings object, read from `FEARLESS_*` environment variables.
+
+Defaults run on one laptop with no cloud account: a local Prefect server, a process work pool
+and local model API processes, all state under a project-local `.fearless/` folder.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FEARLESS_", extra="ignore")
+
+    state_dir: Path = Field(default=PROJECT_ROOT / ".fearless", description="All local state.")
+    backend: Literal["local"] = Field(default="local", description="Where environments run.")
+    server_host: str = "127.0.0.1"
+    server_port: int = Field(default=4200, ge=1, le=65535)
+    work_pool: str = Field(default="fearless-local", min_length=1)
+    queue_concurrency: int = Field(default=1, ge=1, description="Runs at once in a release queue.")
+    worker_query_s: float = Field(default=1.0, gt=0, description="How often the worker polls.")
+    env_grace_s: int = Field(
+        default=600, ge=0, description="Life of a test environment beyond its approval timeout."
+    )
+    health_timeout_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.server_host}:{self.server_port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.server_host}:{self.server_port}"
+
+    @cached_property
+    def paths(self) -> StatePaths:
+        return StatePaths(self.state_dir)
+
+
+class StatePaths:
+    """Where each kind of local state lives under the state directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.prefect_home = root / "prefect"
+        self.registry = root / "registry"
+        self.runs = root / "runs"
+        self.environments = root / "environments"
+        self.production = root / "production"
+        self.inference_logs = root / "inference"
+        self.processes = root / "processes"
+
+    def run_dir(self, release_id: str) -> Path:
+        return self.runs / release_id
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,195 @@
+"""The model spec: one `fearless.yaml` per model project, parsed into typed models.
+
+Every gate a release passes through (SLOs, drift thresholds, load, approval timeout) is data
+here, so a data scientist changes a gate by editing YAML, never code.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SPEC_FILENAME = "fearless.yaml"
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
+
+
+class SpecError(ValueError):
+    """A model spec (or a file it names) is unusable; the message names the file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnType(str, Enum):
+    int = "int"
+    float = "float"
+    category = "category"
+    bool = "bool"
+
+
+class Column(_Strict):
+    name: str = Field(min_length=1)
+    type: ColumnType
+    nullable: bool = False
+    values: list[str] | None = Field(
+        default=None, description="Known categories (category columns only)."
+    )
+
+    @model_validator(mode="after")
+    def _values_only_for_categories(self) -> Column:
+        if self.values is not None and self.type is not ColumnType.category:
+            raise ValueError(f"'values' is only allowed on category columns, not {self.type.value}")
+        return self
+
+
+class SLOs(_Strict):
+    """Service-level objectives the candidate's API must meet under load."""
+
+    p95_ms: Annotated[float, Field(gt=0)] = 250.0
+    p99_ms: Annotated[float, Field(gt=0)] = 500.0
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
+    min_rps: Annotated[float, Field(ge=0)] = 0.0
+
+
+class DriftThresholds(_Strict):
+    """When data or predictions have moved too far to ship without a human looking."""
+
+    column_threshold: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.1,
+        description="Drift score at or above which one column counts as drifted "
+        "(normalised Wasserstein for numbers, Jensen-Shannon distance for categories).",
+    )
+    max_drifted_share: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.3, description="Share of drifted columns at or above which the gate fails."
+    )
+    prediction_threshold: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.1, description="Drift score of the candidate's scores against the champion's."
+    )
+    min_agreement: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.9, description="Least share of records on which candidate and champion agree."
+    )
+    per_column: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=dict)
+
+
+class LoadProfile(_Strict):
+    """The load test: which Locust shape, how many users, for how long."""
+
+    profile: Literal["steady", "ramp", "spike", "step", "soak"] = "steady"
+    users: Annotated[int, Field(ge=1, le=10_000)] = 10
+    spawn_rate: Annotated[float, Field(gt=0, le=10_000)] = 10.0
+    duration_s: Annotated[int, Field(ge=1, le=86_400)] = 20
+    batch_size: Annotated[int, Field(ge=1, le=1_000)] = 1
+
+
+class Approval(_Strict):
+    timeout_s: Annotated[int, Field(ge=1, le=30 * 86_400)] = 86_400
+
+
+class Resources(_Strict):
+    cpu: Annotated[float, Field(ge=0.25, le=16)] = 0.5
+    memory_mb: Annotated[int, Field(ge=256, le=122_880)] = 1024
+
+
+class ModelSpec(_Strict):
+    """What a model project declares about itself. Paths are relative to the spec's folder."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    description: str = ""
+    model: Path
+    reference_data: Path
+    input_schema: list[Column] = Field(alias="schema", min_length=1)
+    slos: SLOs = SLOs()
+    drift: DriftThresholds = DriftThresholds()
+    load: LoadProfile = LoadProfile()
+    approval: Approval = Approval()
+    resources: Resources = Resources()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("input_schema", mode="before")
+    @classmethod
+    def _schema_from_mapping(cls, value: Any) -> Any:
+        """Accept the compact YAML form `{age: int, purpose: {type: category}}`."""
+        if isinstance(value, dict):
+            columns = []
+            for name, decl in value.items():
+                if isinstance(decl, str):
+                    decl = {"type": decl}
+                if not isinstance(decl, dict):
+                    raise ValueError(f"column {name!r}: expected a type name or a mapping")
+                columns.append({"name": name, **decl})
+            return columns
+        return value
+
+    @field_validator("input_schema")
+    @classmethod
+    def _unique_columns(cls, value: list[Column]) -> list[Column]:
+        names = [c.name for c in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate columns: {', '.join(dupes)}")
+        return value
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.input_schema]
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json", by_alias=True)
+        data["schema"] = {
+            c["name"]: {k: v for k, v in c.items() if k != "name" and v not in (None, False)}
+            for c in data["schema"]
+        }
+        return data
+
+
+def _format_errors(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: invalid model spec"]
+    for err in error.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {field}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def spec_path_of(path: Path | str) -> Path:
+    """A model project folder or its spec file, as the spec file's path."""
+    path = Path(path)
+    return path / SPEC_FILENAME if path.is_dir() else path
+
+
+def load_spec(path: Path | str) -> ModelSpec:
+    """Parse and validate a spec; every problem is a SpecError naming the file and field."""
+    path = spec_path_of(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no model spec here (expected a {SPEC_FILENAME})")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: expected a mapping at the top level")
+    try:
+        return ModelSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(_format_errors(path, exc)) from None
+
+
+def with_overrides(spec: ModelSpec, overrides: dict[str, Any] | None, source: str) -> ModelSpec:
+    """Apply per-run overrides such as `{"load": {"duration_s": 5}}`, validated like the file."""
+    if not overrides:
+        return spec
+    data = spec.model_dump(mode="json", by_alias=True)
+    for section, values in overrides.items():
+        if isinstance(values, dict) and isinstance(data.get(section), dict):
+            data[section] = {**data[section], **values}
+        else:
+            data[section] = values
+    try:
+        return ModelSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_format_errors(Path(source), exc)) from None
