@@ -1,0 +1,29 @@
+# `make demo` and `make test` install what they need (uv, then the locked environment).
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PYTEST_ARGS ?=
+
+.PHONY: install demo test unit bench clean
+
+install:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
+		|| python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+
+demo: install
+	$(UV) run --frozen python examples/demo.py
+
+# pytest exits 5 when it collected no tests: that is a failure here, not a pass.
+test: install
+	$(UV) run --frozen pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+unit: install
+	$(UV) run --frozen pytest tests/unit $(PYTEST_ARGS)
+
+bench: install
+	$(UV) run --frozen python bench/pipeline.py
+
+clean:
+	$(UV) run --frozen fearless server down || true
+	rm -rf .fearless

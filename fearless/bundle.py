@@ -1,0 +1,230 @@
+"""Content-addressed model bundles: the one artifact every later step tests and ships.
+
+A bundle is a folder: the model file, the spec (paths rewritten to the bundle), the input
+schema, reference data and its statistics, the requirements it was built with, and a
+container image spec. Its digest is sha256 over a canonical manifest of those files, so the
+same inputs always give the same digest, and what was tested is provably what ships.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from fearless.spec import SPEC_FILENAME, ColumnType, ModelSpec, SpecError, load_spec, spec_path_of
+
+MANIFEST = "manifest.json"
+RUNTIME_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "joblib", "fastapi", "uvicorn")
+
+
+class BundleError(ValueError):
+    """The inputs of a bundle are unusable; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A built bundle on local disk."""
+
+    path: Path
+    digest: str
+    spec: ModelSpec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def short_digest(self) -> str:
+        return self.digest.removeprefix("sha256:")[:12]
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / self.spec.model
+
+    @property
+    def reference_path(self) -> Path:
+        return self.path / self.spec.reference_data
+
+    @property
+    def spec_path(self) -> Path:
+        return self.path / SPEC_FILENAME
+
+
+def open_bundle(path: Path | str) -> Bundle:
+    """Open a bundle folder written by `stage_bundle`."""
+    path = Path(path)
+    manifest_file = path / MANIFEST
+    if not manifest_file.is_file():
+        raise BundleError(f"{path}: not a bundle (no {MANIFEST})")
+    manifest = json.loads(manifest_file.read_text())
+    return Bundle(path=path, digest=manifest["digest"], spec=load_spec(path / SPEC_FILENAME))
+
+
+def read_reference(spec: ModelSpec, path: Path):
+    """Reference data as a DataFrame, checked against the spec's input schema."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise BundleError(f"{path}: reference data file not found (spec field 'reference_data')")
+    try:
+        frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - any reader failure means an unusable file
+        raise BundleError(f"{path}: cannot read reference data: {exc}") from exc
+    check_frame_matches_schema(frame, spec, str(path))
+    return frame
+
+
+def check_frame_matches_schema(frame, spec: ModelSpec, source: str) -> None:
+    """Fail with the column names when a frame's columns or types disagree with the schema."""
+    from pandas.api import types as pdt
+
+    expected = spec.column_names
+    missing = [c for c in expected if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in expected]
+    problems = []
+    if missing:
+        problems.append(f"missing columns {missing}")
+    if extra:
+        problems.append(f"columns not in the schema {extra}")
+    for column in spec.input_schema:
+        if column.name not in frame.columns:
+            continue
+        series = frame[column.name]
+        if series.isna().any() and not column.nullable:
+            problems.append(f"column {column.name!r} has missing values but is not nullable")
+        ok = {
+            ColumnType.int: pdt.is_integer_dtype(series) or _whole_floats(series),
+            ColumnType.float: pdt.is_numeric_dtype(series) and not pdt.is_bool_dtype(series),
+            ColumnType.bool: pdt.is_bool_dtype(series),
+            ColumnType.category: pdt.is_object_dtype(series)
+            or pdt.is_string_dtype(series)
+            or isinstance(series.dtype, __import__("pandas").CategoricalDtype),
+        }[column.type]
+        if not ok:
+            problems.append(
+                f"column {column.name!r} is {series.dtype}, schema says {column.type.value}"
+            )
+    if problems:
+        raise BundleError(f"{source}: does not match the spec's schema: " + "; ".join(problems))
+
+
+def _whole_floats(series) -> bool:
+    from pandas.api import types as pdt
+
+    values = series.dropna()
+    return pdt.is_float_dtype(series) and bool((values == values.round()).all())
+
+
+def load_model(path: Path):
+    """Load a joblib model file, turning every way it can be broken into a BundleError."""
+    if not path.is_file():
+        raise BundleError(f"{path}: model file not found (spec field 'model')")
+    import joblib
+
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # noqa: BLE001 - truncated, foreign or corrupt files all land here
+        raise BundleError(
+            f"{path}: not a loadable model file ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not hasattr(model, "predict"):
+        raise BundleError(f"{path}: loaded a {type(model).__name__}, which has no predict()")
+    return model
+
+
+def check_model_predicts(model, reference, source: Path) -> None:
+    """Score a few reference rows so a model/schema mismatch fails at build, not at serve."""
+    sample = reference.head(5)
+    try:
+        model.predict(sample)
+    except Exception as exc:  # noqa: BLE001
+        raise BundleError(
+            f"{source}: the model cannot score the reference data "
+            f"({type(exc).__name__}: {exc}); does the schema match what it was trained on?"
+        ) from exc
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _reference_stats(reference, spec: ModelSpec) -> dict:
+    stats: dict[str, dict] = {"rows": {"count": len(reference)}}
+    for column in spec.input_schema:
+        series = reference[column.name]
+        entry: dict = {"missing": int(series.isna().sum())}
+        if column.type in (ColumnType.int, ColumnType.float):
+            described = series.describe()
+            entry.update({k: float(described[k]) for k in ("mean", "std", "min", "max")})
+        else:
+            entry["counts"] = {str(k): int(v) for k, v in series.value_counts().items()}
+        stats[column.name] = entry
+    return stats
+
+
+def _requirements() -> str:
+    lines = []
+    for package in RUNTIME_PACKAGES:
+        try:
+            lines.append(f"{package}=={metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return "\n".join(lines) + "\n"
+
+
+def stage_bundle(project: Path | str, into: Path) -> str:
+    """Validate a model project and write its bundle files into `into`; return the digest.
+
+    Everything that can be wrong with the inputs fails here, before anything is provisioned.
+    """
+    spec_file = spec_path_of(project)
+    spec = load_spec(spec_file)
+    root = spec_file.parent
+    model_src, reference_src = root / spec.model, root / spec.reference_data
+    reference = read_reference(spec, reference_src)
+    model = load_model(model_src)
+    check_model_predicts(model, reference, model_src)
+
+    into.mkdir(parents=True, exist_ok=True)
+    model_name = "model" + "".join(model_src.suffixes)
+    reference_name = "reference" + reference_src.suffix
+    shutil.copyfile(model_src, into / model_name)
+    shutil.copyfile(reference_src, into / reference_name)
+    bundled = spec.model_copy(update={"model": Path(model_name), "reference_data": Path(reference_name)})
+    (into / SPEC_FILENAME).write_text(yaml.safe_dump(bundled.to_yaml_dict(), sort_keys=False))
+    schema = [c.model_dump(mode="json") for c in spec.input_schema]
+    (into / "schema.json").write_text(json.dumps(schema, indent=2, sort_keys=True))
+    stats = _reference_stats(reference, spec)
+    (into / "reference_stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True))
+    (into / "requirements.txt").write_text(_requirements())
+    from fearless.image import dockerfile_for
+
+    (into / "Dockerfile").write_text(dockerfile_for(bundled))
+
+    files = {p.name: _sha256(p) for p in sorted(into.iterdir()) if p.name != MANIFEST}
+    canonical = json.dumps({"name": spec.name, "files": files}, sort_keys=True).encode()
+    digest = "sha256:" + hashlib.sha256(canonical).hexdigest()
+    manifest = {"name": spec.name, "digest": digest, "files": files}
+    (into / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return digest
+
+
+def build_bundle(project: Path | str, registry) -> Bundle:
+    """Stage a bundle and store it in the registry; an existing digest is reused as is."""
+    with tempfile.TemporaryDirectory(prefix="fearless-bundle-") as tmp:
+        try:
+            digest = stage_bundle(project, Path(tmp))
+        except SpecError as exc:
+            raise BundleError(str(exc)) from None
+        return registry.store_bundle(Path(tmp), digest)

@@ -1,0 +1,186 @@
+"""The `fearless` command line: one command per job.
+
+Only Typer is imported at start, so `fearless --help` is instant; Prefect, Evidently and
+Locust are imported inside the commands that use them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  help="Take a model from a git push to production without fear.")
+server_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The embedded Prefect server and worker.")
+app.add_typer(server_app, name="server")
+
+
+def _settings():
+    from fearless.server import use_server
+    from fearless.settings import get_settings
+
+    settings = get_settings()
+    use_server(settings)
+    return settings
+
+
+def _fail(message: str, code: int = 1):
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _parse_overrides(items: list[str]) -> dict:
+    import yaml
+
+    overrides: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            _fail(f"--set {item!r}: expected SECTION.FIELD=VALUE, e.g. load.duration_s=5")
+        section, field = key.split(".", 1)
+        overrides.setdefault(section, {})[field] = yaml.safe_load(value)
+    return overrides
+
+
+@server_app.command("up")
+def server_up() -> None:
+    """Start the local Prefect server and a worker (no-op if running)."""
+    from fearless.server import server_up as up
+
+    for key, value in up(_settings()).items():
+        typer.echo(f"{key:>7}: {value}")
+
+
+@server_app.command("down")
+def server_down() -> None:
+    """Stop the worker, the server and every local model API Fearless started."""
+    from fearless.composition import build_services
+    from fearless.server import server_down as down
+
+    settings = _settings()
+    stopped = down(settings, build_services(settings))
+    typer.echo("stopped: " + (", ".join(stopped) or "nothing was running"))
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Show whether the server and worker are up, and where."""
+    from fearless.server import server_status as status
+
+    for key, value in status(_settings()).items():
+        typer.echo(f"{key:>7}: {value}")
+
+
+@app.command()
+def deploy() -> None:
+    """Apply prefect.yaml and the automations to the server (safe to repeat)."""
+    from fearless.deploy import deploy as apply
+
+    typer.echo("deployed: " + ", ".join(apply(_settings())))
+
+
+@app.command()
+def release(
+    path: Annotated[str, typer.Argument(help="Model project folder or its fearless.yaml.")],
+    set_: Annotated[list[str], typer.Option("--set", help="Override a spec field: load.duration_s=5")] = [],  # noqa: B006
+    ref: Annotated[Optional[str], typer.Option(help="Git ref being released.")] = None,
+    follow: Annotated[bool, typer.Option(help="Print each step until approval or the end.")] = True,
+) -> None:
+    """Start a release of a model project on a work queue of its own."""
+    from pathlib import Path
+
+    from fearless.spec import SpecError
+
+    settings = _settings()
+    try:
+        started = _start(settings, str(Path(path).resolve()), _parse_overrides(set_), ref)
+    except SpecError as exc:
+        _fail(str(exc), code=2)
+    typer.echo(f"release {started.release_id} on queue {started.queue}\n  {started.url}")
+    if follow:
+        _follow(started.flow_run_id, stop_when_paused=True)
+
+
+def _start(settings, path, overrides, ref):
+    from fearless.releases import start_release
+
+    return start_release(settings, path, overrides=overrides, git_ref=ref, started_by="cli")
+
+
+def _follow(flow_run_id: str, stop_when_paused: bool) -> None:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    from fearless.releases import follow
+
+    with get_client(sync_client=True) as client:
+        run = follow(client, UUID(flow_run_id), typer.echo, stop_when_paused=stop_when_paused)
+    if run.state.is_paused():
+        typer.echo(f"waiting for approval: fearless approve {run.name} --by NAME --comment TEXT")
+    elif not run.state.is_completed():
+        _fail(f"release {run.name} ended {run.state.name}: {run.state.message}", code=3)
+
+
+def _decide(run_id: str, approve: bool, by: str, comment: str, wait: bool) -> None:
+    from prefect.client.orchestration import get_client
+
+    from fearless.releases import decide
+
+    _settings()
+    with get_client(sync_client=True) as client:
+        try:
+            run = decide(client, run_id, approve=approve, approver=by, comment=comment)
+        except (LookupError, RuntimeError) as exc:
+            _fail(str(exc))
+    typer.echo(f"{'approved' if approve else 'rejected'} {run.name} as {by}")
+    if wait:
+        _follow(str(run.id), stop_when_paused=False)
+
+
+@app.command()
+def approve(
+    run_id: Annotated[str, typer.Argument(help="Release id (or flow run id).")],
+    by: Annotated[str, typer.Option("--by", help="Who decides.")],
+    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
+    wait: Annotated[bool, typer.Option(help="Follow the run to its end.")] = False,
+) -> None:
+    """Approve (or --reject) a release waiting at its approval gate."""
+    _decide(run_id, not reject, by, comment, wait)
+
+
+@app.command()
+def reject(
+    run_id: Annotated[str, typer.Argument(help="Release id (or flow run id).")],
+    by: Annotated[str, typer.Option("--by", help="Who decides.")],
+    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    wait: Annotated[bool, typer.Option(help="Follow the run to its end.")] = False,
+) -> None:
+    """Reject a release waiting at its approval gate."""
+    _decide(run_id, False, by, comment, wait)
+
+
+@app.command()
+def status(
+    run_id: Annotated[Optional[str], typer.Argument(help="A release; all recent ones if omitted.")] = None,
+) -> None:
+    """Releases and their states, and what serves in production."""
+    from fearless.status import print_status
+
+    print_status(_settings(), run_id, typer.echo)
+
+
+@app.command()
+def teardown(run_id: Annotated[str, typer.Argument(help="Release id.")]) -> None:
+    """Remove everything a release created (environments, queue); safe to repeat."""
+    from fearless.composition import build_services
+    from fearless.releases import finish_release
+
+    removed = finish_release(build_services(_settings()), run_id)
+    typer.echo("removed: " + (", ".join(removed) or "nothing left"))
+
+
+if __name__ == "__main__":
+    app()

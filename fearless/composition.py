@@ -1,0 +1,35 @@
+"""The composition root: every outside system is built here, once, from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fearless.environments import EnvironmentBackend
+from fearless.environments.local import LocalEnvironments
+from fearless.production import LocalProductionService
+from fearless.registry import Registry
+from fearless.registry.local import LocalRegistry
+from fearless.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    registry: Registry
+    environments: EnvironmentBackend
+    production: LocalProductionService
+
+
+def build_services(settings: Settings | None = None) -> Services:
+    settings = settings or get_settings()
+    paths = settings.paths
+    return Services(
+        settings=settings,
+        registry=LocalRegistry(paths.registry),
+        environments=LocalEnvironments(
+            paths.environments, paths.runs, ready_timeout_s=settings.health_timeout_s
+        ),
+        production=LocalProductionService(
+            paths.production, paths.inference_logs, ready_timeout_s=settings.health_timeout_s
+        ),
+    )

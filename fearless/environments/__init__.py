@@ -1,0 +1,49 @@
+"""Test environments: where a candidate's model API runs while it is tested and judged.
+
+The pipeline only sees `EnvironmentBackend`; the local backend runs processes, an ECS one runs
+services. Which one is built once from settings (see `fearless.composition`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from fearless.bundle import Bundle
+
+
+class EnvironmentError_(RuntimeError):
+    """An environment could not be provisioned or reached."""
+
+
+class Environment(BaseModel):
+    """One model API that a release created, with everything needed to find and remove it."""
+
+    release_id: str
+    role: str
+    model: str
+    digest: str
+    url: str
+    created_at: datetime
+    expires_at: datetime
+    handle: dict
+
+    @property
+    def expired(self) -> bool:
+        return datetime.now(timezone.utc) >= self.expires_at
+
+
+class EnvironmentBackend(Protocol):
+    def provision(
+        self, release_id: str, role: str, bundle: Bundle, expires_at: datetime
+    ) -> Environment: ...
+
+    def teardown(self, release_id: str) -> list[Environment]:
+        """Remove everything `release_id` created; safe to call twice or after a half-failure."""
+        ...
+
+    def list(self) -> list[Environment]: ...
+
+    def inference_log_dir(self, env: Environment): ...

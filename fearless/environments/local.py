@@ -1,0 +1,73 @@
+"""Test environments as local model API processes, recorded as JSON files under the state dir."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fearless import processes
+from fearless.bundle import Bundle
+from fearless.environments import Environment, EnvironmentError_
+
+
+class LocalEnvironments:
+    def __init__(self, root: Path, runs_root: Path, ready_timeout_s: float = 60.0) -> None:
+        self.root = root
+        self.runs_root = runs_root
+        self.ready_timeout_s = ready_timeout_s
+
+    def _record(self, release_id: str, role: str) -> Path:
+        return self.root / release_id / f"{role}.json"
+
+    def inference_log_dir(self, env: Environment) -> Path:
+        return self.runs_root / env.release_id / "inference" / env.role
+
+    def provision(self, release_id: str, role: str, bundle: Bundle, expires_at: datetime) -> Environment:
+        """Start the bundle's model API on a free port; safe to repeat (returns the live one)."""
+        record = self._record(release_id, role)
+        if record.is_file():
+            existing = Environment.model_validate_json(record.read_text())
+            if processes.is_alive(processes.ProcessHandle(**existing.handle)):
+                return existing
+        port = processes.free_port()
+        log_dir = self.runs_root / release_id / "inference" / role
+        handle = processes.spawn(
+            processes.model_api_argv(bundle.path, port, log_dir),
+            log_path=self.runs_root / release_id / "logs" / f"{role}-api.log",
+        )
+        env = Environment(
+            release_id=release_id, role=role, model=bundle.name, digest=bundle.digest,
+            url=f"http://127.0.0.1:{port}", created_at=datetime.now(timezone.utc),
+            expires_at=expires_at, handle=handle.model_dump(),
+        )
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(env.model_dump_json(indent=2))
+        try:
+            processes.wait_until_ready(f"{env.url}/ready", handle, self.ready_timeout_s)
+        except (RuntimeError, TimeoutError) as exc:
+            self.teardown(release_id)
+            raise EnvironmentError_(f"{role} model API for {release_id} did not start: {exc}") from exc
+        return env
+
+    def teardown(self, release_id: str) -> list[Environment]:
+        removed = []
+        folder = self.root / release_id
+        for record in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            env = Environment.model_validate_json(record.read_text())
+            processes.stop(processes.ProcessHandle(**env.handle))
+            record.unlink(missing_ok=True)
+            removed.append(env)
+        shutil.rmtree(folder, ignore_errors=True)
+        return removed
+
+    def list(self) -> list[Environment]:
+        if not self.root.is_dir():
+            return []
+        return [
+            Environment.model_validate_json(p.read_text()) for p in sorted(self.root.glob("*/*.json"))
+        ]
+
+    def describe(self) -> str:
+        return f"local processes (records in {self.root})"
+

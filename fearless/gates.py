@@ -1,0 +1,87 @@
+"""The two gates a candidate must pass before a person is asked: load and drift.
+
+Each gate gathers its inputs, runs the measurement in its own process (Locust, Evidently),
+and hands the figures to a plain verdict function.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import yaml
+from pydantic import BaseModel
+
+from fearless.candidate import Candidate, TestEnvironments
+from fearless.drift.verdict import DriftScores, DriftVerdict, evaluate_drift
+from fearless.loadtest.verdict import LoadTestVerdict, evaluate_load_test
+from fearless.loadtest.runner import LoadTestResult
+
+TRAFFIC_RECORDS = 2000
+SCORING_BATCH = 500
+
+
+class LoadTestOutcome(BaseModel):
+    result: LoadTestResult
+    verdict: LoadTestVerdict
+
+
+class DriftOutcome(BaseModel):
+    scores: DriftScores
+    verdict: DriftVerdict
+
+
+def run_load_test_gate(candidate: Candidate, envs: TestEnvironments, out_dir: Path) -> LoadTestOutcome:
+    """Drive the candidate's API with traffic drawn from its reference data; judge the SLOs."""
+    from fearless.bundle import read_reference
+    from fearless.loadtest.runner import run_load_test
+    from fearless.loadtest.traffic import synthesize_traffic, write_traffic
+
+    bundle = candidate.bundle()
+    reference = read_reference(bundle.spec, bundle.reference_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    traffic_path = out_dir / "traffic.jsonl"
+    write_traffic(synthesize_traffic(reference, candidate.spec, TRAFFIC_RECORDS, seed=0), traffic_path)
+    result = run_load_test(envs.candidate.url, candidate.spec.load, traffic_path, out_dir)
+    return LoadTestOutcome(result=result, verdict=evaluate_load_test(result, candidate.spec.slos))
+
+
+def score_records(url: str, records: list[dict]) -> list[dict]:
+    """Predictions of the model API at `url` for `records`, in order."""
+    predictions: list[dict] = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for start in range(0, len(records), SCORING_BATCH):
+            response = client.post("/predict", json={"records": records[start : start + SCORING_BATCH]})
+            response.raise_for_status()
+            predictions += response.json()["predictions"]
+    return predictions
+
+
+def run_drift_gate(
+    candidate: Candidate, envs: TestEnvironments, served_log_dir: Path, out_dir: Path
+) -> DriftOutcome:
+    """Compare what the candidate served with its reference data, and with the champion."""
+    import pandas as pd
+
+    from fearless.drift.process import run_drift_subprocess
+    from fearless.serving.inference_log import read_inference_log
+
+    spec = candidate.spec
+    out_dir.mkdir(parents=True, exist_ok=True)
+    served = read_inference_log(served_log_dir, spec.name)
+    current_path = out_dir / "current.parquet"
+    served[spec.column_names].to_parquet(current_path)
+    spec_path = out_dir / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(spec.to_yaml_dict(), sort_keys=False))
+    kwargs = {}
+    if envs.champion is not None and len(served):
+        inputs = served[spec.column_names].astype(object).where(served[spec.column_names].notna(), None)
+        champion = pd.DataFrame(score_records(envs.champion.url, inputs.to_dict("records")))
+        kwargs["candidate_predictions_path"] = out_dir / "candidate_predictions.parquet"
+        kwargs["champion_predictions_path"] = out_dir / "champion_predictions.parquet"
+        served[["prediction", "score"]].reset_index(drop=True).to_parquet(kwargs["candidate_predictions_path"])
+        champion[["prediction", "score"]].to_parquet(kwargs["champion_predictions_path"])
+    scores = run_drift_subprocess(
+        candidate.bundle().reference_path, current_path, spec_path, out_dir, **kwargs
+    )
+    return DriftOutcome(scores=scores, verdict=evaluate_drift(scores, spec.drift))

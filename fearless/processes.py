@@ -1,0 +1,109 @@
+"""Local processes Fearless starts and stops: model APIs, the Prefect server and worker.
+
+Each is started in its own session (so it outlives the flow run that started it, which matters
+while a run is suspended for approval) and recorded with its pid and start time, so that
+stopping it later can never hit an unrelated process that reused the pid.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+from pydantic import BaseModel
+
+
+class ProcessHandle(BaseModel):
+    pid: int
+    create_time: float
+    log_path: str
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None, cwd=None) -> ProcessHandle:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env={**os.environ, **(env or {})}, cwd=cwd,
+        )
+    return ProcessHandle(
+        pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(), log_path=str(log_path)
+    )
+
+
+def is_alive(handle: ProcessHandle) -> bool:
+    try:
+        proc = psutil.Process(handle.pid)
+        return (
+            abs(proc.create_time() - handle.create_time) < 0.01
+            and proc.status() != psutil.STATUS_ZOMBIE
+        )
+    except psutil.NoSuchProcess:
+        return False
+
+
+def stop(handle: ProcessHandle, grace_s: float = 10.0) -> bool:
+    """Stop the process and its session's children; True if it was running."""
+    if not is_alive(handle):
+        return False
+    proc = psutil.Process(handle.pid)
+    family = [proc, *proc.children(recursive=True)]
+    try:
+        os.killpg(handle.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        for p in family:
+            _signal(p, signal.SIGTERM)
+    _, alive = psutil.wait_procs(family, timeout=grace_s)
+    for p in alive:
+        _signal(p, signal.SIGKILL)
+    psutil.wait_procs(alive, timeout=5)
+    return True
+
+
+def _signal(proc: psutil.Process, sig: int) -> None:
+    try:
+        proc.send_signal(sig)
+    except psutil.NoSuchProcess:
+        pass
+
+
+def log_tail(handle: ProcessHandle, lines: int = 20) -> str:
+    try:
+        return "\n".join(Path(handle.log_path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def wait_until_ready(url: str, handle: ProcessHandle, timeout_s: float) -> None:
+    """Poll `url` until it answers 200; fail early, with the log, if the process died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not is_alive(handle):
+            raise RuntimeError(f"process {handle.pid} exited before {url} was ready:\n{log_tail(handle)}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout_s:.0f} s:\n{log_tail(handle)}")
+
+
+def model_api_argv(bundle_path: Path, port: int, log_dir: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "fearless.serving", "--bundle", str(bundle_path),
+        "--host", "127.0.0.1", "--port", str(port), "--log-dir", str(log_dir),
+    ]

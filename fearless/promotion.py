@@ -1,0 +1,40 @@
+"""Promotion: move the registry's `production` alias and the production service together.
+
+The alias moves by compare-and-swap, so of two candidates approved at once only one wins;
+the loser's freshly started service is discarded and the champion keeps serving.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from fearless.bundle import Bundle
+from fearless.registry import AliasConflict
+
+
+class PromotionResult(BaseModel):
+    model: str
+    digest: str
+    previous_digest: str | None
+    url: str
+
+
+def promote(bundle: Bundle, registry, production, *, actor: str, reason: str) -> PromotionResult:
+    previous = registry.get_alias(bundle.name, "production")
+    instance = production.start(bundle)
+    try:
+        registry.set_alias(
+            bundle.name, "production", bundle.digest, expected=previous, actor=actor, reason=reason
+        )
+    except AliasConflict:
+        production.discard(instance)
+        raise
+    if previous is not None and previous != bundle.digest:
+        registry.set_alias(
+            bundle.name, "previous", previous,
+            expected=registry.get_alias(bundle.name, "previous"), actor=actor, reason=reason,
+        )
+    production.switch(instance)
+    return PromotionResult(
+        model=bundle.name, digest=bundle.digest, previous_digest=previous, url=instance.url
+    )

@@ -1,0 +1,159 @@
+"""Starting, following, deciding and finishing releases through the Prefect API.
+
+Used by the CLI, the launcher flow and the pipeline's final-state hooks alike, so a release
+started from the UI, a schedule or a terminal behaves the same.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel
+
+from fearless.settings import Settings
+from fearless.spec import load_spec, with_overrides
+
+PIPELINE_DEPLOYMENT = "release-pipeline/release-pipeline"
+
+
+class ReleaseStarted(BaseModel):
+    release_id: str
+    flow_run_id: str
+    queue: str
+    url: str
+
+
+def new_release_id(model: str) -> str:
+    return f"{model}-{uuid4().hex[:8]}"
+
+
+def start_release(
+    settings: Settings,
+    model_path: str,
+    *,
+    overrides: dict[str, Any] | None = None,
+    git_ref: str | None = None,
+    started_by: str = "cli",
+) -> ReleaseStarted:
+    """Validate the spec, create the release's own queue and submit its pipeline run there."""
+    spec = with_overrides(load_spec(model_path), overrides, source=f"{model_path} (overrides)")
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    from fearless.queues import create_release_queue, delete_release_queue
+
+    release_id = new_release_id(spec.name)
+    with get_client(sync_client=True) as client:
+        queue = create_release_queue(client, settings.work_pool, release_id, settings.queue_concurrency)
+        try:
+            flow_run = run_deployment(
+                PIPELINE_DEPLOYMENT,
+                parameters={"model_path": model_path, "release_id": release_id,
+                            "overrides": overrides or {}, "git_ref": git_ref},
+                work_queue_name=queue, timeout=0, as_subflow=False, flow_run_name=release_id,
+                tags=[f"model:{spec.name}", f"release:{release_id}", f"started-by:{started_by}"],
+            )
+        except BaseException:
+            delete_release_queue(client, settings.work_pool, release_id)
+            raise
+    return ReleaseStarted(
+        release_id=release_id, flow_run_id=str(flow_run.id), queue=queue,
+        url=f"{settings.ui_url}/runs/flow-run/{flow_run.id}",
+    )
+
+
+def find_flow_run(client, ref: str):
+    """A release's pipeline run, by flow run id or by release id (its run name)."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    try:
+        return client.read_flow_run(UUID(ref))
+    except ValueError:
+        pass
+    runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[ref])))
+    if not runs:
+        raise LookupError(f"no release run named or numbered {ref!r}")
+    return runs[0]
+
+
+def follow(client, flow_run_id: UUID, emit: Callable[[str], None], poll_s: float = 0.5,
+           stop_when_paused: bool = True, timeout_s: float | None = None):
+    """Report each step's state as it changes until the run is final (or paused)."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    seen: dict[str, str] = {}
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        run = client.read_flow_run(flow_run_id)
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        for task_run in sorted(tasks, key=lambda t: t.expected_start_time or t.created):
+            label = task_run.state.name if task_run.state else "?"
+            if seen.get(str(task_run.id)) != label:
+                seen[str(task_run.id)] = label
+                emit(f"  step {task_run.name:<32} {label}")
+        label = f"{run.state.type.value}:{run.state.name}" if run.state else "?"
+        if seen.get("flow") != label:
+            seen["flow"] = label
+            emit(f"run {run.name}: {run.state.name}" + (f" ({run.state.message})" if run.state.message else ""))
+        if run.state and (run.state.is_final() or (stop_when_paused and run.state.is_paused())):
+            return run
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"run {run.name} still {run.state.name} after {timeout_s} s")
+        time.sleep(poll_s)
+
+
+def decide(client, ref: str, *, approve: bool, approver: str, comment: str):
+    """Give a waiting release the decision a person made (the same path as the UI form)."""
+    from prefect.flow_runs import resume_flow_run
+
+    run = find_flow_run(client, ref)
+    if not (run.state and run.state.is_paused()):
+        state = run.state.name if run.state else "unknown"
+        raise RuntimeError(f"release {run.name} is {state}, not waiting for approval")
+    resume_flow_run(run.id, run_input={"approve": approve, "approver": approver, "comment": comment})
+    return run
+
+
+def finish_release(services, release_id: str) -> list[str]:
+    """Remove everything a release created: its environments, then its work queue."""
+    from prefect.client.orchestration import get_client
+
+    from fearless.queues import delete_release_queue
+
+    removed = [f"{e.role} environment {e.url}" for e in services.environments.teardown(release_id)]
+    with get_client(sync_client=True) as client:
+        if delete_release_queue(client, services.settings.work_pool, release_id):
+            removed.append(f"work queue release-{release_id}")
+    return removed
+
+
+PAUSE_EXPIRED = "The flow was paused and never resumed."
+
+
+def close_release(services, client, flow_run_id: UUID) -> list[str]:
+    """Finish a release whose run ended with no process of its own to run the hooks.
+
+    That happens when an approval times out (the server fails the suspended run), when a
+    waiting run is cancelled, or when its process crashed. A timeout counts as a rejection.
+    """
+    from prefect.states import Failed
+
+    from fearless.approval import TIMEOUT_APPROVER, record_decision
+
+    run = client.read_flow_run(flow_run_id)
+    release_id = run.parameters.get("release_id")
+    if not release_id:
+        return []
+    removed = finish_release(services, release_id)
+    if run.state and run.state.is_failed() and run.state.message == PAUSE_EXPIRED:
+        model = next((t.removeprefix("model:") for t in run.tags if t.startswith("model:")), "unknown")
+        record_decision(services.settings.paths.registry, model, release_id, "", {
+            "approve": False, "approver": TIMEOUT_APPROVER, "comment": "approval timed out"}, {})
+        client.set_flow_run_state(run.id, Failed(
+            name="TimedOut", message="approval timed out: rejected, test environment torn down"),
+            force=True)
+        removed.append("marked TimedOut")
+    return removed

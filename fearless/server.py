@@ -1,0 +1,132 @@
+"""The embedded default platform: a local Prefect server (SQLite) and a process worker.
+
+Both run as background processes recorded under the state dir, so `fearless server down`
+stops exactly what `up` started, plus any production service and test environment left.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import httpx
+
+from fearless import processes
+from fearless.settings import PROJECT_ROOT, Settings
+
+SERVER = "prefect-server"
+WORKER = "prefect-worker"
+
+
+def prefect_env(settings: Settings) -> dict[str, str]:
+    """Prefect settings shared by the server, the worker and every flow run process."""
+    paths = settings.paths
+    return {
+        "PREFECT_HOME": str(paths.prefect_home),
+        "PREFECT_API_URL": settings.api_url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": str(settings.worker_query_s),
+        "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+        "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+        "PREFECT_LOCAL_STORAGE_PATH": str(paths.prefect_home / "storage"),
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "FEARLESS_STATE_DIR": str(settings.state_dir),
+        "FEARLESS_SERVER_PORT": str(settings.server_port),
+        "FEARLESS_SERVER_HOST": settings.server_host,
+        "FEARLESS_WORK_POOL": settings.work_pool,
+        "FEARLESS_PROJECT_DIR": str(PROJECT_ROOT),
+    }
+
+
+def use_server(settings: Settings) -> None:
+    """Point this process's Prefect client at the configured server (before importing prefect)."""
+    for key, value in prefect_env(settings).items():
+        if key == "PREFECT_API_URL" and os.environ.get("PREFECT_API_URL"):
+            continue
+        os.environ.setdefault(key, value)
+
+
+def _handle_file(settings: Settings, name: str) -> Path:
+    return settings.paths.processes / f"{name}.json"
+
+
+def _read_handle(settings: Settings, name: str) -> processes.ProcessHandle | None:
+    path = _handle_file(settings, name)
+    if not path.is_file():
+        return None
+    handle = processes.ProcessHandle.model_validate_json(path.read_text())
+    return handle if processes.is_alive(handle) else None
+
+
+def _start(settings: Settings, name: str, argv: list[str]) -> processes.ProcessHandle:
+    handle = processes.spawn(
+        argv, settings.paths.processes / f"{name}.log", env=prefect_env(settings), cwd=PROJECT_ROOT
+    )
+    _handle_file(settings, name).write_text(handle.model_dump_json())
+    return handle
+
+
+def server_healthy(settings: Settings) -> bool:
+    try:
+        return httpx.get(f"{settings.api_url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def server_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
+    """Start the server and worker unless already running; return what is running."""
+    settings.paths.processes.mkdir(parents=True, exist_ok=True)
+    prefect = [sys.executable, "-m", "prefect"]
+    if not server_healthy(settings):
+        handle = _read_handle(settings, SERVER) or _start(
+            settings, SERVER,
+            [*prefect, "server", "start", "--host", settings.server_host,
+             "--port", str(settings.server_port)],
+        )
+        processes.wait_until_ready(f"{settings.api_url}/health", handle, timeout_s)
+    ensure_work_pool(settings)
+    if _read_handle(settings, WORKER) is None:
+        _start(
+            settings, WORKER,
+            [*prefect, "worker", "start", "--pool", settings.work_pool, "--type", "process",
+             "--name", f"fearless-{settings.work_pool}", "--install-policy", "never"],
+        )
+    return server_status(settings)
+
+
+def ensure_work_pool(settings: Settings) -> None:
+    use_server(settings)
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=settings.work_pool, type="process"))
+        except ObjectAlreadyExists:
+            pass
+
+
+def server_status(settings: Settings) -> dict[str, str]:
+    status = {"api": settings.api_url, "ui": settings.ui_url}
+    status["server"] = "healthy" if server_healthy(settings) else "down"
+    worker = _read_handle(settings, WORKER)
+    status["worker"] = f"running (pid {worker.pid})" if worker else "down"
+    return status
+
+
+def server_down(settings: Settings, services=None) -> list[str]:
+    """Stop the worker, the server, and every local model API Fearless started."""
+    stopped = []
+    if services is not None:
+        for env in services.environments.list():
+            services.environments.teardown(env.release_id)
+            stopped.append(f"environment {env.release_id}/{env.role}")
+        stopped += [f"production {m}" for m in services.production.stop_all()]
+    for name in (WORKER, SERVER):
+        handle = _read_handle(settings, name)
+        if handle is not None and processes.stop(handle, grace_s=15):
+            stopped.append(name)
+        _handle_file(settings, name).unlink(missing_ok=True)
+    return stopped

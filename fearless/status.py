@@ -1,0 +1,35 @@
+"""What `fearless status` shows: recent releases and the production services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def print_status(settings, run_id: str | None, emit: Callable[[str], None]) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from fearless.composition import build_services
+    from fearless.releases import find_flow_run
+
+    services = build_services(settings)
+    with get_client(sync_client=True) as client:
+        if run_id:
+            runs = [find_flow_run(client, run_id)]
+        else:
+            runs = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["release-pipeline"])),
+                sort=FlowRunSort.START_TIME_DESC, limit=20,
+            )
+    emit("releases:" if runs else "releases: none yet")
+    for run in runs:
+        state = run.state.name if run.state else "?"
+        message = f"  {run.state.message}" if run.state and run.state.message else ""
+        emit(f"  {run.name:<24} {state:<12}{message}")
+    emit("production:")
+    for model in services.registry.models():
+        instance = services.production.current(model)
+        digest = services.registry.get_alias(model, "production") or "none"
+        where = instance.url if instance else "not serving"
+        emit(f"  {model:<24} {digest[:19]}  {where}")

@@ -1,0 +1,41 @@
+"""The release pipeline: build, provision, load-test, check drift, approve, promote, tear down."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.states import Completed, Failed
+
+from tasks.approval import await_approval, publish_evidence, record_decision
+from tasks.build import build_bundle
+from tasks.drift import check_drift
+from tasks.load_test import run_load_test
+from tasks.promote import promote_model
+from tasks.provision import provision_env
+from tasks.teardown import teardown_release
+
+FINAL_HOOKS = [teardown_release]
+
+
+@flow(
+    name="release-pipeline", persist_result=True, log_prints=True,
+    on_completion=FINAL_HOOKS, on_failure=FINAL_HOOKS,
+    on_cancellation=FINAL_HOOKS, on_crashed=FINAL_HOOKS,
+)
+def release_pipeline(model_path: str, release_id: str, overrides: dict | None = None,
+                     git_ref: str | None = None):
+    """Put one candidate through every gate; its own work queue was made for it by the starter."""
+    candidate = build_bundle(model_path, overrides)
+    envs = provision_env(release_id, candidate)
+    load = run_load_test(release_id, candidate, envs)
+    if not load.verdict.passed:
+        return Failed(name="GateFailed", message=f"load-test gate: {'; '.join(load.verdict.reasons)}")
+    drift = check_drift(release_id, candidate, envs)
+    if not drift.verdict.passed:
+        return Failed(name="GateFailed", message=f"drift gate: {'; '.join(drift.verdict.reasons)}")
+    evidence = publish_evidence(release_id, candidate, envs, load, drift)
+    decision = await_approval(release_id, candidate.spec.approval.timeout_s)
+    record_decision(release_id, candidate, decision, {"evidence": evidence})
+    if not decision.approve:
+        return Failed(name="Rejected", message=f"rejected by {decision.approver}: {decision.comment}")
+    promotion = promote_model(candidate, decision.approver, release_id)
+    return Completed(name="Promoted", message=f"{promotion.digest} serves at {promotion.url}")

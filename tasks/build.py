@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+
+from fearless import bundle as bundles
+from fearless.candidate import Candidate
+from fearless.composition import build_services
+from fearless.spec import with_overrides
+from tasks import STEP
+
+
+@task(name="build-bundle", **STEP)
+def build_bundle(model_path: str, overrides: dict | None = None) -> Candidate:
+    """Validate the model project and store its content-addressed bundle."""
+    bundle = bundles.build_bundle(model_path, build_services().registry)
+    spec = with_overrides(bundle.spec, overrides, source=f"{model_path} (run overrides)")
+    get_run_logger().info("bundle %s %s at %s", bundle.name, bundle.digest, bundle.path)
+    return Candidate(bundle_path=str(bundle.path), digest=bundle.digest, spec=spec)

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+
+from fearless.candidate import Candidate, TestEnvironments
+from fearless.composition import build_services
+from fearless.gates import DriftOutcome, run_drift_gate
+from tasks import STEP
+
+
+@task(name="check-drift", **STEP)
+def check_drift(release_id: str, candidate: Candidate, envs: TestEnvironments) -> DriftOutcome:
+    """Evidently: reference vs served traffic, and candidate vs champion predictions."""
+    services = build_services()
+    out_dir = services.settings.paths.run_dir(release_id) / "drift"
+    log_dir = services.environments.inference_log_dir(envs.candidate)
+    outcome = run_drift_gate(candidate, envs, log_dir, out_dir)
+    create_table_artifact(
+        key=f"drift-{release_id}",
+        table=[column.model_dump() for column in outcome.scores.columns],
+        description=f"Drift of served traffic against reference: report {outcome.scores.report_html}",
+    )
+    get_run_logger().info("drift: %s", "; ".join(outcome.verdict.reasons) or "within thresholds")
+    return outcome

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+
+from fearless.candidate import Candidate, TestEnvironments
+from fearless.composition import build_services
+from fearless.environments.provisioning import provision_test_environments
+from tasks import STEP
+
+
+@task(name="provision-env", **STEP)
+def provision_env(release_id: str, candidate: Candidate) -> TestEnvironments:
+    """Start the candidate's test environment (and the champion's beside it)."""
+    envs = provision_test_environments(build_services(), release_id, candidate)
+    logger = get_run_logger()
+    logger.info("candidate API at %s, expires %s", envs.candidate.url, envs.candidate.expires_at)
+    if envs.champion:
+        logger.info("champion %s API at %s", envs.champion.digest, envs.champion.url)
+    return envs

@@ -1,0 +1,85 @@
+"""Test-wide setup: every test session gets its own state dir and Prefect server port.
+
+The environment is set here, at import time, before any test module imports Prefect, so
+nothing a test does can touch a developer's own `.fearless/` or server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "credit"
+
+_STATE = Path(tempfile.mkdtemp(prefix="fearless-test-"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+os.environ["FEARLESS_STATE_DIR"] = str(_STATE)
+os.environ["FEARLESS_SERVER_PORT"] = str(_free_port())
+os.environ["FEARLESS_WORK_POOL"] = "fearless-test"
+os.environ.pop("PREFECT_API_KEY", None)
+os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{os.environ['FEARLESS_SERVER_PORT']}/api"
+os.environ["PREFECT_HOME"] = str(_STATE / "prefect")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_STATE, ignore_errors=True)
+
+
+def train_example(into: Path, challenger: bool = False) -> Path:
+    """A copy of the example model project, trained into `into`."""
+    into.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, str(EXAMPLE / "train.py"), "--out", str(into)]
+    subprocess.run(args + (["--challenger"] if challenger else []), check=True, capture_output=True)
+    return into
+
+
+@pytest.fixture(scope="session")
+def credit_project(tmp_path_factory) -> Path:
+    """The example credit model (champion version), trained once per session. Do not modify."""
+    return train_example(tmp_path_factory.mktemp("credit"))
+
+
+@pytest.fixture(scope="session")
+def credit_challenger(tmp_path_factory) -> Path:
+    """The example credit model's challenger version, trained once per session."""
+    return train_example(tmp_path_factory.mktemp("credit-challenger"), challenger=True)
+
+
+@pytest.fixture
+def project_copy(credit_project, tmp_path) -> Path:
+    """A private, modifiable copy of the trained example project."""
+    return Path(shutil.copytree(credit_project, tmp_path / "credit"))
+
+
+@pytest.fixture(scope="session")
+def platform():
+    """The one Prefect server, worker and deployments shared by the whole test session."""
+    from fearless.composition import build_services
+    from fearless.deploy import deploy
+    from fearless.server import server_down, server_up
+    from fearless.settings import get_settings
+
+    settings = get_settings()
+    services = build_services(settings)
+    try:
+        server_up(settings)
+        deploy(settings)
+        yield services
+    finally:
+        server_down(settings, services)

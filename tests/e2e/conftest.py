@@ -1,0 +1,46 @@
+"""Helpers for driving whole releases against the session's real Prefect server and worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from uuid import UUID
+
+import pytest
+
+from tests.conftest import ROOT
+
+FAST = {"load": {"duration_s": 3, "users": 4, "spawn_rate": 4}}
+
+
+@pytest.fixture
+def releases(platform):
+    """Start releases and follow them; everything is torn down by the pipeline itself."""
+    from prefect.client.orchestration import get_client
+
+    from fearless.releases import follow, start_release
+
+    class Releases:
+        services = platform
+        settings = platform.settings
+
+        def start(self, path, overrides=FAST):
+            return start_release(self.settings, str(path), overrides=overrides, started_by="test")
+
+        def wait(self, started, paused_ok=True, timeout_s=240):
+            with get_client(sync_client=True) as client:
+                return follow(client, UUID(started.flow_run_id), print, poll_s=0.5,
+                              stop_when_paused=paused_ok, timeout_s=timeout_s)
+
+        def run(self, flow_run_id):
+            with get_client(sync_client=True) as client:
+                return client.read_flow_run(UUID(flow_run_id))
+
+    return Releases()
+
+
+def fearless_cli(*args: str) -> subprocess.CompletedProcess:
+    """The `fearless` command exactly as a person runs it, against the test server."""
+    return subprocess.run([sys.executable, "-m", "fearless.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, env=os.environ.copy(), timeout=300)

@@ -1,0 +1,161 @@
+"""Whole releases through the real server, worker, model APIs, Locust and Evidently."""
+
+from __future__ import annotations
+
+import shutil
+
+import httpx
+import pytest
+from prefect.client.orchestration import get_client
+
+from fearless.queues import queue_name_for
+from tests.e2e.conftest import FAST, fearless_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def queue_exists(settings, release_id) -> bool:
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_queue_by_name(queue_name_for(release_id), work_pool_name=settings.work_pool)
+            return True
+        except ObjectNotFound:
+            return False
+
+
+def assert_torn_down(releases, release_id):
+    assert [e for e in releases.services.environments.list() if e.release_id == release_id] == []
+    assert not queue_exists(releases.settings, release_id)
+
+
+def test_two_releases_run_at_once_each_on_its_own_queue_then_approve_and_reject(
+    releases, credit_project, credit_challenger
+):
+    champion = releases.start(credit_project)
+    rival = releases.start(credit_challenger)
+    first, second = releases.wait(champion), releases.wait(rival)
+    assert first.state.is_paused() and second.state.is_paused(), (first.state, second.state)
+    assert first.work_queue_name == queue_name_for(champion.release_id)
+    assert second.work_queue_name == queue_name_for(rival.release_id)
+    assert first.work_queue_name != second.work_queue_name
+    waiting = [e for e in releases.services.environments.list() if e.release_id == champion.release_id]
+    assert [e.role for e in waiting] == ["candidate"]
+    assert httpx.get(f"{waiting[0].url}/ready").status_code == 200
+
+    approved = fearless_cli("approve", champion.release_id, "--by", "ann", "--comment", "ship it")
+    assert approved.returncode == 0, approved.stderr
+    rejected = fearless_cli("reject", rival.release_id, "--by", "bob", "--comment", "not now")
+    assert rejected.returncode == 0, rejected.stderr
+
+    done = releases.wait(champion, paused_ok=False)
+    assert done.state.is_completed() and done.state.name == "Promoted", done.state
+    lost = releases.wait(rival, paused_ok=False)
+    assert lost.state.name == "Rejected" and "bob" in lost.state.message
+    for started in (champion, rival):
+        assert_torn_down(releases, started.release_id)
+
+    registry = releases.services.registry
+    digest = registry.get_alias("credit", "production")
+    instance = releases.services.production.current("credit")
+    assert instance.digest == digest
+    answer = httpx.post(f"{instance.url}/predict", json={"records": [
+        {"age": 40, "income": 52000.0, "loan_amount": 12000.0, "credit_history_months": 60,
+         "debt_ratio": 0.3, "purpose": "car", "employment": "salaried"}]})
+    assert answer.status_code == 200 and answer.json()["digest"] == digest
+    decisions = (releases.settings.paths.registry / "credit" / "decisions.jsonl").read_text()
+    assert "ann" in decisions and "bob" in decisions
+
+
+def test_challenger_is_compared_with_the_champion_and_promoted(releases, credit_project, credit_challenger):
+    registry = releases.services.registry
+    if registry.get_alias("credit", "production") is None:
+        first = releases.start(credit_project)
+        releases.wait(first)
+        assert fearless_cli("approve", first.release_id, "--by", "ann").returncode == 0
+        assert releases.wait(first, paused_ok=False).state.is_completed()
+    champion = registry.get_alias("credit", "production")
+    candidate = releases.start(credit_challenger if champion else credit_project)
+    paused = releases.wait(candidate)
+    assert paused.state.is_paused(), paused.state
+    roles = sorted(e.role for e in releases.services.environments.list()
+                   if e.release_id == candidate.release_id)
+    assert roles == ["candidate", "champion"]
+    run_dir = releases.settings.paths.run_dir(candidate.release_id)
+    assert (run_dir / "drift" / "report.html").is_file()
+    assert (run_dir / "loadtest").is_dir() and list((run_dir / "loadtest").glob("*.html"))
+    assert "agrees with the champion" in (run_dir / "evidence.md").read_text()
+    result = fearless_cli("approve", candidate.release_id, "--by", "cat", "--wait")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Promoted" in result.stdout
+    assert registry.get_alias("credit", "production") != champion
+    assert registry.get_alias("credit", "previous") == champion
+    assert_torn_down(releases, candidate.release_id)
+
+
+def test_a_failed_slo_gate_stops_before_approval_and_tears_down(releases, credit_project):
+    started = releases.start(credit_project, {**FAST, "slos": {"p95_ms": 0.001}})
+    run = releases.wait(started, paused_ok=False)
+    assert run.state.name == "GateFailed" and "load-test gate" in run.state.message
+    assert "p95" in run.state.message
+    assert_torn_down(releases, started.release_id)
+
+
+def test_a_broken_model_fails_at_build_before_anything_is_provisioned(releases, project_copy):
+    (project_copy / "model.joblib").write_bytes(b"\x80\x04garbage")
+    started = releases.start(project_copy)
+    run = releases.wait(started, paused_ok=False)
+    assert run.state.is_failed()
+    assert "model.joblib" in run.state.message and "not a loadable model file" in run.state.message
+    assert not releases.services.settings.paths.run_dir(started.release_id).joinpath("loadtest").exists()
+    assert_torn_down(releases, started.release_id)
+
+
+def test_a_bad_spec_is_refused_before_a_queue_or_run_exists(releases, project_copy):
+    from fearless.spec import SpecError
+
+    spec = project_copy / "fearless.yaml"
+    spec.write_text(spec.read_text().replace("users: ", "users: many #"))
+    with pytest.raises(SpecError, match="load.users"):
+        releases.start(project_copy)
+    result = fearless_cli("release", str(project_copy))
+    assert result.returncode == 2 and "load.users" in result.stderr
+
+
+def test_approval_timeout_rejects_and_tears_down(releases, credit_project):
+    started = releases.start(credit_project, {**FAST, "approval": {"timeout_s": 2}})
+    assert releases.wait(started).state.is_paused()
+    run = releases.wait(started, paused_ok=False)
+    assert run.state.is_failed()
+    import time
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        run = releases.run(started.flow_run_id)
+        if run.state.name == "TimedOut" and not queue_exists(releases.settings, started.release_id):
+            break
+        time.sleep(1)
+    assert run.state.name == "TimedOut", run.state
+    assert_torn_down(releases, started.release_id)
+
+
+def test_cancelling_a_waiting_release_tears_it_down(releases, credit_project):
+    import time
+
+    started = releases.start(credit_project)
+    assert releases.wait(started).state.is_paused()
+    result = fearless_cli("status", started.release_id)
+    assert "Suspended" in result.stdout or "Paused" in result.stdout, result.stdout
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+    from uuid import UUID
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(started.flow_run_id), Cancelled(), force=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and (
+        releases.services.environments.list() and queue_exists(releases.settings, started.release_id)
+    ):
+        time.sleep(1)
+    assert_torn_down(releases, started.release_id)

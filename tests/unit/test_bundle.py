@@ -1,0 +1,81 @@
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from fearless.bundle import BundleError, build_bundle, open_bundle, stage_bundle
+from fearless.registry.local import LocalRegistry
+
+
+def test_same_inputs_same_digest_and_build_cache(credit_project, tmp_path):
+    registry = LocalRegistry(tmp_path / "registry")
+    first = build_bundle(credit_project, registry)
+    second = build_bundle(credit_project, registry)
+    assert first.digest == second.digest and first.path == second.path
+    assert first.digest == stage_bundle(credit_project, tmp_path / "again")
+    assert open_bundle(first.path).spec.name == "credit"
+
+
+def test_bundle_holds_what_it_promises(credit_project, tmp_path):
+    bundle = build_bundle(credit_project, LocalRegistry(tmp_path))
+    manifest = json.loads((bundle.path / "manifest.json").read_text())
+    assert set(manifest["files"]) >= {
+        "fearless.yaml", "model.joblib", "reference.parquet", "schema.json",
+        "reference_stats.json", "requirements.txt", "Dockerfile",
+    }
+    dockerfile = (bundle.path / "Dockerfile").read_text()
+    assert "USER model" in dockerfile and "HEALTHCHECK" in dockerfile
+    assert "scikit-learn==" in (bundle.path / "requirements.txt").read_text()
+
+
+def test_changed_model_changes_digest(project_copy, credit_challenger, tmp_path):
+    before = stage_bundle(project_copy, tmp_path / "a")
+    shutil.copyfile(credit_challenger / "model.joblib", project_copy / "model.joblib")
+    assert stage_bundle(project_copy, tmp_path / "b") != before
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"not a model at all", "not a loadable model file"), (b"", "not a loadable model file")],
+)
+def test_broken_model_file_is_named(project_copy, tmp_path, content, message):
+    (project_copy / "model.joblib").write_bytes(content)
+    with pytest.raises(BundleError, match=message) as err:
+        stage_bundle(project_copy, tmp_path / "out")
+    assert "model.joblib" in str(err.value)
+
+
+def test_truncated_model_file(project_copy, tmp_path):
+    model = project_copy / "model.joblib"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    with pytest.raises(BundleError, match="model.joblib"):
+        stage_bundle(project_copy, tmp_path / "out")
+
+
+def test_missing_model_file(project_copy, tmp_path):
+    (project_copy / "model.joblib").unlink()
+    with pytest.raises(BundleError, match="model file not found"):
+        stage_bundle(project_copy, tmp_path / "out")
+
+
+def _rewrite_reference(project, change):
+    path = project / "reference.parquet"
+    frame = pd.read_parquet(path)
+    change(frame).to_parquet(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.drop(columns=["age"]), r"missing columns \['age'\]"),
+        (lambda f: f.assign(surprise=1), r"columns not in the schema \['surprise'\]"),
+        (lambda f: f.assign(age=f["age"].astype(str)), "column 'age' is object, schema says int"),
+        (lambda f: f.assign(income=None), "column 'income'"),
+    ],
+)
+def test_reference_not_matching_schema(project_copy, tmp_path, change, message):
+    _rewrite_reference(project_copy, change)
+    with pytest.raises(BundleError, match=message) as err:
+        stage_bundle(project_copy, tmp_path / "out")
+    assert "reference.parquet" in str(err.value)

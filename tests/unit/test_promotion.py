@@ -1,0 +1,65 @@
+"""Promotion logic against a fake production service that records what happened to it."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fearless.registry import AliasConflict
+from fearless.registry.local import LocalRegistry
+from fearless.promotion import promote
+
+
+@dataclass
+class FakeBundle:
+    name: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class FakeInstance:
+    digest: str
+
+    @property
+    def url(self) -> str:
+        return f"http://fake/{self.digest}"
+
+
+class FakeProduction:
+    def __init__(self):
+        self.started, self.switched, self.discarded = [], [], []
+
+    def start(self, bundle):
+        self.started.append(bundle.digest)
+        return FakeInstance(bundle.digest)
+
+    def switch(self, instance):
+        self.switched.append(instance)
+
+    def discard(self, instance):
+        self.discarded.append(instance)
+
+
+def test_promote_moves_alias_keeps_previous_and_switches(tmp_path: Path):
+    registry, production = LocalRegistry(tmp_path), FakeProduction()
+    promote(FakeBundle("credit", "sha256:a"), registry, production, actor="ann", reason="r1")
+    result = promote(FakeBundle("credit", "sha256:b"), registry, production, actor="bob", reason="r2")
+    assert result.previous_digest == "sha256:a"
+    assert registry.get_alias("credit", "production") == "sha256:b"
+    assert registry.get_alias("credit", "previous") == "sha256:a"
+    assert [i.digest for i in production.switched] == ["sha256:a", "sha256:b"]
+
+
+def test_losing_a_race_discards_the_new_service_and_keeps_the_champion(tmp_path: Path):
+    registry, production = LocalRegistry(tmp_path), FakeProduction()
+
+    class Racing(FakeProduction):
+        def start(self, bundle):  # a rival promotes while this one's service starts
+            registry.set_alias("credit", "production", "sha256:rival", expected=None, actor="x", reason="")
+            return super().start(bundle)
+
+    racing = Racing()
+    with pytest.raises(AliasConflict):
+        promote(FakeBundle("credit", "sha256:b"), registry, racing, actor="bob", reason="r")
+    assert racing.discarded == [FakeInstance("sha256:b")] and racing.switched == []
+    assert registry.get_alias("credit", "production") == "sha256:rival"
