@@ -1,0 +1,70 @@
+"""Serve one model over HTTP.
+
+    python -m fearless.serving --bundle DIR --port N [--host H] [--log-dir DIR]
+    python -m fearless.serving --spec examples/credit/fearless.yaml --port N
+
+`--bundle` serves a built bundle under its digest; `--spec` serves a model project as it is,
+under the digest "dev", so a data scientist can try the API before building anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fearless.spec import ModelSpec
+
+DEV_DIGEST = "dev"
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m fearless.serving", description="Serve a model."
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--bundle", type=Path, help="a bundle folder (fearless.yaml, manifest.json)"
+    )
+    source.add_argument("--spec", type=Path, help="a model project's fearless.yaml (digest 'dev')")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--log-dir", type=Path, help="append every prediction to this log root")
+    return parser.parse_args(argv)
+
+
+def _source(args: argparse.Namespace) -> tuple[ModelSpec, Path, str]:
+    """The spec, model file and digest to serve, from a bundle or a bare project."""
+    from fearless.spec import load_spec, spec_path_of
+
+    if args.bundle is not None:
+        from fearless.bundle import open_bundle
+
+        bundle = open_bundle(args.bundle)
+        return bundle.spec, bundle.model_path, bundle.digest
+    spec_file = spec_path_of(args.spec)
+    spec = load_spec(spec_file)
+    return spec, spec_file.parent / spec.model, DEV_DIGEST
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(argv)
+    try:
+        spec, model_path, digest = _source(args)
+    except (OSError, ValueError, KeyError) as exc:  # SpecError and BundleError are ValueErrors
+        sys.exit(f"fearless.serving: cannot serve {args.bundle or args.spec}: {exc}")
+    if not model_path.is_file():
+        sys.exit(f"fearless.serving: model file not found: {model_path}")
+
+    import uvicorn
+
+    from fearless.serving.app import create_app
+
+    app = create_app(spec, model_path, digest, args.log_dir)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", workers=1)
+
+
+if __name__ == "__main__":
+    main()
