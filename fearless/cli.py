@@ -182,5 +182,19 @@ def teardown(run_id: Annotated[str, typer.Argument(help="Release id.")]) -> None
     typer.echo("removed: " + (", ".join(removed) or "nothing left"))
 
 
+@app.command()
+def janitor(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list.")] = False) -> None:
+    """Remove test environments past their expiry (--dry-run: only list them)."""
+    from fearless.composition import build_services
+    from fearless.janitor import sweep
+
+    removed = sweep(build_services(_settings()).environments, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for env in removed:
+        typer.echo(f"{verb} {env.release_id}/{env.role} (expired {env.expires_at:%Y-%m-%d %H:%M} UTC)")
+    if not removed:
+        typer.echo("nothing expired")
+
+
 if __name__ == "__main__":
     app()

@@ -69,6 +69,7 @@ def run_drift_gate(
     spec = candidate.spec
     out_dir.mkdir(parents=True, exist_ok=True)
     served = read_inference_log(served_log_dir, spec.name)
+    served = served.reindex(columns=[*spec.column_names, "prediction", "score"])
     current_path = out_dir / "current.parquet"
     served[spec.column_names].to_parquet(current_path)
     spec_path = out_dir / "spec.yaml"
