@@ -27,6 +27,8 @@ def release_pipeline(model_path: str, release_id: str, overrides: dict | None = 
     candidate = build_bundle(model_path, overrides)
     envs = provision_env(release_id, candidate)
     load = run_load_test(release_id, candidate, envs)
+    if load.verdict.inconclusive:
+        return Failed(name="Inconclusive", message=f"load test: {'; '.join(load.verdict.reasons)}")
     if not load.verdict.passed:
         return Failed(name="GateFailed", message=f"load-test gate: {'; '.join(load.verdict.reasons)}")
     drift = check_drift(release_id, candidate, envs)

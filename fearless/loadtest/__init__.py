@@ -1,0 +1,1 @@
+"""Load testing a model API with Locust, run as its own process."""

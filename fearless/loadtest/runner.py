@@ -1,0 +1,237 @@
+"""Run the Locust test against a model API in its own process and read back the figures.
+
+Locust runs as a subprocess because gevent's monkey-patching fights Prefect's event loop
+(and Evidently's ssl) inside one process. While it runs we sample the generator's CPU: a
+pegged generator inflates the latency it reports, so the verdict must know.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+from pydantic import BaseModel
+
+from fearless.settings import PROJECT_ROOT
+from fearless.spec import LoadProfile
+
+LOCUSTFILE = PROJECT_ROOT / "simulations" / "locustfile.py"
+START_MARGIN_S = 30.0  # Locust's own start and stop; measured at 2 s alone, 5 s with --processes
+SAMPLE_S = 0.5
+LOG_TAIL_CHARS = 3000
+
+
+class LoadTestError(RuntimeError):
+    """The load test could not be run (target down, Locust failed or hung); no figures exist."""
+
+
+class LoadTestResult(BaseModel):
+    """What Locust measured, summed over endpoints; latencies in ms, rounded as Locust rounds."""
+
+    profile: str
+    users: int
+    requests: int
+    failures: int
+    rps: float
+    error_rate: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    duration_s: float
+    wall_s: float
+    generator_cpu_pct: float
+    generator_cpu_max_pct: float
+    generator_cores: int
+    top_errors: list[str] = []
+    report_html: str
+    csv_prefix: str
+    json_path: str
+    log_path: str
+
+
+def locust_env(load: LoadProfile, traffic_path: Path) -> dict[str, str]:
+    """The environment variables the locustfile reads (see `simulations/profiles.py`)."""
+    return {
+        "FEARLESS_TRAFFIC": str(traffic_path.resolve()),
+        "FEARLESS_PROFILE": load.profile,
+        "FEARLESS_USERS": str(load.users),
+        "FEARLESS_SPAWN_RATE": str(load.spawn_rate),
+        "FEARLESS_DURATION_S": str(load.duration_s),
+        "FEARLESS_BATCH_SIZE": str(load.batch_size),
+    }
+
+
+def percentile(histogram: dict[int, int], q: float) -> float:
+    """Locust's percentile rule over a {rounded_ms: count} histogram; 0 when it is empty."""
+    total = sum(histogram.values())
+    allowed_above = int(total * q)
+    seen = 0
+    for ms in sorted(histogram, reverse=True):
+        seen += histogram[ms]
+        if total - seen <= allowed_above:
+            return float(ms)
+    return 0.0
+
+
+def summarize_stats(entries: list[dict]) -> dict:
+    """Overall counts, rps and percentiles from Locust's per-endpoint JSON (it has no total row).
+
+    Also the test's start and end (`start_ts`, `end_ts`, epoch seconds) from Locust's clock.
+    """
+    histogram: dict[int, int] = {}
+    for entry in entries:
+        for ms, count in entry["response_times"].items():
+            histogram[int(ms)] = histogram.get(int(ms), 0) + count
+    requests = sum(e["num_requests"] for e in entries)
+    failures = sum(e["num_failures"] for e in entries)
+    starts = [e["start_time"] for e in entries if e.get("start_time")]
+    ends = [e["last_request_timestamp"] for e in entries if e.get("last_request_timestamp")]
+    window = max(ends) - min(starts) if starts and ends else 0.0
+    return {
+        "requests": requests,
+        "failures": failures,
+        "rps": requests / window if window > 0 else 0.0,
+        "error_rate": failures / requests if requests else 0.0,
+        "p50_ms": percentile(histogram, 0.50),
+        "p95_ms": percentile(histogram, 0.95),
+        "p99_ms": percentile(histogram, 0.99),
+        "duration_s": window,
+        "start_ts": min(starts) if starts else 0.0,
+        "end_ts": max(ends) if ends else 0.0,
+    }
+
+
+def read_top_errors(failures_csv: Path, limit: int = 3) -> list[str]:
+    """The most frequent failure messages from Locust's `_failures.csv`."""
+    if not failures_csv.is_file():
+        return []
+    with failures_csv.open(newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: -int(r["Occurrences"] or 0))
+    return [f"{r['Method']} {r['Name']}: {r['Error']} (x{r['Occurrences']})" for r in rows[:limit]]
+
+
+class _TreeCpu:
+    """CPU % of a process and its children, each Process object kept so deltas are right."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.known: dict[int, psutil.Process] = {}
+        self.percent()
+
+    def percent(self) -> float:
+        try:
+            root = self.known.get(self.pid) or psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return 0.0
+        total = 0.0
+        for proc in procs:
+            try:
+                total += self.known.setdefault(proc.pid, proc).cpu_percent(None)
+            except psutil.Error:
+                pass
+        return total
+
+
+def _check_target(url: str) -> None:
+    try:
+        response = httpx.get(f"{url}/ready", timeout=5.0)
+    except httpx.HTTPError as exc:
+        raise LoadTestError(f"target {url} is not answering: {exc}") from exc
+    if response.status_code != 200:
+        raise LoadTestError(
+            f"target {url} is not ready: GET /ready gave HTTP {response.status_code}"
+        )
+
+
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-LOG_TAIL_CHARS:] if path.is_file() else ""
+
+
+def _run_sampled(
+    argv: list[str], env: dict[str, str], log_path: Path, timeout_s: float
+) -> list[tuple[float, float]]:
+    """Run Locust to the end, sampling its process tree's CPU; (time, % of one core) pairs."""
+    started = time.monotonic()
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            argv, cwd=PROJECT_ROOT, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    samples: list[tuple[float, float]] = []
+    try:
+        cpu = _TreeCpu(proc.pid)
+        while proc.poll() is None:
+            if time.monotonic() - started > timeout_s:
+                raise LoadTestError(
+                    f"locust ran past {timeout_s:.0f} s; killed.\n{_tail(log_path)}"
+                )
+            time.sleep(SAMPLE_S)
+            samples.append((time.time(), cpu.percent()))
+    finally:
+        # Its own session: this reaches forked workers too, and leaves nothing behind.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    if proc.returncode != 0:
+        raise LoadTestError(
+            f"locust failed (exit code {proc.returncode}); log {log_path}:\n{_tail(log_path)}"
+        )
+    return samples
+
+
+def run_load_test(
+    target_url: str, load: LoadProfile, traffic_path: Path, out_dir: Path, *, processes: int = 0
+) -> LoadTestResult:
+    """Drive `target_url` with the traffic file under the load profile; keep Locust's reports.
+
+    `processes` > 0 forks that many Locust workers (-1: one per core) for more generator CPU.
+    Raises LoadTestError when the target is down or Locust fails, hangs or crashes.
+    """
+    url = target_url.rstrip("/")
+    _check_target(url)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prefix = out_dir / "locust"
+    json_path, html_path, log_path = (prefix.with_suffix(s) for s in (".json", ".html", ".log"))
+    json_path.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary"]
+    argv += ["--host", url, "--json-file", str(prefix), "--csv", str(prefix)]
+    argv += ["--html", str(html_path), "--exit-code-on-error", "0"]
+    if processes:
+        argv += ["--processes", str(processes)]
+    cores = 1 if not processes else (os.cpu_count() or 1) if processes < 0 else processes
+
+    started = time.monotonic()
+    env = locust_env(load, traffic_path)
+    samples = _run_sampled(argv, env, log_path, load.duration_s + START_MARGIN_S)
+    wall_s = time.monotonic() - started
+    if not json_path.is_file():
+        raise LoadTestError(f"locust wrote no results ({json_path}):\n{_tail(log_path)}")
+    stats = summarize_stats(json.loads(json_path.read_text()))
+    start_ts, end_ts = stats.pop("start_ts"), stats.pop("end_ts")
+    # Only samples from within the test itself: Locust's start-up burns a core too.
+    during = [pct / cores for t, pct in samples if start_ts + SAMPLE_S <= t <= end_ts]
+    during = during or [pct / cores for _, pct in samples] or [0.0]
+    return LoadTestResult(
+        profile=load.profile,
+        users=load.users,
+        **stats,
+        wall_s=wall_s,
+        generator_cpu_pct=sum(during) / len(during),
+        generator_cpu_max_pct=max(during),
+        generator_cores=cores,
+        top_errors=read_top_errors(Path(f"{prefix}_failures.csv")),
+        report_html=str(html_path),
+        csv_prefix=str(prefix),
+        json_path=str(json_path),
+        log_path=str(log_path),
+    )

@@ -1,0 +1,1 @@
+"""Load profiles, traffic and the Locust file that drives a model API."""

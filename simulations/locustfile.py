@@ -1,0 +1,75 @@
+"""The Locust test a release runs against a candidate's model API.
+
+Each user posts batches of records, taken in turn from a JSONL traffic file, to `/predict`
+as fast as the API answers (no think time), so throughput is bounded by the API. The load
+over time follows the profile table in `profiles.py`.
+
+Configured through the environment, as `fearless.loadtest.runner` sets it:
+FEARLESS_TRAFFIC (JSONL path), FEARLESS_BATCH_SIZE, FEARLESS_PROFILE, FEARLESS_USERS,
+FEARLESS_SPAWN_RATE, FEARLESS_DURATION_S.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+from pathlib import Path
+
+from locust import FastHttpUser, LoadTestShape, constant, task
+
+from simulations.profiles import profile_from_env, stage_at, stages_for
+
+
+def load_bodies(path: Path, batch_size: int) -> list[bytes]:
+    """Request bodies, encoded once up front so the generator spends its CPU on requests.
+
+    Batches are consecutive records; the last one wraps to the start, so every record is sent.
+    """
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not records:
+        raise ValueError(f"{path}: no traffic records")
+    batches = math.ceil(len(records) / batch_size)
+    ring = itertools.cycle(records)
+    return [
+        json.dumps({"records": list(itertools.islice(ring, batch_size))}).encode()
+        for _ in range(batches)
+    ]
+
+
+def _traffic_path() -> Path:
+    if not os.environ.get("FEARLESS_TRAFFIC"):
+        raise RuntimeError("set FEARLESS_TRAFFIC to a JSONL file of records to send")
+    return Path(os.environ["FEARLESS_TRAFFIC"])
+
+
+# Read at import so a missing or empty traffic file stops Locust before the test starts.
+BODIES = load_bodies(_traffic_path(), profile_from_env().batch_size)
+_next_body = itertools.cycle(BODIES).__next__
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+class ModelApiUser(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def predict(self) -> None:
+        with self.client.post(
+            "/predict", data=_next_body(), headers=JSON_HEADERS, catch_response=True
+        ) as response:
+            # Status 0 is a connection error: Locust fails it by itself, with its own message.
+            if response.status_code not in (0, 200):
+                response.failure(f"HTTP {response.status_code}")
+
+
+class ProfileShape(LoadTestShape):
+    """Plays the stage table of the profile given in FEARLESS_PROFILE and friends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stages = stages_for(profile_from_env())
+
+    def tick(self) -> tuple[int, float] | None:
+        stage = stage_at(self.stages, self.get_run_time())
+        return None if stage is None else (stage.users, stage.spawn_rate)

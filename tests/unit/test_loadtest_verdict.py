@@ -1,0 +1,131 @@
+import pytest
+
+from fearless.loadtest.runner import LoadTestResult, percentile, summarize_stats
+from fearless.loadtest.verdict import evaluate_load_test
+from fearless.spec import SLOs
+
+SLO = SLOs(p95_ms=250, p99_ms=500, max_error_rate=0.01, min_rps=100)
+
+
+def result(**figures) -> LoadTestResult:
+    return LoadTestResult(
+        **{
+            "profile": "steady",
+            "users": 10,
+            "requests": 1000,
+            "failures": 0,
+            "rps": 150.0,
+            "error_rate": 0.0,
+            "p50_ms": 20,
+            "p95_ms": 100,
+            "p99_ms": 200,
+            "duration_s": 10.0,
+            "wall_s": 12.0,
+            "generator_cpu_pct": 30.0,
+            "generator_cpu_max_pct": 40.0,
+            "generator_cores": 1,
+            "report_html": "r.html",
+            "csv_prefix": "r",
+            "json_path": "r.json",
+            "log_path": "r.log",
+            **figures,
+        }
+    )
+
+
+def check(verdict, name):
+    return next(c for c in verdict.checks if c.name == name)
+
+
+def test_all_within_slos_passes():
+    verdict = evaluate_load_test(result(), SLO)
+    assert verdict.passed and not verdict.inconclusive and verdict.reasons == []
+    assert [c.name for c in verdict.checks] == ["p95_ms", "p99_ms", "error_rate", "rps"]
+
+
+def test_exactly_at_every_limit_passes():
+    at_limits = result(p95_ms=250, p99_ms=500, error_rate=0.01, rps=100)
+    verdict = evaluate_load_test(at_limits, SLO)
+    assert verdict.passed
+    assert all(c.ok for c in verdict.checks)
+
+
+@pytest.mark.parametrize(
+    ("figure", "value"),
+    [("p95_ms", 250.001), ("p99_ms", 500.001), ("error_rate", 0.0101), ("rps", 99.99)],
+)
+def test_just_past_a_limit_fails_and_says_which(figure, value):
+    verdict = evaluate_load_test(result(**{figure: value}), SLO)
+    assert not verdict.passed and not verdict.inconclusive
+    assert not check(verdict, figure).ok
+    assert len(verdict.reasons) == 1 and verdict.reasons[0].startswith(figure)
+
+
+def test_error_reason_names_the_most_common_error():
+    failing = result(failures=500, error_rate=0.5, top_errors=["POST /predict: HTTP 500 (x500)"])
+    verdict = evaluate_load_test(failing, SLO)
+    assert "HTTP 500" in verdict.reasons[0]
+
+
+def test_saturated_generator_is_inconclusive_not_failed():
+    verdict = evaluate_load_test(result(generator_cpu_pct=90.0, p95_ms=900), SLO)
+    assert verdict.inconclusive and not verdict.passed
+    assert verdict.reasons[0].startswith("inconclusive") and "90%" in verdict.reasons[0]
+
+
+def test_generator_just_under_saturation_is_conclusive():
+    verdict = evaluate_load_test(result(generator_cpu_pct=89.9), SLO)
+    assert verdict.passed and not verdict.inconclusive
+
+
+def test_saturation_level_is_a_parameter():
+    verdict = evaluate_load_test(result(generator_cpu_pct=70), SLO, saturation_cpu_pct=60)
+    assert verdict.inconclusive
+
+
+def test_zero_requests_fails_with_a_clear_reason():
+    verdict = evaluate_load_test(result(requests=0, rps=0, p95_ms=0, p99_ms=0), SLOs())
+    assert not verdict.passed and not verdict.inconclusive
+    assert "no requests" in verdict.reasons[0]
+
+
+# The figures the verdict is fed: Locust's JSON has one entry per endpoint and no total row.
+
+
+def entry(name, histogram, failures=0, start=100.0, end=110.0) -> dict:
+    return {
+        "name": name,
+        "num_requests": sum(histogram.values()),
+        "num_failures": failures,
+        "start_time": start,
+        "last_request_timestamp": end,
+        "response_times": {str(ms): count for ms, count in histogram.items()},
+    }
+
+
+def test_percentile_follows_locusts_rule():
+    # Locust reports the value of request number int(n * q) + 1, counting from the fastest.
+    histogram = {10: 90, 20: 5, 30: 4, 400: 1}
+    assert percentile(histogram, 0.50) == 10
+    assert percentile(histogram, 0.90) == 20
+    assert percentile(histogram, 0.95) == 30
+    assert percentile(histogram, 0.99) == 400
+    assert percentile({}, 0.95) == 0
+
+
+def test_endpoints_are_merged_before_taking_percentiles():
+    stats = summarize_stats(
+        [
+            entry("/predict", {10: 60}, failures=2, start=100, end=108),
+            entry("/other", {100: 40}, failures=3, start=102, end=110),
+        ]
+    )
+    assert (stats["requests"], stats["failures"]) == (100, 5)
+    assert stats["error_rate"] == 0.05
+    assert stats["duration_s"] == 10 and stats["rps"] == 10
+    assert (stats["p50_ms"], stats["p95_ms"]) == (10, 100)
+
+
+def test_no_entries_means_zero_requests():
+    stats = summarize_stats([])
+    assert stats["requests"] == 0 and stats["rps"] == 0 and stats["error_rate"] == 0

@@ -1,0 +1,88 @@
+import pytest
+from pydantic import ValidationError
+
+from fearless.loadtest.runner import locust_env
+from fearless.spec import LoadProfile
+from simulations.profiles import PROFILES, Stage, profile_from_env, stage_at, stages_for
+
+
+def profile(**fields) -> LoadProfile:
+    return LoadProfile(**{"users": 20, "spawn_rate": 5, "duration_s": 60, **fields})
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_every_profile_ends_at_duration_and_peaks_at_users(name):
+    stages = stages_for(profile(profile=name))
+    assert stages[-1].end_s == 60
+    assert [s.end_s for s in stages] == sorted(s.end_s for s in stages)
+    assert max(s.users for s in stages) == 20
+    assert all(s.users >= 1 and s.spawn_rate > 0 for s in stages)
+
+
+def test_steady_and_soak_hold_users_for_the_duration():
+    expected = [Stage(60, 20, 5)]
+    assert stages_for(profile(profile="steady")) == expected
+    assert stages_for(profile(profile="soak")) == expected
+
+
+def test_ramp_climbs_linearly_to_users_at_the_end():
+    assert stages_for(profile(profile="ramp")) == [Stage(60, 20, 20 / 60)]
+
+
+def test_ramp_never_spawns_faster_than_asked():
+    assert stages_for(profile(profile="ramp", spawn_rate=0.1))[0].spawn_rate == 0.1
+
+
+def test_spike_goes_from_a_base_to_users_and_back():
+    assert stages_for(profile(profile="spike")) == [
+        Stage(24, 2, 5),
+        Stage(36, 20, 5),
+        Stage(60, 2, 5),
+    ]
+
+
+def test_step_climbs_in_equal_steps():
+    assert stages_for(profile(profile="step")) == [
+        Stage(15, 5, 5),
+        Stage(30, 10, 5),
+        Stage(45, 15, 5),
+        Stage(60, 20, 5),
+    ]
+
+
+def test_step_with_fewer_users_than_steps_has_one_step_per_user():
+    assert [s.users for s in stages_for(profile(profile="step", users=2))] == [1, 2]
+
+
+def test_stage_at_walks_the_table_then_stops():
+    stages = stages_for(profile(profile="step"))
+    assert stage_at(stages, 0).users == 5
+    assert stage_at(stages, 15).users == 10
+    assert stage_at(stages, 59.9).users == 20
+    assert stage_at(stages, 60) is None
+
+
+def test_profile_survives_the_trip_through_the_environment(tmp_path):
+    load = profile(profile="spike", spawn_rate=2.5, batch_size=8)
+    assert profile_from_env(locust_env(load, tmp_path / "t.jsonl")) == load
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"profile": "tsunami"},
+        {"users": 0},
+        {"spawn_rate": 0},
+        {"duration_s": 0},
+        {"batch_size": 0},
+        {"users": 10_001},
+    ],
+)
+def test_invalid_profiles_are_rejected(fields):
+    with pytest.raises(ValidationError):
+        LoadProfile(**fields)
+
+
+def test_invalid_environment_is_rejected():
+    with pytest.raises(ValidationError):
+        profile_from_env({"FEARLESS_USERS": "many"})
