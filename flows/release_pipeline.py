@@ -36,7 +36,7 @@ def release_pipeline(model_path: str, release_id: str, overrides: dict | None = 
         return Failed(name="GateFailed", message=f"drift gate: {'; '.join(drift.verdict.reasons)}")
     evidence = publish_evidence(release_id, candidate, envs, load, drift)
     decision = await_approval(release_id, candidate.spec.approval.timeout_s)
-    record_decision(release_id, candidate, decision, {"evidence": evidence})
+    record_decision(release_id, candidate, decision, load, drift, evidence)
     if not decision.approve:
         return Failed(name="Rejected", message=f"rejected by {decision.approver}: {decision.comment}")
     promotion = promote_model(candidate, decision.approver, release_id)

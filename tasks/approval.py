@@ -42,8 +42,13 @@ def await_approval(release_id: str, timeout_s: int) -> approval.ApprovalDecision
 
 @task(name="record-decision", **STEP)
 def record_decision(release_id: str, candidate: Candidate, decision: approval.ApprovalDecision,
-                    shown: dict) -> str:
+                    load: LoadTestOutcome, drift: DriftOutcome, evidence: str) -> str:
     """Append the decision, with the figures it was made on, to the model's audit log."""
+    shown = {
+        "evidence": evidence,
+        "load_test": {c.name: c.observed for c in load.verdict.checks},
+        "drift": {c.name: c.observed for c in drift.verdict.checks},
+    }
     path = approval.record_decision(
         build_services().settings.paths.registry, candidate.name, release_id, candidate.digest,
         {"approve": decision.approve, "approver": decision.approver, "comment": decision.comment},

@@ -1,0 +1,71 @@
+"""The local backend and production service with real model API processes."""
+
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import psutil
+import pytest
+
+from fearless.bundle import build_bundle
+from fearless.environments import EnvironmentError_
+from fearless.environments.local import LocalEnvironments
+from fearless.processes import ProcessHandle
+from fearless.production import LocalProductionService
+from fearless.registry.local import LocalRegistry
+
+RECORD = {"age": 40, "income": 52000.0, "loan_amount": 12000.0, "credit_history_months": 60,
+          "debt_ratio": 0.3, "purpose": "car", "employment": "salaried"}
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory, credit_project, credit_challenger):
+    registry = LocalRegistry(tmp_path_factory.mktemp("registry"))
+    return build_bundle(credit_project, registry), build_bundle(credit_challenger, registry)
+
+
+def alive(env) -> bool:
+    return psutil.pid_exists(ProcessHandle(**env.handle).pid)
+
+
+def test_provision_serves_logs_and_teardown_is_complete_and_repeatable(tmp_path, bundles):
+    backend = LocalEnvironments(tmp_path / "envs", tmp_path / "runs")
+    expires = datetime.now(timezone.utc) + timedelta(hours=1)
+    env = backend.provision("credit-test1", "candidate", bundles[0], expires)
+    assert backend.provision("credit-test1", "candidate", bundles[0], expires) == env  # repeat-safe
+    answer = httpx.post(f"{env.url}/predict", json={"records": [RECORD]})
+    assert answer.status_code == 200 and answer.json()["digest"] == bundles[0].digest
+    assert list(backend.inference_log_dir(env).rglob("*.jsonl"))
+    assert [e.release_id for e in backend.list()] == ["credit-test1"]
+
+    removed = backend.teardown("credit-test1")
+    assert [e.role for e in removed] == ["candidate"]
+    assert backend.list() == [] and not alive(env)
+    assert backend.teardown("credit-test1") == []
+
+
+def test_a_model_api_that_cannot_start_leaves_nothing(tmp_path, bundles):
+    broken = tmp_path / "broken"
+    import shutil
+
+    shutil.copytree(bundles[0].path, broken)
+    (broken / "model.joblib").write_bytes(b"garbage")
+    from fearless.bundle import open_bundle
+
+    backend = LocalEnvironments(tmp_path / "envs", tmp_path / "runs", ready_timeout_s=60)
+    with pytest.raises(EnvironmentError_, match="did not start"):
+        backend.provision("credit-bad", "candidate", open_bundle(broken), datetime.now(timezone.utc))
+    assert backend.list() == []
+
+
+def test_production_switch_stops_the_old_instance(tmp_path, bundles):
+    service = LocalProductionService(tmp_path / "production", tmp_path / "inference")
+    first = service.start(bundles[0])
+    assert service.switch(first) is None
+    second = service.start(bundles[1])
+    assert service.switch(second) == first
+    assert service.current("credit") == second
+    assert not psutil.pid_exists(first.handle.pid) or psutil.Process(first.handle.pid).status() == "zombie"
+    answer = httpx.post(f"{second.url}/predict", json={"records": [RECORD]})
+    assert answer.json()["digest"] == bundles[1].digest
+    assert list((tmp_path / "inference" / "credit").rglob("*.jsonl"))
+    assert service.stop_all() == ["credit"] and service.current("credit") is None
