@@ -1,0 +1,1 @@
+"""The drift check: Evidently scores (in their own process) and the verdict over them."""
