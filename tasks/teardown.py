@@ -1,8 +1,10 @@
-"""Teardown runs as the pipeline's final-state hook, whatever the outcome."""
+"""Teardown: the pipeline's last step, and its final-state hook when a run ends early."""
 
 from __future__ import annotations
 
 import logging
+
+from prefect import get_run_logger, task
 
 from fearless.composition import build_services
 from fearless.releases import finish_release
@@ -10,8 +12,16 @@ from fearless.releases import finish_release
 logger = logging.getLogger("fearless.teardown")
 
 
+@task(name="teardown-env")
+def teardown_env(release_id: str) -> list[str]:
+    """Remove the release's environments and work queue before the run reports its outcome."""
+    removed = finish_release(build_services(), release_id)
+    get_run_logger().info("removed: %s", ", ".join(removed) or "nothing left")
+    return removed
+
+
 def teardown_release(flow, flow_run, state) -> None:
-    """Remove the release's environments and queue on success, failure, rejection or cancel."""
+    """Final-state hook: the same teardown when a step raised, or the run was cancelled."""
     release_id = flow_run.parameters["release_id"]
     try:
         removed = finish_release(build_services(), release_id)
