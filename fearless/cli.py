@@ -49,7 +49,7 @@ def server_up() -> None:
     from fearless.server import server_up as up
 
     for key, value in up(_settings()).items():
-        typer.echo(f"{key:>7}: {value}")
+        typer.echo(f"{key:>17}: {value}")
 
 
 @server_app.command("down")
@@ -69,7 +69,7 @@ def server_status() -> None:
     from fearless.server import server_status as status
 
     for key, value in status(_settings()).items():
-        typer.echo(f"{key:>7}: {value}")
+        typer.echo(f"{key:>17}: {value}")
 
 
 @app.command()

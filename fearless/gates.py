@@ -58,7 +58,7 @@ def score_records(url: str, records: list[dict]) -> list[dict]:
 
 
 def run_drift_gate(
-    candidate: Candidate, envs: TestEnvironments, served_log_dir: Path, out_dir: Path
+    candidate: Candidate, envs: TestEnvironments, served_log_dir: Path, out_dir: Path, launcher=None
 ) -> DriftOutcome:
     """Compare what the candidate served with its reference data, and with the champion."""
     import pandas as pd
@@ -83,6 +83,6 @@ def run_drift_gate(
         served[["prediction", "score"]].reset_index(drop=True).to_parquet(kwargs["candidate_predictions_path"])
         champion[["prediction", "score"]].to_parquet(kwargs["champion_predictions_path"])
     scores = run_drift_subprocess(
-        candidate.bundle().reference_path, current_path, spec_path, out_dir, **kwargs
+        candidate.bundle().reference_path, current_path, spec_path, out_dir, launcher=launcher, **kwargs
     )
     return DriftOutcome(scores=scores, verdict=evaluate_drift(scores, spec.drift))

@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +23,19 @@ class ProcessHandle(BaseModel):
     pid: int
     create_time: float
     log_path: str
+
+
+_children: dict[int, subprocess.Popen] = {}
+
+
+def handle_of(pid: int, log_path: str) -> ProcessHandle:
+    return ProcessHandle(pid=pid, create_time=psutil.Process(pid).create_time(), log_path=log_path)
+
+
+def exit_code_of(handle: ProcessHandle) -> int | None:
+    """The exit code of a process this one spawned (None if it was not spawned here)."""
+    proc = _children.pop(handle.pid, None)
+    return None if proc is None else proc.wait()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -39,9 +51,8 @@ def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None, cw
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env={**os.environ, **(env or {})}, cwd=cwd,
         )
-    return ProcessHandle(
-        pid=proc.pid, create_time=psutil.Process(proc.pid).create_time(), log_path=str(log_path)
-    )
+    _children[proc.pid] = proc
+    return handle_of(proc.pid, str(log_path))
 
 
 def is_alive(handle: ProcessHandle) -> bool:
@@ -102,8 +113,9 @@ def wait_until_ready(url: str, handle: ProcessHandle, timeout_s: float) -> None:
     raise TimeoutError(f"{url} not ready after {timeout_s:.0f} s:\n{log_tail(handle)}")
 
 
-def model_api_argv(bundle_path: Path, port: int, log_dir: Path) -> list[str]:
+def model_api_args(bundle_path: Path, port: int, log_dir: Path) -> list[str]:
+    """Arguments of `python -m fearless.serving` for one bundle on one port."""
     return [
-        sys.executable, "-m", "fearless.serving", "--bundle", str(bundle_path),
-        "--host", "127.0.0.1", "--port", str(port), "--log-dir", str(log_dir),
+        "--bundle", str(bundle_path), "--host", "127.0.0.1", "--port", str(port),
+        "--log-dir", str(log_dir),
     ]

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from fearless import processes
 from fearless.bundle import Bundle
+from fearless.preload import Launcher
 
 
 class ProductionInstance(BaseModel):
@@ -23,10 +24,12 @@ class ProductionInstance(BaseModel):
 
 
 class LocalProductionService:
-    def __init__(self, root: Path, inference_logs: Path, ready_timeout_s: float = 60.0) -> None:
+    def __init__(self, root: Path, inference_logs: Path, ready_timeout_s: float = 60.0,
+                 launcher: Launcher | None = None) -> None:
         self.root = root
         self.inference_logs = inference_logs
         self.ready_timeout_s = ready_timeout_s
+        self.launcher = launcher or Launcher()
 
     def _record(self, model: str) -> Path:
         return self.root / f"{model}.json"
@@ -40,8 +43,8 @@ class LocalProductionService:
     def start(self, bundle: Bundle) -> ProductionInstance:
         """Start (but do not yet switch to) a production instance of `bundle`."""
         port = processes.free_port()
-        handle = processes.spawn(
-            processes.model_api_argv(bundle.path, port, self.inference_logs),
+        handle = self.launcher.start(
+            "fearless.serving", processes.model_api_args(bundle.path, port, self.inference_logs),
             log_path=self.root / "logs" / f"{bundle.name}-{bundle.short_digest}.log",
         )
         instance = ProductionInstance(

@@ -13,10 +13,12 @@ from pathlib import Path
 import httpx
 
 from fearless import processes
+from fearless.preload import PRELOADS
 from fearless.settings import PROJECT_ROOT, Settings
 
 SERVER = "prefect-server"
 WORKER = "prefect-worker"
+PRELOADED = [f"preload-{kind}" for kind in PRELOADS]
 
 
 def prefect_env(settings: Settings) -> dict[str, str]:
@@ -77,6 +79,12 @@ def server_healthy(settings: Settings) -> bool:
 def server_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
     """Start the server and worker unless already running; return what is running."""
     settings.paths.processes.mkdir(parents=True, exist_ok=True)
+    for kind, modules in PRELOADS.items():
+        if _read_handle(settings, f"preload-{kind}") is None:
+            sock = settings.paths.processes / f"preload-{kind}.sock"
+            imports = [arg for module in modules for arg in ("--import", module)]
+            _start(settings, f"preload-{kind}",
+                   [sys.executable, "-m", "fearless.preload", "--socket", str(sock), *imports])
     prefect = [sys.executable, "-m", "prefect"]
     if not server_healthy(settings):
         handle = _read_handle(settings, SERVER) or _start(
@@ -113,6 +121,8 @@ def server_status(settings: Settings) -> dict[str, str]:
     status["server"] = "healthy" if server_healthy(settings) else "down"
     worker = _read_handle(settings, WORKER)
     status["worker"] = f"running (pid {worker.pid})" if worker else "down"
+    for name in PRELOADED:
+        status[name] = "running" if _read_handle(settings, name) else "down"
     return status
 
 
@@ -124,9 +134,10 @@ def server_down(settings: Settings, services=None) -> list[str]:
             services.environments.teardown(env.release_id)
             stopped.append(f"environment {env.release_id}/{env.role}")
         stopped += [f"production {m}" for m in services.production.stop_all()]
-    for name in (WORKER, SERVER):
+    for name in (WORKER, SERVER, *PRELOADED):
         handle = _read_handle(settings, name)
         if handle is not None and processes.stop(handle, grace_s=15):
             stopped.append(name)
         _handle_file(settings, name).unlink(missing_ok=True)
+        (settings.paths.processes / f"{name}.sock").unlink(missing_ok=True)
     return stopped

@@ -15,7 +15,7 @@ def check_drift(release_id: str, candidate: Candidate, envs: TestEnvironments) -
     services = build_services()
     out_dir = services.settings.paths.run_dir(release_id) / "drift"
     log_dir = services.environments.inference_log_dir(envs.candidate)
-    outcome = run_drift_gate(candidate, envs, log_dir, out_dir)
+    outcome = run_drift_gate(candidate, envs, log_dir, out_dir, services.launcher)
     create_table_artifact(
         key=f"drift-{release_id}",
         table=[column.model_dump() for column in outcome.scores.columns],

@@ -9,13 +9,16 @@ from pathlib import Path
 from fearless import processes
 from fearless.bundle import Bundle
 from fearless.environments import Environment, EnvironmentError_
+from fearless.preload import Launcher
 
 
 class LocalEnvironments:
-    def __init__(self, root: Path, runs_root: Path, ready_timeout_s: float = 60.0) -> None:
+    def __init__(self, root: Path, runs_root: Path, ready_timeout_s: float = 60.0,
+                 launcher: Launcher | None = None) -> None:
         self.root = root
         self.runs_root = runs_root
         self.ready_timeout_s = ready_timeout_s
+        self.launcher = launcher or Launcher()
 
     def _record(self, release_id: str, role: str) -> Path:
         return self.root / release_id / f"{role}.json"
@@ -32,8 +35,8 @@ class LocalEnvironments:
                 return existing
         port = processes.free_port()
         log_dir = self.runs_root / release_id / "inference" / role
-        handle = processes.spawn(
-            processes.model_api_argv(bundle.path, port, log_dir),
+        handle = self.launcher.start(
+            "fearless.serving", processes.model_api_args(bundle.path, port, log_dir),
             log_path=self.runs_root / release_id / "logs" / f"{role}-api.log",
         )
         env = Environment(

@@ -1,0 +1,159 @@
+"""Warm starts: a parent that has already imported the heavy libraries forks each new process.
+
+A model API spends ~5-8 s of its start importing scikit-learn, pandas and FastAPI, and the drift
+engine ~10 s importing Evidently. On the embedded default `fearless server up` starts one
+preloaded parent per kind; a process asked of it is forked ready-made in a fraction of a
+second, in a session of its own, and runs its module as `python -m` would. Where no parent is
+listening, `Launcher` starts processes the ordinary way.
+
+    python -m fearless.preload --socket PATH --import MODULE [--import MODULE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from fearless import processes
+
+PRELOADS = {
+    "model-api": ["fearless.serving.app", "fearless.serving.__main__", "uvicorn", "pandas",
+                  "sklearn.pipeline", "sklearn.compose", "sklearn.preprocessing",
+                  "sklearn.linear_model", "sklearn.ensemble", "joblib"],
+    "drift": ["fearless.drift.engine", "fearless.drift.__main__", "evidently", "pyarrow.parquet"],
+}
+KIND_OF_MODULE = {"fearless.serving": "model-api", "fearless.drift": "drift"}
+
+
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _run_child(request: dict) -> None:
+    """In the forked child: become the requested `python -m module` process, then exit."""
+    code = 1
+    try:
+        os.setsid()
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        log = os.open(request["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.chdir(request["cwd"])
+        os.environ.update(request.get("env") or {})
+        sys.argv = [request["module"], *request["args"]]
+        runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    except BaseException:  # noqa: BLE001 - report anything, then exit like a crashed process
+        traceback.print_exc()
+    finally:
+        if request.get("exit_path"):
+            Path(request["exit_path"]).write_text(str(code))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def serve(socket_path: Path, modules: list[str]) -> None:
+    for module in modules:
+        importlib.import_module(module)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps forked children
+    socket_path.unlink(missing_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(socket_path))
+    server.listen(16)
+    while True:
+        conn, _ = server.accept()
+        with conn:
+            request = json.loads(conn.makefile("r").readline())
+            pid = os.fork()
+            if pid == 0:
+                server.close()
+                _run_child(request)
+            conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+
+
+class Launcher:
+    """Starts `python -m module` processes, forked from a preloaded parent when one listens."""
+
+    def __init__(self, sockets_dir: Path | None = None, cwd: Path | None = None) -> None:
+        self.sockets_dir = sockets_dir
+        self.cwd = cwd or Path.cwd()
+
+    def _socket(self, module: str) -> Path | None:
+        kind = KIND_OF_MODULE.get(module)
+        if self.sockets_dir is None or kind is None:
+            return None
+        path = self.sockets_dir / f"preload-{kind}.sock"
+        return path if path.exists() else None
+
+    def _fork_from(self, sock_path: Path, request: dict) -> processes.ProcessHandle | None:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.settimeout(10)
+                client.connect(str(sock_path))
+                client.sendall(json.dumps(request).encode() + b"\n")
+                pid = json.loads(client.makefile("r").readline())["pid"]
+        except (OSError, ValueError, KeyError):
+            return None  # the parent is gone or broken: start the ordinary way
+        return processes.handle_of(pid, request["log_path"])
+
+    def start(
+        self, module: str, args: list[str], log_path: Path, exit_path: Path | None = None
+    ) -> processes.ProcessHandle:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        sock_path = self._socket(module)
+        if sock_path is not None:
+            request = {"module": module, "args": args, "log_path": str(log_path),
+                       "cwd": str(self.cwd), "exit_path": str(exit_path) if exit_path else None}
+            handle = self._fork_from(sock_path, request)
+            if handle is not None:
+                return handle
+        return processes.spawn([sys.executable, "-m", module, *args], log_path, cwd=self.cwd)
+
+    def run(self, module: str, args: list[str], log_path: Path, timeout_s: float) -> int:
+        """Run a module to completion; its exit code (a timeout stops it and raises)."""
+        exit_path = log_path.with_suffix(".exit")
+        exit_path.unlink(missing_ok=True)
+        handle = self.start(module, args, log_path, exit_path)
+        deadline = time.monotonic() + timeout_s
+        while processes.is_alive(handle):
+            if time.monotonic() > deadline:
+                processes.stop(handle)
+                raise subprocess.TimeoutExpired(module, timeout_s)
+            time.sleep(0.05)
+        code = processes.exit_code_of(handle)
+        if code is None:  # forked by a preloaded parent: the child wrote its exit code
+            code = int(exit_path.read_text()) if exit_path.is_file() else 1
+        return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m fearless.preload")
+    parser.add_argument("--socket", type=Path, required=True)
+    parser.add_argument("--import", dest="modules", action="append", default=[])
+    args = parser.parse_args(argv)
+    serve(args.socket, args.modules)
+
+
+if __name__ == "__main__":
+    main()

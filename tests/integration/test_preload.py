@@ -1,0 +1,57 @@
+"""Warm starts: processes forked from a preloaded parent behave like ordinary `python -m` ones."""
+
+import sys
+import time
+
+import httpx
+import psutil
+import pytest
+
+from fearless import processes
+from fearless.bundle import build_bundle
+from fearless.preload import PRELOADS, Launcher
+from fearless.registry.local import LocalRegistry
+
+
+@pytest.fixture(scope="module")
+def preloaded(tmp_path_factory):
+    """A preloaded model-API parent, as `fearless server up` starts it."""
+    folder = tmp_path_factory.mktemp("preload")
+    imports = [arg for module in PRELOADS["model-api"] for arg in ("--import", module)]
+    parent = processes.spawn(
+        [sys.executable, "-m", "fearless.preload", "--socket", str(folder / "preload-model-api.sock"), *imports],
+        folder / "parent.log",
+    )
+    deadline = time.monotonic() + 60
+    while not (folder / "preload-model-api.sock").exists() and time.monotonic() < deadline:
+        assert processes.is_alive(parent), processes.log_tail(parent)
+        time.sleep(0.1)
+    yield folder, parent
+    processes.stop(parent)
+
+
+def test_a_model_api_is_forked_from_the_parent_and_serves(preloaded, credit_project, tmp_path):
+    folder, parent = preloaded
+    bundle = build_bundle(credit_project, LocalRegistry(tmp_path / "registry"))
+    port = processes.free_port()
+    handle = Launcher(folder).start(
+        "fearless.serving", processes.model_api_args(bundle.path, port, tmp_path / "logs"),
+        tmp_path / "api.log",
+    )
+    try:
+        assert psutil.Process(handle.pid).ppid() == parent.pid  # forked, not spawned
+        processes.wait_until_ready(f"http://127.0.0.1:{port}/ready", handle, 30)
+        meta = httpx.get(f"http://127.0.0.1:{port}/metadata").json()
+        assert meta["digest"] == bundle.digest
+    finally:
+        assert processes.stop(handle)
+    assert not processes.is_alive(handle)
+    assert processes.is_alive(parent)  # stopping a child leaves the parent serving
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_exit_codes_and_output_reach_the_caller_either_way(preloaded, tmp_path, warm):
+    launcher = Launcher(preloaded[0] if warm else None)
+    log = tmp_path / "bad.log"
+    assert launcher.run("fearless.serving", ["--no-such-flag"], log, timeout_s=60) == 2
+    assert "usage" in log.read_text()
