@@ -30,11 +30,15 @@ def _free_port() -> int:
 def _configure() -> Path:
     state = Path(tempfile.mkdtemp(prefix="fearless-bench-"))
     port = _free_port()
-    os.environ.update({
-        "FEARLESS_STATE_DIR": str(state), "FEARLESS_SERVER_PORT": str(port),
-        "FEARLESS_WORK_POOL": "fearless-bench",
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api", "PREFECT_HOME": str(state / "prefect"),
-    })
+    os.environ.update(
+        {
+            "FEARLESS_STATE_DIR": str(state),
+            "FEARLESS_SERVER_PORT": str(port),
+            "FEARLESS_WORK_POOL": "fearless-bench",
+            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+            "PREFECT_HOME": str(state / "prefect"),
+        }
+    )
     return state
 
 
@@ -51,7 +55,7 @@ def timed_release(settings, project: Path) -> tuple[list[tuple[str, float]], flo
     overrides = {"load": {"duration_s": LOAD_S}}
     began = time.monotonic()
     started = start_release(settings, str(project), overrides=overrides, started_by="bench")
-    quiet = lambda _line: None  # noqa: E731
+    quiet = lambda _line: None
     with get_client(sync_client=True) as client:
         run_id = UUID(started.flow_run_id)
         paused = follow(client, run_id, quiet, poll_s=0.1)
@@ -60,8 +64,15 @@ def timed_release(settings, project: Path) -> tuple[list[tuple[str, float]], flo
         final = follow(client, run_id, quiet, poll_s=0.1, stop_when_paused=False)
         total = time.monotonic() - began
         assert paused.state.is_paused() and final.state.is_completed(), final.state
-        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
-    rows = [("submit + worker pickup + flow start", _seconds(final.expected_start_time, final.start_time))]
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        )
+    rows = [
+        (
+            "submit + worker pickup + flow start",
+            _seconds(final.expected_start_time, final.start_time),
+        )
+    ]
     for task in sorted(tasks, key=lambda t: t.start_time or t.expected_start_time):
         if task.state.name != "Cached":
             rows.append((task.name, _seconds(task.start_time, task.end_time)))
@@ -83,8 +94,11 @@ def main() -> None:
     projects = {}
     for label, flag in (("champion", []), ("challenger", ["--challenger"])):
         out = state / label
-        subprocess.run([sys.executable, str(ROOT / "examples/credit/train.py"), "--out", str(out), *flag],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, str(ROOT / "examples/credit/train.py"), "--out", str(out), *flag],
+            check=True,
+            capture_output=True,
+        )
         projects[label] = out
     try:
         server_up(settings)

@@ -19,9 +19,14 @@ timings: list[tuple[str, float]] = []
 
 
 def step(title: str, argv: list[str]) -> str:
-    print(f"\n==> {title}\n    $ {' '.join(Path(a).name if a == sys.executable else a for a in argv)}", flush=True)
+    print(
+        f"\n==> {title}\n    $ {' '.join(Path(a).name if a == sys.executable else a for a in argv)}",
+        flush=True,
+    )
     started = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     lines = []
     for line in proc.stdout:
         print("    " + line.rstrip(), flush=True)
@@ -33,11 +38,15 @@ def step(title: str, argv: list[str]) -> str:
 
 
 def release_and_approve(label: str, comment: str) -> str:
-    output = step(f"release the {label} (build, provision, load test, drift, approval gate)",
-                  [*FEARLESS, "release", "examples/credit"])
-    release_id = re.search(r"^release (\S+) on queue", output, re.M).group(1)
-    step(f"approve the {label} with fearless approve, then promote and tear down",
-         [*FEARLESS, "approve", release_id, "--by", "demo", "--comment", comment, "--wait"])
+    output = step(
+        f"release the {label} (build, provision, load test, drift, approval gate)",
+        [*FEARLESS, "release", "examples/credit"],
+    )
+    release_id = re.search(r"^release (\S+) on queue", output, re.MULTILINE).group(1)
+    step(
+        f"approve the {label} with fearless approve, then promote and tear down",
+        [*FEARLESS, "approve", release_id, "--by", "demo", "--comment", comment, "--wait"],
+    )
     return release_id
 
 
@@ -48,12 +57,17 @@ def main() -> None:
         step("start the local Prefect server and worker", [*FEARLESS, "server", "up"])
         step("deploy the flows and automations", [*FEARLESS, "deploy"])
         first = release_and_approve("champion", "first version of the credit model")
-        step("train the challenger model", [sys.executable, "examples/credit/train.py", "--challenger"])
+        step(
+            "train the challenger model",
+            [sys.executable, "examples/credit/train.py", "--challenger"],
+        )
         second = release_and_approve("challenger", "passes SLOs and drift against the champion")
         step("what serves now", [*FEARLESS, "status"])
         runs = ROOT / ".fearless" / "runs"
         print(f"\nReports (Locust, Evidently, evidence): {runs / first}, {runs / second}")
-        print("Prefect UI while the server is up: `fearless server up`, then open the address it prints.")
+        print(
+            "Prefect UI while the server is up: `fearless server up`, then open the address it prints."
+        )
     finally:
         step("stop everything the demo started", [*FEARLESS, "server", "down"])
     print("\nstep timings:")

@@ -7,7 +7,7 @@ so both paths are validated by the server against one schema.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect.input import RunInput
@@ -32,7 +32,7 @@ def record_decision(
     log = registry_root / model / "decisions.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     entry = {
-        "at": datetime.now(timezone.utc).isoformat(),
+        "at": datetime.now(UTC).isoformat(),
         "release_id": release_id,
         "digest": digest,
         **decision,

@@ -75,7 +75,7 @@ def read_reference(spec: ModelSpec, path: Path):
         raise BundleError(f"{path}: reference data file not found (spec field 'reference_data')")
     try:
         frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
-    except Exception as exc:  # noqa: BLE001 - any reader failure means an unusable file
+    except Exception as exc:
         raise BundleError(f"{path}: cannot read reference data: {exc}") from exc
     check_frame_matches_schema(frame, spec, str(path))
     return frame
@@ -130,7 +130,7 @@ def load_model(path: Path):
 
     try:
         model = joblib.load(path)
-    except Exception as exc:  # noqa: BLE001 - truncated, foreign or corrupt files all land here
+    except Exception as exc:
         raise BundleError(
             f"{path}: not a loadable model file ({type(exc).__name__}: {exc})"
         ) from exc
@@ -144,7 +144,7 @@ def check_model_predicts(model, reference, source: Path) -> None:
     sample = reference.head(5)
     try:
         model.predict(sample)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise BundleError(
             f"{source}: the model cannot score the reference data "
             f"({type(exc).__name__}: {exc}); does the schema match what it was trained on?"
@@ -201,7 +201,9 @@ def stage_bundle(project: Path | str, into: Path) -> str:
     reference_name = "reference" + reference_src.suffix
     shutil.copyfile(model_src, into / model_name)
     shutil.copyfile(reference_src, into / reference_name)
-    bundled = spec.model_copy(update={"model": Path(model_name), "reference_data": Path(reference_name)})
+    bundled = spec.model_copy(
+        update={"model": Path(model_name), "reference_data": Path(reference_name)}
+    )
     (into / SPEC_FILENAME).write_text(yaml.safe_dump(bundled.to_yaml_dict(), sort_keys=False))
     schema = [c.model_dump(mode="json") for c in spec.input_schema]
     (into / "schema.json").write_text(json.dumps(schema, indent=2, sort_keys=True))

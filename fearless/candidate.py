@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -37,4 +37,4 @@ class TestEnvironments(BaseModel):
 def environment_expiry(spec: ModelSpec, grace_s: int) -> datetime:
     """A test environment lives through its load test and approval wait, plus some grace."""
     seconds = spec.load.duration_s + spec.approval.timeout_s + grace_s
-    return datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    return datetime.now(UTC) + timedelta(seconds=seconds)

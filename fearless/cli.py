@@ -6,13 +6,19 @@ Locust are imported inside the commands that use them.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-                  help="Take a model from a git push to production without fear.")
-server_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The embedded Prefect server and worker.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    help="Take a model from a git push to production without fear.",
+)
+server_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="The embedded Prefect server and worker."
+)
 app.add_typer(server_app, name="server")
 
 
@@ -83,8 +89,10 @@ def deploy() -> None:
 @app.command()
 def release(
     path: Annotated[str, typer.Argument(help="Model project folder or its fearless.yaml.")],
-    set_: Annotated[list[str], typer.Option("--set", help="Override a spec field: load.duration_s=5")] = [],  # noqa: B006
-    ref: Annotated[Optional[str], typer.Option(help="Git ref being released.")] = None,
+    set_: Annotated[
+        list[str], typer.Option("--set", help="Override a spec field: load.duration_s=5")
+    ] = [],  # noqa: B006
+    ref: Annotated[str | None, typer.Option(help="Git ref being released.")] = None,
     follow: Annotated[bool, typer.Option(help="Print each step until approval or the end.")] = True,
 ) -> None:
     """Start a release of a model project on a work queue of its own."""
@@ -164,7 +172,9 @@ def reject(
 
 @app.command()
 def status(
-    run_id: Annotated[Optional[str], typer.Argument(help="A release; all recent ones if omitted.")] = None,
+    run_id: Annotated[
+        str | None, typer.Argument(help="A release; all recent ones if omitted.")
+    ] = None,
 ) -> None:
     """Releases and their states, and what serves in production."""
     from fearless.status import print_status
@@ -191,7 +201,9 @@ def janitor(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list."
     removed = sweep(build_services(_settings()).environments, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for env in removed:
-        typer.echo(f"{verb} {env.release_id}/{env.role} (expired {env.expires_at:%Y-%m-%d %H:%M} UTC)")
+        typer.echo(
+            f"{verb} {env.release_id}/{env.role} (expired {env.expires_at:%Y-%m-%d %H:%M} UTC)"
+        )
     if not removed:
         typer.echo("nothing expired")
 

@@ -31,6 +31,8 @@ def build_services(settings: Settings | None = None) -> Services:
         settings=settings,
         registry=LocalRegistry(paths.registry),
         environments=LocalEnvironments(paths.environments, paths.runs, timeout, launcher),
-        production=LocalProductionService(paths.production, paths.inference_logs, timeout, launcher),
+        production=LocalProductionService(
+            paths.production, paths.inference_logs, timeout, launcher
+        ),
         launcher=launcher,
     )

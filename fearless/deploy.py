@@ -23,10 +23,17 @@ def deploy_flows(settings: Settings) -> None:
         env["PREFECT_API_URL"] = os.environ["PREFECT_API_URL"]
     result = subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"prefect deploy failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"prefect deploy failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
 
 
 def apply_automations(client) -> list[str]:
@@ -38,7 +45,9 @@ def apply_automations(client) -> list[str]:
     for item in spec["automations"]:
         for action in item["actions"]:
             if "deployment" in action:
-                action["deployment_id"] = str(client.read_deployment_by_name(action.pop("deployment")).id)
+                action["deployment_id"] = str(
+                    client.read_deployment_by_name(action.pop("deployment")).id
+                )
         for existing in client.read_automations_by_name(item["name"]):
             client.delete_automation(existing.id)
         Automation.model_validate(item).create()

@@ -9,7 +9,9 @@ from fearless.gates import DriftOutcome, LoadTestOutcome
 def _checks_table(checks) -> list[str]:
     rows = ["| check | observed | limit | ok |", "|---|---|---|---|"]
     for check in checks:
-        rows.append(f"| {check.name} | {check.observed:.4g} | {check.limit:.4g} | {'yes' if check.ok else '**no**'} |")
+        rows.append(
+            f"| {check.name} | {check.observed:.4g} | {check.limit:.4g} | {'yes' if check.ok else '**no**'} |"
+        )
     return rows
 
 
@@ -28,23 +30,34 @@ def evidence_markdown(
         f"- candidate: `{candidate.digest}`",
         f"- champion: `{champion_digest or 'none (first release)'}`",
         f"- test environment: {envs.candidate.url} (expires {envs.candidate.expires_at:%Y-%m-%d %H:%M} UTC)",
-        f"- approving moves `{candidate.name}:production` to the candidate and switches the "
-        "production service to it; the champion becomes `previous`.",
+        (
+            f"- approving moves `{candidate.name}:production` to the candidate and switches the "
+            "production service to it; the champion becomes `previous`."
+        ),
         "",
         f"## Load test: {'passed' if load.verdict.passed else 'FAILED'}",
-        f"{r.requests} requests, {r.rps:.1f} req/s, errors {r.error_rate:.2%}, "
-        f"p50/p95/p99 {r.p50_ms:.0f}/{r.p95_ms:.0f}/{r.p99_ms:.0f} ms, "
-        f"generator CPU {r.generator_cpu_pct:.0f}%. Report: `{r.report_html}`",
+        (
+            f"{r.requests} requests, {r.rps:.1f} req/s, errors {r.error_rate:.2%}, "
+            f"p50/p95/p99 {r.p50_ms:.0f}/{r.p95_ms:.0f}/{r.p99_ms:.0f} ms, "
+            f"generator CPU {r.generator_cpu_pct:.0f}%. Report: `{r.report_html}`"
+        ),
         "",
         *_checks_table(load.verdict.checks),
         "",
         f"## Drift: {'passed' if drift.verdict.passed else 'FAILED'}",
-        f"{scores.drifted_share:.0%} of columns drifted on {scores.current_rows} served records. "
-        f"Report: `{scores.report_html}`",
+        (
+            f"{scores.drifted_share:.0%} of columns drifted on {scores.current_rows} served records. "
+            f"Report: `{scores.report_html}`"
+        ),
         "",
         *_checks_table(drift.verdict.checks),
     ]
     if scores.agreement is not None:
-        lines += ["", f"Candidate agrees with the champion on {scores.agreement:.1%} of "
-                  f"{scores.compared_rows} records."]
+        lines += [
+            "",
+            (
+                f"Candidate agrees with the champion on {scores.agreement:.1%} of "
+                f"{scores.compared_rows} records."
+            ),
+        ]
     return "\n".join(lines) + "\n"

@@ -14,8 +14,8 @@ from pydantic import BaseModel
 
 from fearless.candidate import Candidate, TestEnvironments
 from fearless.drift.verdict import DriftScores, DriftVerdict, evaluate_drift
-from fearless.loadtest.verdict import LoadTestVerdict, evaluate_load_test
 from fearless.loadtest.runner import LoadTestResult
+from fearless.loadtest.verdict import LoadTestVerdict, evaluate_load_test
 
 TRAFFIC_RECORDS = 2000
 SCORING_BATCH = 500
@@ -31,7 +31,9 @@ class DriftOutcome(BaseModel):
     verdict: DriftVerdict
 
 
-def run_load_test_gate(candidate: Candidate, envs: TestEnvironments, out_dir: Path) -> LoadTestOutcome:
+def run_load_test_gate(
+    candidate: Candidate, envs: TestEnvironments, out_dir: Path
+) -> LoadTestOutcome:
     """Drive the candidate's API with traffic drawn from its reference data; judge the SLOs."""
     from fearless.bundle import read_reference
     from fearless.loadtest.runner import run_load_test
@@ -41,7 +43,9 @@ def run_load_test_gate(candidate: Candidate, envs: TestEnvironments, out_dir: Pa
     reference = read_reference(bundle.spec, bundle.reference_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     traffic_path = out_dir / "traffic.jsonl"
-    write_traffic(synthesize_traffic(reference, candidate.spec, TRAFFIC_RECORDS, seed=0), traffic_path)
+    write_traffic(
+        synthesize_traffic(reference, candidate.spec, TRAFFIC_RECORDS, seed=0), traffic_path
+    )
     result = run_load_test(envs.candidate.url, candidate.spec.load, traffic_path, out_dir)
     return LoadTestOutcome(result=result, verdict=evaluate_load_test(result, candidate.spec.slos))
 
@@ -51,7 +55,9 @@ def score_records(url: str, records: list[dict]) -> list[dict]:
     predictions: list[dict] = []
     with httpx.Client(base_url=url, timeout=60) as client:
         for start in range(0, len(records), SCORING_BATCH):
-            response = client.post("/predict", json={"records": records[start : start + SCORING_BATCH]})
+            response = client.post(
+                "/predict", json={"records": records[start : start + SCORING_BATCH]}
+            )
             response.raise_for_status()
             predictions += response.json()["predictions"]
     return predictions
@@ -76,13 +82,22 @@ def run_drift_gate(
     spec_path.write_text(yaml.safe_dump(spec.to_yaml_dict(), sort_keys=False))
     kwargs = {}
     if envs.champion is not None and len(served):
-        inputs = served[spec.column_names].astype(object).where(served[spec.column_names].notna(), None)
+        inputs = (
+            served[spec.column_names].astype(object).where(served[spec.column_names].notna(), None)
+        )
         champion = pd.DataFrame(score_records(envs.champion.url, inputs.to_dict("records")))
         kwargs["candidate_predictions_path"] = out_dir / "candidate_predictions.parquet"
         kwargs["champion_predictions_path"] = out_dir / "champion_predictions.parquet"
-        served[["prediction", "score"]].reset_index(drop=True).to_parquet(kwargs["candidate_predictions_path"])
+        served[["prediction", "score"]].reset_index(drop=True).to_parquet(
+            kwargs["candidate_predictions_path"]
+        )
         champion[["prediction", "score"]].to_parquet(kwargs["champion_predictions_path"])
     scores = run_drift_subprocess(
-        candidate.bundle().reference_path, current_path, spec_path, out_dir, launcher=launcher, **kwargs
+        candidate.bundle().reference_path,
+        current_path,
+        spec_path,
+        out_dir,
+        launcher=launcher,
+        **kwargs,
     )
     return DriftOutcome(scores=scores, verdict=evaluate_drift(scores, spec.drift))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fearless.environments import Environment
 
 
-def expired_environments(environments: list[Environment], now: datetime | None = None) -> list[Environment]:
-    now = now or datetime.now(timezone.utc)
+def expired_environments(
+    environments: list[Environment], now: datetime | None = None
+) -> list[Environment]:
+    now = now or datetime.now(UTC)
     return [env for env in environments if env.expires_at <= now]
 
 

@@ -27,9 +27,18 @@ from pathlib import Path
 from fearless import processes
 
 PRELOADS = {
-    "model-api": ["fearless.serving.app", "fearless.serving.__main__", "uvicorn", "pandas",
-                  "sklearn.pipeline", "sklearn.compose", "sklearn.preprocessing",
-                  "sklearn.linear_model", "sklearn.ensemble", "joblib"],
+    "model-api": [
+        "fearless.serving.app",
+        "fearless.serving.__main__",
+        "uvicorn",
+        "pandas",
+        "sklearn.pipeline",
+        "sklearn.compose",
+        "sklearn.preprocessing",
+        "sklearn.linear_model",
+        "sklearn.ensemble",
+        "joblib",
+    ],
     "drift": ["fearless.drift.engine", "fearless.drift.__main__", "evidently", "pyarrow.parquet"],
 }
 KIND_OF_MODULE = {"fearless.serving": "model-api", "fearless.drift": "drift"}
@@ -123,8 +132,13 @@ class Launcher:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         sock_path = self._socket(module)
         if sock_path is not None:
-            request = {"module": module, "args": args, "log_path": str(log_path),
-                       "cwd": str(self.cwd), "exit_path": str(exit_path) if exit_path else None}
+            request = {
+                "module": module,
+                "args": args,
+                "log_path": str(log_path),
+                "cwd": str(self.cwd),
+                "exit_path": str(exit_path) if exit_path else None,
+            }
             handle = self._fork_from(sock_path, request)
             if handle is not None:
                 return handle

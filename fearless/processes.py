@@ -44,12 +44,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None, cwd=None) -> ProcessHandle:
+def spawn(
+    argv: list[str], log_path: Path, env: dict[str, str] | None = None, cwd=None
+) -> ProcessHandle:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env={**os.environ, **(env or {})}, cwd=cwd,
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
         )
     _children[proc.pid] = proc
     return handle_of(proc.pid, str(log_path))
@@ -103,7 +110,9 @@ def wait_until_ready(url: str, handle: ProcessHandle, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not is_alive(handle):
-            raise RuntimeError(f"process {handle.pid} exited before {url} was ready:\n{log_tail(handle)}")
+            raise RuntimeError(
+                f"process {handle.pid} exited before {url} was ready:\n{log_tail(handle)}"
+            )
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
@@ -116,6 +125,12 @@ def wait_until_ready(url: str, handle: ProcessHandle, timeout_s: float) -> None:
 def model_api_args(bundle_path: Path, port: int, log_dir: Path) -> list[str]:
     """Arguments of `python -m fearless.serving` for one bundle on one port."""
     return [
-        "--bundle", str(bundle_path), "--host", "127.0.0.1", "--port", str(port),
-        "--log-dir", str(log_dir),
+        "--bundle",
+        str(bundle_path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-dir",
+        str(log_dir),
     ]

@@ -24,8 +24,13 @@ class ProductionInstance(BaseModel):
 
 
 class LocalProductionService:
-    def __init__(self, root: Path, inference_logs: Path, ready_timeout_s: float = 60.0,
-                 launcher: Launcher | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        inference_logs: Path,
+        ready_timeout_s: float = 60.0,
+        launcher: Launcher | None = None,
+    ) -> None:
         self.root = root
         self.inference_logs = inference_logs
         self.ready_timeout_s = ready_timeout_s
@@ -44,7 +49,8 @@ class LocalProductionService:
         """Start (but do not yet switch to) a production instance of `bundle`."""
         port = processes.free_port()
         handle = self.launcher.start(
-            "fearless.serving", processes.model_api_args(bundle.path, port, self.inference_logs),
+            "fearless.serving",
+            processes.model_api_args(bundle.path, port, self.inference_logs),
             log_path=self.root / "logs" / f"{bundle.name}-{bundle.short_digest}.log",
         )
         instance = ProductionInstance(

@@ -31,8 +31,12 @@ def promote(bundle: Bundle, registry, production, *, actor: str, reason: str) ->
         raise
     if previous is not None and previous != bundle.digest:
         registry.set_alias(
-            bundle.name, "previous", previous,
-            expected=registry.get_alias(bundle.name, "previous"), actor=actor, reason=reason,
+            bundle.name,
+            "previous",
+            previous,
+            expected=registry.get_alias(bundle.name, "previous"),
+            actor=actor,
+            reason=reason,
         )
     production.switch(instance)
     return PromotionResult(

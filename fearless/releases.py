@@ -47,20 +47,31 @@ def start_release(
 
     release_id = new_release_id(spec.name)
     with get_client(sync_client=True) as client:
-        queue = create_release_queue(client, settings.work_pool, release_id, settings.queue_concurrency)
+        queue = create_release_queue(
+            client, settings.work_pool, release_id, settings.queue_concurrency
+        )
         try:
             flow_run = run_deployment(
                 PIPELINE_DEPLOYMENT,
-                parameters={"model_path": model_path, "release_id": release_id,
-                            "overrides": overrides or {}, "git_ref": git_ref},
-                work_queue_name=queue, timeout=0, as_subflow=False, flow_run_name=release_id,
+                parameters={
+                    "model_path": model_path,
+                    "release_id": release_id,
+                    "overrides": overrides or {},
+                    "git_ref": git_ref,
+                },
+                work_queue_name=queue,
+                timeout=0,
+                as_subflow=False,
+                flow_run_name=release_id,
                 tags=[f"model:{spec.name}", f"release:{release_id}", f"started-by:{started_by}"],
             )
         except BaseException:
             delete_release_queue(client, settings.work_pool, release_id)
             raise
     return ReleaseStarted(
-        release_id=release_id, flow_run_id=str(flow_run.id), queue=queue,
+        release_id=release_id,
+        flow_run_id=str(flow_run.id),
+        queue=queue,
         url=f"{settings.ui_url}/runs/flow-run/{flow_run.id}",
     )
 
@@ -79,8 +90,14 @@ def find_flow_run(client, ref: str):
     return runs[0]
 
 
-def follow(client, flow_run_id: UUID, emit: Callable[[str], None], poll_s: float = 0.5,
-           stop_when_paused: bool = True, timeout_s: float | None = None):
+def follow(
+    client,
+    flow_run_id: UUID,
+    emit: Callable[[str], None],
+    poll_s: float = 0.5,
+    stop_when_paused: bool = True,
+    timeout_s: float | None = None,
+):
     """Report each step's state as it changes until the run is final (or paused)."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
@@ -88,7 +105,9 @@ def follow(client, flow_run_id: UUID, emit: Callable[[str], None], poll_s: float
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         run = client.read_flow_run(flow_run_id)
-        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
         for task_run in sorted(tasks, key=lambda t: t.expected_start_time or t.created):
             label = task_run.state.name if task_run.state else "?"
             if seen.get(str(task_run.id)) != label:
@@ -97,7 +116,10 @@ def follow(client, flow_run_id: UUID, emit: Callable[[str], None], poll_s: float
         label = f"{run.state.type.value}:{run.state.name}" if run.state else "?"
         if seen.get("flow") != label:
             seen["flow"] = label
-            emit(f"run {run.name}: {run.state.name}" + (f" ({run.state.message})" if run.state.message else ""))
+            emit(
+                f"run {run.name}: {run.state.name}"
+                + (f" ({run.state.message})" if run.state.message else "")
+            )
         if run.state and (run.state.is_final() or (stop_when_paused and run.state.is_paused())):
             return run
         if deadline is not None and time.monotonic() > deadline:
@@ -113,7 +135,9 @@ def decide(client, ref: str, *, approve: bool, approver: str, comment: str):
     if not (run.state and run.state.is_paused()):
         state = run.state.name if run.state else "unknown"
         raise RuntimeError(f"release {run.name} is {state}, not waiting for approval")
-    resume_flow_run(run.id, run_input={"approve": approve, "approver": approver, "comment": comment})
+    resume_flow_run(
+        run.id, run_input={"approve": approve, "approver": approver, "comment": comment}
+    )
     return run
 
 
@@ -149,11 +173,23 @@ def close_release(services, client, flow_run_id: UUID) -> list[str]:
         return []
     removed = finish_release(services, release_id)
     if run.state and run.state.is_failed() and run.state.message == PAUSE_EXPIRED:
-        model = next((t.removeprefix("model:") for t in run.tags if t.startswith("model:")), "unknown")
-        record_decision(services.settings.paths.registry, model, release_id, "", {
-            "approve": False, "approver": TIMEOUT_APPROVER, "comment": "approval timed out"}, {})
-        client.set_flow_run_state(run.id, Failed(
-            name="TimedOut", message="approval timed out: rejected, test environment torn down"),
-            force=True)
+        model = next(
+            (t.removeprefix("model:") for t in run.tags if t.startswith("model:")), "unknown"
+        )
+        record_decision(
+            services.settings.paths.registry,
+            model,
+            release_id,
+            "",
+            {"approve": False, "approver": TIMEOUT_APPROVER, "comment": "approval timed out"},
+            {},
+        )
+        client.set_flow_run_state(
+            run.id,
+            Failed(
+                name="TimedOut", message="approval timed out: rejected, test environment torn down"
+            ),
+            force=True,
+        )
         removed.append("marked TimedOut")
     return removed

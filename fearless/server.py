@@ -83,22 +83,45 @@ def server_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
         if _read_handle(settings, f"preload-{kind}") is None:
             sock = settings.paths.processes / f"preload-{kind}.sock"
             imports = [arg for module in modules for arg in ("--import", module)]
-            _start(settings, f"preload-{kind}",
-                   [sys.executable, "-m", "fearless.preload", "--socket", str(sock), *imports])
+            _start(
+                settings,
+                f"preload-{kind}",
+                [sys.executable, "-m", "fearless.preload", "--socket", str(sock), *imports],
+            )
     prefect = [sys.executable, "-m", "prefect"]
     if not server_healthy(settings):
         handle = _read_handle(settings, SERVER) or _start(
-            settings, SERVER,
-            [*prefect, "server", "start", "--host", settings.server_host,
-             "--port", str(settings.server_port)],
+            settings,
+            SERVER,
+            [
+                *prefect,
+                "server",
+                "start",
+                "--host",
+                settings.server_host,
+                "--port",
+                str(settings.server_port),
+            ],
         )
         processes.wait_until_ready(f"{settings.api_url}/health", handle, timeout_s)
     ensure_work_pool(settings)
     if _read_handle(settings, WORKER) is None:
         _start(
-            settings, WORKER,
-            [*prefect, "worker", "start", "--pool", settings.work_pool, "--type", "process",
-             "--name", f"fearless-{settings.work_pool}", "--install-policy", "never"],
+            settings,
+            WORKER,
+            [
+                *prefect,
+                "worker",
+                "start",
+                "--pool",
+                settings.work_pool,
+                "--type",
+                "process",
+                "--name",
+                f"fearless-{settings.work_pool}",
+                "--install-policy",
+                "never",
+            ],
         )
     return server_status(settings)
 

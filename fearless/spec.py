@@ -121,7 +121,7 @@ class ModelSpec(_Strict):
                 if isinstance(decl, str):
                     decl = {"type": decl}
                 if not isinstance(decl, dict):
-                    raise ValueError(f"column {name!r}: expected a type name or a mapping")
+                    raise ValueError(f"column {name!r}: expected a type name or a mapping")  # noqa: TRY004
                 columns.append({"name": name, **decl})
             return columns
         return value

@@ -20,7 +20,8 @@ def print_status(settings, run_id: str | None, emit: Callable[[str], None]) -> N
         else:
             runs = client.read_flow_runs(
                 flow_filter=FlowFilter(name=FlowFilterName(any_=["release-pipeline"])),
-                sort=FlowRunSort.START_TIME_DESC, limit=20,
+                sort=FlowRunSort.START_TIME_DESC,
+                limit=20,
             )
     emit("releases:" if runs else "releases: none yet")
     for run in runs:

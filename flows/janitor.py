@@ -12,5 +12,7 @@ from fearless.janitor import sweep
 def janitor(dry_run: bool = False) -> list[str]:
     removed = sweep(build_services().environments, dry_run=dry_run)
     names = [f"{env.release_id}/{env.role}" for env in removed]
-    get_run_logger().info("%s: %s", "would remove" if dry_run else "removed", ", ".join(names) or "nothing")
+    get_run_logger().info(
+        "%s: %s", "would remove" if dry_run else "removed", ", ".join(names) or "nothing"
+    )
     return names

@@ -17,30 +17,50 @@ FINAL_HOOKS = [teardown_release]
 
 
 @flow(
-    name="release-pipeline", persist_result=True, log_prints=True,
-    on_completion=FINAL_HOOKS, on_failure=FINAL_HOOKS,
-    on_cancellation=FINAL_HOOKS, on_crashed=FINAL_HOOKS,
+    name="release-pipeline",
+    persist_result=True,
+    log_prints=True,
+    on_completion=FINAL_HOOKS,
+    on_failure=FINAL_HOOKS,
+    on_cancellation=FINAL_HOOKS,
+    on_crashed=FINAL_HOOKS,
 )
-def release_pipeline(model_path: str, release_id: str, overrides: dict | None = None,
-                     git_ref: str | None = None) -> State:
+def release_pipeline(
+    model_path: str, release_id: str, overrides: dict | None = None, git_ref: str | None = None
+) -> State:
     """Put one candidate through every gate; its own work queue was made for it by the starter."""
     candidate = build_bundle(model_path, overrides)
     envs = provision_env(release_id, candidate)
     load = run_load_test(release_id, candidate, envs)
     if load.verdict.inconclusive:
-        return end(release_id, Failed(name="Inconclusive", message=f"load test: {'; '.join(load.verdict.reasons)}"))
+        return end(
+            release_id,
+            Failed(name="Inconclusive", message=f"load test: {'; '.join(load.verdict.reasons)}"),
+        )
     if not load.verdict.passed:
-        return end(release_id, Failed(name="GateFailed", message=f"load-test gate: {'; '.join(load.verdict.reasons)}"))
+        return end(
+            release_id,
+            Failed(name="GateFailed", message=f"load-test gate: {'; '.join(load.verdict.reasons)}"),
+        )
     drift = check_drift(release_id, candidate, envs)
     if not drift.verdict.passed:
-        return end(release_id, Failed(name="GateFailed", message=f"drift gate: {'; '.join(drift.verdict.reasons)}"))
+        return end(
+            release_id,
+            Failed(name="GateFailed", message=f"drift gate: {'; '.join(drift.verdict.reasons)}"),
+        )
     evidence = publish_evidence(release_id, candidate, envs, load, drift)
     decision = await_approval(release_id, candidate.spec.approval.timeout_s)
     record_decision(release_id, candidate, decision, load, drift, evidence)
     if not decision.approve:
-        return end(release_id, Failed(name="Rejected", message=f"rejected by {decision.approver}: {decision.comment}"))
+        return end(
+            release_id,
+            Failed(name="Rejected", message=f"rejected by {decision.approver}: {decision.comment}"),
+        )
     promotion = promote_model(candidate, decision.approver, release_id)
-    return end(release_id, Completed(name="Promoted", message=f"{promotion.digest} serves at {promotion.url}"))
+    return end(
+        release_id,
+        Completed(name="Promoted", message=f"{promotion.digest} serves at {promotion.url}"),
+    )
 
 
 def end(release_id: str, outcome: State) -> State:

@@ -14,15 +14,22 @@ from tasks import STEP
 
 @task(name="publish-evidence", **STEP)
 def publish_evidence(
-    release_id: str, candidate: Candidate, envs: TestEnvironments, load: LoadTestOutcome, drift: DriftOutcome
+    release_id: str,
+    candidate: Candidate,
+    envs: TestEnvironments,
+    load: LoadTestOutcome,
+    drift: DriftOutcome,
 ) -> str:
     """One page an approver can decide from, as a Prefect artifact and a file."""
     champion = envs.champion.digest if envs.champion else None
     markdown = evidence_markdown(release_id, candidate, envs, load, drift, champion)
     path = build_services().settings.paths.run_dir(release_id) / "evidence.md"
     path.write_text(markdown)
-    create_markdown_artifact(key=f"evidence-{release_id}", markdown=markdown,
-                             description=f"Evidence for release {release_id}")
+    create_markdown_artifact(
+        key=f"evidence-{release_id}",
+        markdown=markdown,
+        description=f"Evidence for release {release_id}",
+    )
     return str(path)
 
 
@@ -41,8 +48,14 @@ def await_approval(release_id: str, timeout_s: int) -> approval.ApprovalDecision
 
 
 @task(name="record-decision", **STEP)
-def record_decision(release_id: str, candidate: Candidate, decision: approval.ApprovalDecision,
-                    load: LoadTestOutcome, drift: DriftOutcome, evidence: str) -> str:
+def record_decision(
+    release_id: str,
+    candidate: Candidate,
+    decision: approval.ApprovalDecision,
+    load: LoadTestOutcome,
+    drift: DriftOutcome,
+    evidence: str,
+) -> str:
     """Append the decision, with the figures it was made on, to the model's audit log."""
     shown = {
         "evidence": evidence,
@@ -50,10 +63,17 @@ def record_decision(release_id: str, candidate: Candidate, decision: approval.Ap
         "drift": {c.name: c.observed for c in drift.verdict.checks},
     }
     path = approval.record_decision(
-        build_services().settings.paths.registry, candidate.name, release_id, candidate.digest,
+        build_services().settings.paths.registry,
+        candidate.name,
+        release_id,
+        candidate.digest,
         {"approve": decision.approve, "approver": decision.approver, "comment": decision.comment},
         shown,
     )
-    get_run_logger().info("%s by %s: %s", "approved" if decision.approve else "rejected",
-                          decision.approver, decision.comment or "(no comment)")
+    get_run_logger().info(
+        "%s by %s: %s",
+        "approved" if decision.approve else "rejected",
+        decision.approver,
+        decision.comment or "(no comment)",
+    )
     return str(path)

@@ -12,7 +12,12 @@ from tasks import STEP
 def promote_model(candidate: Candidate, approver: str, release_id: str) -> PromotionResult:
     """Move the `production` alias and switch the production service to the candidate."""
     services = build_services()
-    result = promote(candidate.bundle(), services.registry, services.production,
-                     actor=approver, reason=f"release {release_id}")
+    result = promote(
+        candidate.bundle(),
+        services.registry,
+        services.production,
+        actor=approver,
+        reason=f"release {release_id}",
+    )
     get_run_logger().info("%s production is now %s at %s", result.model, result.digest, result.url)
     return result

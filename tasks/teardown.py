@@ -25,6 +25,8 @@ def teardown_release(flow, flow_run, state) -> None:
     release_id = flow_run.parameters["release_id"]
     try:
         removed = finish_release(build_services(), release_id)
-        logger.info("teardown of %s (%s): %s", release_id, state.name, ", ".join(removed) or "nothing left")
+        logger.info(
+            "teardown of %s (%s): %s", release_id, state.name, ", ".join(removed) or "nothing left"
+        )
     except Exception:  # a hook must not mask the run's own outcome
         logger.exception("teardown of %s failed; the janitor will retry at expiry", release_id)

@@ -109,16 +109,18 @@ def build_pipeline(challenger: bool) -> Pipeline:
     return Pipeline([("features", features), ("classifier", classifier)])
 
 
-def build_spec(challenger: bool) -> ModelSpec:
-    """The project's fearless.yaml: schema and every release gate, as data."""
+def build_spec() -> ModelSpec:
+    """The project's fearless.yaml: schema and every release gate, as data.
+
+    The same for both versions: a new model version is a new model file, not a new spec.
+    """
     schema = [Column(name=name, type=kind) for name, kind in NUMERIC.items()] + [
         Column(name=name, type=ColumnType.category, values=values)
         for name, values in CATEGORIES.items()
     ]
-    variant = "challenger: interactions, C=0.3" if challenger else "champion: C=1.0"
     return ModelSpec(
         name="credit",
-        description=f"Probability that a loan applicant defaults ({variant}).",
+        description="Probability that a loan applicant defaults.",
         model=Path("model.joblib"),
         reference_data=Path("reference.parquet"),
         input_schema=schema,
@@ -141,7 +143,7 @@ def train(out: Path, challenger: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, out / "model.joblib")
     reference[features].reset_index(drop=True).to_parquet(out / "reference.parquet", index=False)
-    spec = build_spec(challenger).to_yaml_dict()
+    spec = build_spec().to_yaml_dict()
     (out / SPEC_FILENAME).write_text(yaml.safe_dump(spec, sort_keys=False))
     return out
 

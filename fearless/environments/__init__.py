@@ -6,7 +6,7 @@ services. Which one is built once from settings (see `fearless.composition`).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -32,7 +32,7 @@ class Environment(BaseModel):
 
     @property
     def expired(self) -> bool:
-        return datetime.now(timezone.utc) >= self.expires_at
+        return datetime.now(UTC) >= self.expires_at
 
 
 class EnvironmentBackend(Protocol):

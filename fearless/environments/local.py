@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fearless import processes
@@ -13,8 +13,13 @@ from fearless.preload import Launcher
 
 
 class LocalEnvironments:
-    def __init__(self, root: Path, runs_root: Path, ready_timeout_s: float = 60.0,
-                 launcher: Launcher | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        runs_root: Path,
+        ready_timeout_s: float = 60.0,
+        launcher: Launcher | None = None,
+    ) -> None:
         self.root = root
         self.runs_root = runs_root
         self.ready_timeout_s = ready_timeout_s
@@ -26,7 +31,9 @@ class LocalEnvironments:
     def inference_log_dir(self, env: Environment) -> Path:
         return self.runs_root / env.release_id / "inference" / env.role
 
-    def provision(self, release_id: str, role: str, bundle: Bundle, expires_at: datetime) -> Environment:
+    def provision(
+        self, release_id: str, role: str, bundle: Bundle, expires_at: datetime
+    ) -> Environment:
         """Start the bundle's model API on a free port; safe to repeat (returns the live one)."""
         record = self._record(release_id, role)
         if record.is_file():
@@ -36,13 +43,19 @@ class LocalEnvironments:
         port = processes.free_port()
         log_dir = self.runs_root / release_id / "inference" / role
         handle = self.launcher.start(
-            "fearless.serving", processes.model_api_args(bundle.path, port, log_dir),
+            "fearless.serving",
+            processes.model_api_args(bundle.path, port, log_dir),
             log_path=self.runs_root / release_id / "logs" / f"{role}-api.log",
         )
         env = Environment(
-            release_id=release_id, role=role, model=bundle.name, digest=bundle.digest,
-            url=f"http://127.0.0.1:{port}", created_at=datetime.now(timezone.utc),
-            expires_at=expires_at, handle=handle.model_dump(),
+            release_id=release_id,
+            role=role,
+            model=bundle.name,
+            digest=bundle.digest,
+            url=f"http://127.0.0.1:{port}",
+            created_at=datetime.now(UTC),
+            expires_at=expires_at,
+            handle=handle.model_dump(),
         )
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(env.model_dump_json(indent=2))
@@ -50,7 +63,9 @@ class LocalEnvironments:
             processes.wait_until_ready(f"{env.url}/ready", handle, self.ready_timeout_s)
         except (RuntimeError, TimeoutError) as exc:
             self.teardown(release_id)
-            raise EnvironmentError_(f"{role} model API for {release_id} did not start: {exc}") from exc
+            raise EnvironmentError_(
+                f"{role} model API for {release_id} did not start: {exc}"
+            ) from exc
         return env
 
     def teardown(self, release_id: str) -> list[Environment]:
@@ -68,9 +83,9 @@ class LocalEnvironments:
         if not self.root.is_dir():
             return []
         return [
-            Environment.model_validate_json(p.read_text()) for p in sorted(self.root.glob("*/*.json"))
+            Environment.model_validate_json(p.read_text())
+            for p in sorted(self.root.glob("*/*.json"))
         ]
 
     def describe(self) -> str:
         return f"local processes (records in {self.root})"
-

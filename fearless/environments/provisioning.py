@@ -5,7 +5,9 @@ from __future__ import annotations
 from fearless.candidate import Candidate, TestEnvironments, environment_expiry
 
 
-def provision_test_environments(services, release_id: str, candidate: Candidate) -> TestEnvironments:
+def provision_test_environments(
+    services, release_id: str, candidate: Candidate
+) -> TestEnvironments:
     """Start the candidate's model API, and the current champion's when there is one.
 
     The champion runs in the test environment too, so the two can be compared on the same

@@ -33,7 +33,14 @@ class Registry(Protocol):
     def get_alias(self, model: str, alias: str) -> str | None: ...
 
     def set_alias(
-        self, model: str, alias: str, digest: str | None, *, expected: str | None, actor: str, reason: str
+        self,
+        model: str,
+        alias: str,
+        digest: str | None,
+        *,
+        expected: str | None,
+        actor: str,
+        reason: str,
     ) -> AliasMove: ...
 
     def history(self, model: str) -> list[AliasMove]: ...

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fearless.bundle import Bundle, BundleError, open_bundle
@@ -65,7 +65,14 @@ class LocalRegistry:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def set_alias(
-        self, model: str, alias: str, digest: str | None, *, expected: str | None, actor: str, reason: str
+        self,
+        model: str,
+        alias: str,
+        digest: str | None,
+        *,
+        expected: str | None,
+        actor: str,
+        reason: str,
     ) -> AliasMove:
         """Point `alias` at `digest` only if it still points at `expected` (None: unset)."""
         with self._locked(model):
@@ -77,8 +84,13 @@ class LocalRegistry:
             path = self._alias_file(model, alias)
             path.parent.mkdir(parents=True, exist_ok=True)
             move = AliasMove(
-                model=model, alias=alias, from_digest=current, to_digest=digest,
-                actor=actor, reason=reason, at=datetime.now(timezone.utc),
+                model=model,
+                alias=alias,
+                from_digest=current,
+                to_digest=digest,
+                actor=actor,
+                reason=reason,
+                at=datetime.now(UTC),
             )
             if digest is None:
                 path.unlink(missing_ok=True)
@@ -94,7 +106,9 @@ class LocalRegistry:
         path = self._model_dir(model) / "history.jsonl"
         if not path.is_file():
             return []
-        return [AliasMove.model_validate_json(line) for line in path.read_text().splitlines() if line]
+        return [
+            AliasMove.model_validate_json(line) for line in path.read_text().splitlines() if line
+        ]
 
     def models(self) -> list[str]:
         if not self.root.is_dir():

@@ -32,8 +32,14 @@ def releases(platform):
 
         def wait(self, started, paused_ok=True, timeout_s=240):
             with get_client(sync_client=True) as client:
-                return follow(client, UUID(started.flow_run_id), print, poll_s=0.5,
-                              stop_when_paused=paused_ok, timeout_s=timeout_s)
+                return follow(
+                    client,
+                    UUID(started.flow_run_id),
+                    print,
+                    poll_s=0.5,
+                    stop_when_paused=paused_ok,
+                    timeout_s=timeout_s,
+                )
 
         def run(self, flow_run_id):
             with get_client(sync_client=True) as client:
@@ -44,5 +50,12 @@ def releases(platform):
 
 def fearless_cli(*args: str) -> subprocess.CompletedProcess:
     """The `fearless` command exactly as a person runs it, against the test server."""
-    return subprocess.run([sys.executable, "-m", "fearless.cli", *args], cwd=ROOT,
-                          capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "fearless.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=300,
+        check=False,
+    )

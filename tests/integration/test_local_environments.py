@@ -1,6 +1,6 @@
 """The local backend and production service with real model API processes."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import psutil
@@ -13,8 +13,15 @@ from fearless.processes import ProcessHandle
 from fearless.production import LocalProductionService
 from fearless.registry.local import LocalRegistry
 
-RECORD = {"age": 40, "income": 52000.0, "loan_amount": 12000.0, "credit_history_months": 60,
-          "debt_ratio": 0.3, "purpose": "car", "employment": "salaried"}
+RECORD = {
+    "age": 40,
+    "income": 52000.0,
+    "loan_amount": 12000.0,
+    "credit_history_months": 60,
+    "debt_ratio": 0.3,
+    "purpose": "car",
+    "employment": "salaried",
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +36,7 @@ def alive(env) -> bool:
 
 def test_provision_serves_logs_and_teardown_is_complete_and_repeatable(tmp_path, bundles):
     backend = LocalEnvironments(tmp_path / "envs", tmp_path / "runs")
-    expires = datetime.now(timezone.utc) + timedelta(hours=1)
+    expires = datetime.now(UTC) + timedelta(hours=1)
     env = backend.provision("credit-test1", "candidate", bundles[0], expires)
     assert backend.provision("credit-test1", "candidate", bundles[0], expires) == env  # repeat-safe
     answer = httpx.post(f"{env.url}/predict", json={"records": [RECORD]})
@@ -53,7 +60,7 @@ def test_a_model_api_that_cannot_start_leaves_nothing(tmp_path, bundles):
 
     backend = LocalEnvironments(tmp_path / "envs", tmp_path / "runs", ready_timeout_s=60)
     with pytest.raises(EnvironmentError_, match="did not start"):
-        backend.provision("credit-bad", "candidate", open_bundle(broken), datetime.now(timezone.utc))
+        backend.provision("credit-bad", "candidate", open_bundle(broken), datetime.now(UTC))
     assert backend.list() == []
 
 
@@ -64,7 +71,10 @@ def test_production_switch_stops_the_old_instance(tmp_path, bundles):
     second = service.start(bundles[1])
     assert service.switch(second) == first
     assert service.current("credit") == second
-    assert not psutil.pid_exists(first.handle.pid) or psutil.Process(first.handle.pid).status() == "zombie"
+    assert (
+        not psutil.pid_exists(first.handle.pid)
+        or psutil.Process(first.handle.pid).status() == "zombie"
+    )
     answer = httpx.post(f"{second.url}/predict", json={"records": [RECORD]})
     assert answer.json()["digest"] == bundles[1].digest
     assert list((tmp_path / "inference" / "credit").rglob("*.jsonl"))

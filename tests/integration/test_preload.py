@@ -19,7 +19,14 @@ def preloaded(tmp_path_factory):
     folder = tmp_path_factory.mktemp("preload")
     imports = [arg for module in PRELOADS["model-api"] for arg in ("--import", module)]
     parent = processes.spawn(
-        [sys.executable, "-m", "fearless.preload", "--socket", str(folder / "preload-model-api.sock"), *imports],
+        [
+            sys.executable,
+            "-m",
+            "fearless.preload",
+            "--socket",
+            str(folder / "preload-model-api.sock"),
+            *imports,
+        ],
         folder / "parent.log",
     )
     deadline = time.monotonic() + 60
@@ -35,7 +42,8 @@ def test_a_model_api_is_forked_from_the_parent_and_serves(preloaded, credit_proj
     bundle = build_bundle(credit_project, LocalRegistry(tmp_path / "registry"))
     port = processes.free_port()
     handle = Launcher(folder).start(
-        "fearless.serving", processes.model_api_args(bundle.path, port, tmp_path / "logs"),
+        "fearless.serving",
+        processes.model_api_args(bundle.path, port, tmp_path / "logs"),
         tmp_path / "api.log",
     )
     try:

@@ -16,9 +16,18 @@ def test_form_defaults_to_reject_and_requires_an_approver():
 
 def test_decisions_are_appended_with_what_was_shown(tmp_path):
     for approver in ("ann", "bob"):
-        record_decision(tmp_path, "credit", "credit-1", "sha256:a",
-                        {"approve": approver == "ann", "approver": approver, "comment": ""},
-                        {"p95_ms": 12.5})
-    lines = [json.loads(x) for x in (tmp_path / "credit" / "decisions.jsonl").read_text().splitlines()]
+        record_decision(
+            tmp_path,
+            "credit",
+            "credit-1",
+            "sha256:a",
+            {"approve": approver == "ann", "approver": approver, "comment": ""},
+            {"p95_ms": 12.5},
+        )
+    lines = [
+        json.loads(x) for x in (tmp_path / "credit" / "decisions.jsonl").read_text().splitlines()
+    ]
     assert [(x["approver"], x["approve"], x["shown"]["p95_ms"]) for x in lines] == [
-        ("ann", True, 12.5), ("bob", False, 12.5)]
+        ("ann", True, 12.5),
+        ("bob", False, 12.5),
+    ]

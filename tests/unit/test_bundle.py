@@ -21,8 +21,13 @@ def test_bundle_holds_what_it_promises(credit_project, tmp_path):
     bundle = build_bundle(credit_project, LocalRegistry(tmp_path))
     manifest = json.loads((bundle.path / "manifest.json").read_text())
     assert set(manifest["files"]) >= {
-        "fearless.yaml", "model.joblib", "reference.parquet", "schema.json",
-        "reference_stats.json", "requirements.txt", "Dockerfile",
+        "fearless.yaml",
+        "model.joblib",
+        "reference.parquet",
+        "schema.json",
+        "reference_stats.json",
+        "requirements.txt",
+        "Dockerfile",
     }
     dockerfile = (bundle.path / "Dockerfile").read_text()
     assert "USER model" in dockerfile and "HEALTHCHECK" in dockerfile

@@ -1,17 +1,24 @@
 """The janitor against a fake backend that records what it tore down."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from fearless.environments import Environment
 from fearless.janitor import sweep
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def env(release_id: str, role: str, expires_in_s: int) -> Environment:
-    return Environment(release_id=release_id, role=role, model="credit", digest="sha256:x",
-                       url="http://x", created_at=NOW - timedelta(hours=1),
-                       expires_at=NOW + timedelta(seconds=expires_in_s), handle={})
+    return Environment(
+        release_id=release_id,
+        role=role,
+        model="credit",
+        digest="sha256:x",
+        url="http://x",
+        created_at=NOW - timedelta(hours=1),
+        expires_at=NOW + timedelta(seconds=expires_in_s),
+        handle={},
+    )
 
 
 class FakeBackend:
@@ -26,8 +33,14 @@ class FakeBackend:
 
 
 def test_only_expired_releases_are_removed_and_at_the_boundary_it_counts_as_expired():
-    backend = FakeBackend([env("a", "candidate", -5), env("a", "champion", -5),
-                           env("b", "candidate", 0), env("c", "candidate", 1)])
+    backend = FakeBackend(
+        [
+            env("a", "candidate", -5),
+            env("a", "champion", -5),
+            env("b", "candidate", 0),
+            env("c", "candidate", 1),
+        ]
+    )
     removed = sweep(backend, now=NOW)
     assert sorted({e.release_id for e in removed}) == ["a", "b"]
     assert backend.torn_down == ["a", "b"]

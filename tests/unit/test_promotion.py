@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from fearless.promotion import promote
 from fearless.registry import AliasConflict
 from fearless.registry.local import LocalRegistry
-from fearless.promotion import promote
 
 
 @dataclass
@@ -43,7 +43,9 @@ class FakeProduction:
 def test_promote_moves_alias_keeps_previous_and_switches(tmp_path: Path):
     registry, production = LocalRegistry(tmp_path), FakeProduction()
     promote(FakeBundle("credit", "sha256:a"), registry, production, actor="ann", reason="r1")
-    result = promote(FakeBundle("credit", "sha256:b"), registry, production, actor="bob", reason="r2")
+    result = promote(
+        FakeBundle("credit", "sha256:b"), registry, production, actor="bob", reason="r2"
+    )
     assert result.previous_digest == "sha256:a"
     assert registry.get_alias("credit", "production") == "sha256:b"
     assert registry.get_alias("credit", "previous") == "sha256:a"
@@ -51,11 +53,13 @@ def test_promote_moves_alias_keeps_previous_and_switches(tmp_path: Path):
 
 
 def test_losing_a_race_discards_the_new_service_and_keeps_the_champion(tmp_path: Path):
-    registry, production = LocalRegistry(tmp_path), FakeProduction()
+    registry = LocalRegistry(tmp_path)
 
     class Racing(FakeProduction):
         def start(self, bundle):  # a rival promotes while this one's service starts
-            registry.set_alias("credit", "production", "sha256:rival", expected=None, actor="x", reason="")
+            registry.set_alias(
+                "credit", "production", "sha256:rival", expected=None, actor="x", reason=""
+            )
             return super().start(bundle)
 
     racing = Racing()
