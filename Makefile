@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: install demo test unit bench clean
+.PHONY: install demo test lint unit bench clean
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
@@ -13,8 +13,12 @@ install:
 demo: install
 	$(UV) run --frozen python examples/demo.py
 
+lint: install
+	$(UV) run --frozen ruff check fearless flows tasks tests simulations examples bench
+	$(UV) run --frozen ruff format --check fearless flows tasks tests simulations examples bench
+
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
-test: install
+test: install lint
 	$(UV) run --frozen pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

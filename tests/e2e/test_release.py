@@ -188,3 +188,24 @@ def test_cancelling_a_waiting_release_tears_it_down(releases, credit_project):
     assert cancel.returncode == 0, cancel.stdout + cancel.stderr
     assert_torn_down(releases, started.release_id, within_s=90)
     assert releases.run(started.flow_run_id).state.is_cancelled()
+
+
+def test_a_release_started_like_the_ui_does_gets_its_own_queue_too(releases, credit_project):
+    """The `release` deployment (what the UI's Run button and schedules start) hands off too."""
+    from prefect.deployments import run_deployment
+
+    launcher = run_deployment(
+        "release/release",
+        parameters={"model_path": str(credit_project), "overrides": FAST},
+        timeout=120,
+        poll_interval=1,
+    )
+    assert launcher.state.is_completed(), launcher.state
+    started = launcher.state.result()
+    assert launcher.work_queue_name == "default"
+    paused = releases.wait(started)
+    assert paused.state.is_paused() and paused.work_queue_name == queue_name_for(started.release_id)
+    assert "started-by:prefect" in paused.tags
+    assert fearless_cli("reject", started.release_id, "--by", "ui").returncode == 0
+    assert releases.wait(started, paused_ok=False).state.name == "Rejected"
+    assert_torn_down(releases, started.release_id)
