@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from fearless.commands import register_all
+
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
@@ -207,6 +209,8 @@ def janitor(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list."
     if not removed:
         typer.echo("nothing expired")
 
+
+register_all(app)
 
 if __name__ == "__main__":
     app()
