@@ -38,19 +38,6 @@ def _fail(message: str, code: int = 1):
     raise typer.Exit(code)
 
 
-def _parse_overrides(items: list[str]) -> dict:
-    import yaml
-
-    overrides: dict = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or "." not in key:
-            _fail(f"--set {item!r}: expected SECTION.FIELD=VALUE, e.g. load.duration_s=5")
-        section, field = key.split(".", 1)
-        overrides.setdefault(section, {})[field] = yaml.safe_load(value)
-    return overrides
-
-
 @server_app.command("up")
 def server_up() -> None:
     """Start the local Prefect server and a worker (no-op if running)."""
@@ -100,11 +87,12 @@ def release(
     """Start a release of a model project on a work queue of its own."""
     from pathlib import Path
 
-    from fearless.spec import SpecError
+    from fearless.spec import SpecError, overrides_from_pairs
 
     settings = _settings()
     try:
-        started = _start(settings, str(Path(path).resolve()), _parse_overrides(set_), ref)
+        overrides = overrides_from_pairs(set_)
+        started = _start(settings, str(Path(path).resolve()), overrides, ref)
     except SpecError as exc:
         _fail(str(exc), code=2)
     typer.echo(f"release {started.release_id} on queue {started.queue}\n  {started.url}")

@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel
 
+from fearless.outcomes import PAUSE_EXPIRED
 from fearless.settings import Settings
 from fearless.spec import load_spec, with_overrides
 
@@ -152,9 +153,6 @@ def finish_release(services, release_id: str) -> list[str]:
         if delete_release_queue(client, services.settings.work_pool, release_id):
             removed.append(f"work queue release-{release_id}")
     return removed
-
-
-PAUSE_EXPIRED = "The flow was paused and never resumed."
 
 
 def close_release(services, client, flow_run_id: UUID) -> list[str]:

@@ -193,3 +193,17 @@ def with_overrides(spec: ModelSpec, overrides: dict[str, Any] | None, source: st
         return ModelSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(_format_errors(Path(source), exc)) from None
+
+
+def overrides_from_pairs(pairs: list[str]) -> dict[str, Any]:
+    """`["load.duration_s=5", "slos.p95_ms=300"]` as overrides; values are read as YAML."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        section, dot, field = key.partition(".")
+        if not sep or not dot or not section or not field:
+            raise SpecError(
+                f"override {pair!r}: expected SECTION.FIELD=VALUE, e.g. load.duration_s=5"
+            )
+        overrides.setdefault(section, {})[field] = yaml.safe_load(value)
+    return overrides

@@ -78,3 +78,17 @@ def test_yaml_round_trip(tmp_path):
     spec = load_spec(write(tmp_path, VALID))
     again = load_spec(write(tmp_path, spec.to_yaml_dict()))
     assert again == spec
+
+
+def test_overrides_from_command_line_pairs():
+    from fearless.spec import overrides_from_pairs
+
+    assert overrides_from_pairs(
+        ["load.duration_s=5", "slos.p95_ms=300.5", "load.profile=spike"]
+    ) == {
+        "load": {"duration_s": 5, "profile": "spike"},
+        "slos": {"p95_ms": 300.5},
+    }
+    for bad in ("duration_s=5", "load.duration_s", ".x=1"):
+        with pytest.raises(SpecError, match="SECTION.FIELD=VALUE"):
+            overrides_from_pairs([bad])
