@@ -183,6 +183,25 @@ def teardown(run_id: Annotated[str, typer.Argument(help="Release id.")]) -> None
 
 
 @app.command()
+def rollback(
+    model: Annotated[str, typer.Argument(help="Model name, as in its fearless.yaml.")],
+    by: Annotated[str, typer.Option("--by", help="Who rolls back.")],
+    reason: Annotated[str, typer.Option(help="Why.")] = "",
+) -> None:
+    """Put a model's previous version back in production."""
+    from fearless.composition import build_services
+    from fearless.promotion import RollbackError
+    from fearless.promotion import rollback as roll_back
+
+    services = build_services(_settings())
+    try:
+        result = roll_back(model, services.registry, services.production, actor=by, reason=reason)
+    except RollbackError as exc:
+        _fail(str(exc))
+    typer.echo(f"{model} production is back at {result.digest}, serving at {result.url}")
+
+
+@app.command()
 def janitor(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list.")] = False) -> None:
     """Remove test environments past their expiry (--dry-run: only list them)."""
     from fearless.composition import build_services

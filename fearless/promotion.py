@@ -42,3 +42,16 @@ def promote(bundle: Bundle, registry, production, *, actor: str, reason: str) ->
     return PromotionResult(
         model=bundle.name, digest=bundle.digest, previous_digest=previous, url=instance.url
     )
+
+
+class RollbackError(RuntimeError):
+    """There is nothing to roll back to."""
+
+
+def rollback(model: str, registry, production, *, actor: str, reason: str) -> PromotionResult:
+    """Put the `previous` version back in production (the current one becomes `previous`)."""
+    previous = registry.get_alias(model, "previous")
+    if previous is None:
+        raise RollbackError(f"{model} has no previous production version to roll back to")
+    bundle = registry.get_bundle(model, previous)
+    return promote(bundle, registry, production, actor=actor, reason=f"rollback: {reason}")

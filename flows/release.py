@@ -4,17 +4,31 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from fearless.release_options import ReleaseOptions
 from fearless.releases import ReleaseStarted, start_release
 from fearless.settings import get_settings
 
 
 @flow(name="release")
 def release(
-    model_path: str = "examples/credit", git_ref: str | None = None, overrides: dict | None = None
+    model_path: str = "examples/credit",
+    git_ref: str | None = None,
+    options: ReleaseOptions | None = None,
+    overrides: dict | None = None,
 ) -> ReleaseStarted:
-    """Release the model project at `model_path` (relative to the project root)."""
+    """Release a model project through every gate, on a work queue of its own.
+
+    Args:
+        model_path: The model project folder (holding fearless.yaml), relative to the repository root.
+        git_ref: The git commit or ref being released, for the record.
+        options: Changes to the spec's load test, SLOs, drift thresholds or approval timeout for this run.
+        overrides: Any other spec values for this run, e.g. {"load": {"batch_size": 4}}.
+    """
+    merged = {**(overrides or {})}
+    for section, values in (options or ReleaseOptions()).to_overrides().items():
+        merged[section] = {**merged.get(section, {}), **values}
     started = start_release(
-        get_settings(), model_path, overrides=overrides, git_ref=git_ref, started_by="prefect"
+        get_settings(), model_path, overrides=merged, git_ref=git_ref, started_by="prefect"
     )
     get_run_logger().info(
         "release %s runs on queue %s: %s", started.release_id, started.queue, started.url

@@ -124,6 +124,16 @@ def test_challenger_is_compared_with_the_champion_and_promoted(
     assert registry.get_alias("credit", "previous") == champion
     assert_torn_down(releases, candidate.release_id)
 
+    promoted = registry.get_alias("credit", "production")
+    rolled = fearless_cli("rollback", "credit", "--by", "dan", "--reason", "error rate up")
+    assert rolled.returncode == 0, rolled.stderr
+    assert registry.get_alias("credit", "production") == champion
+    assert registry.get_alias("credit", "previous") == promoted
+    instance = releases.services.production.current("credit")
+    assert instance.digest == champion
+    assert httpx.get(f"{instance.url}/metadata").json()["digest"] == champion
+    assert "rollback: error rate up" in registry.history("credit")[-2].reason
+
 
 def test_a_failed_slo_gate_stops_before_approval_and_tears_down(releases, credit_project):
     started = releases.start(credit_project, {**FAST, "slos": {"p95_ms": 0.001}})

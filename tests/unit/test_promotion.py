@@ -67,3 +67,22 @@ def test_losing_a_race_discards_the_new_service_and_keeps_the_champion(tmp_path:
         promote(FakeBundle("credit", "sha256:b"), registry, racing, actor="bob", reason="r")
     assert racing.discarded == [FakeInstance("sha256:b")] and racing.switched == []
     assert registry.get_alias("credit", "production") == "sha256:rival"
+
+
+def test_rollback_swaps_production_and_previous(tmp_path: Path):
+    from fearless.promotion import RollbackError, rollback
+
+    class Registry(LocalRegistry):
+        def get_bundle(self, model, digest):
+            return FakeBundle(model, digest)
+
+    registry, production = Registry(tmp_path), FakeProduction()
+    with pytest.raises(RollbackError, match="no previous"):
+        rollback("credit", registry, production, actor="ann", reason="r")
+    promote(FakeBundle("credit", "sha256:a"), registry, production, actor="ann", reason="r1")
+    promote(FakeBundle("credit", "sha256:b"), registry, production, actor="bob", reason="r2")
+    result = rollback("credit", registry, production, actor="cat", reason="errors")
+    assert result.digest == "sha256:a" and result.previous_digest == "sha256:b"
+    assert registry.get_alias("credit", "production") == "sha256:a"
+    assert registry.get_alias("credit", "previous") == "sha256:b"
+    assert registry.history("credit")[-2].reason == "rollback: errors"

@@ -1,0 +1,23 @@
+"""Roll a model's production back to its previous version, by hand or from an automation."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from fearless.composition import build_services
+from fearless.promotion import PromotionResult, rollback
+
+
+@flow(name="rollback")
+def rollback_model(model: str, actor: str = "prefect", reason: str = "") -> PromotionResult:
+    """Move `model:production` back to `model:previous` and switch the production service.
+
+    Args:
+        model: The model's name, as in its fearless.yaml.
+        actor: Who asks for the rollback (recorded in the alias history).
+        reason: Why (recorded in the alias history).
+    """
+    services = build_services()
+    result = rollback(model, services.registry, services.production, actor=actor, reason=reason)
+    get_run_logger().info("%s production is back at %s (%s)", model, result.digest, result.url)
+    return result
