@@ -41,3 +41,9 @@ def record_decision(
     with log.open("a") as handle:
         handle.write(json.dumps(entry, default=str) + "\n")
     return log
+
+
+def form_description(ui_url: str, release_id: str, evidence_path: Path) -> str:
+    """What the approval form shows above its fields: where the evidence is, and its summary."""
+    link = f"{ui_url}/artifacts/key/evidence-{release_id}"
+    return f"**Evidence:** [{link}]({link}) (also `{evidence_path}`)\n\n{evidence_path.read_text()}"

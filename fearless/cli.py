@@ -173,6 +173,14 @@ def status(
 
 
 @app.command()
+def pending() -> None:
+    """Releases waiting at their approval gate, with where their evidence is."""
+    from fearless.status import print_pending
+
+    print_pending(_settings(), typer.echo)
+
+
+@app.command()
 def teardown(run_id: Annotated[str, typer.Argument(help="Release id.")]) -> None:
     """Remove everything a release created (environments, queue); safe to repeat."""
     from fearless.composition import build_services

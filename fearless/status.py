@@ -34,3 +34,42 @@ def print_status(settings, run_id: str | None, emit: Callable[[str], None]) -> N
         digest = services.registry.get_alias(model, "production") or "none"
         where = instance.url if instance else "not serving"
         emit(f"  {model:<24} {digest[:19]}  {where}")
+
+
+def print_pending(settings, emit: Callable[[str], None]) -> int:
+    """Releases waiting for a decision, with their evidence and environment expiry."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    from fearless.composition import build_services
+
+    services = build_services(settings)
+    expiry = {env.release_id: env.expires_at for env in services.environments.list()}
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["release-pipeline"])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+            ),
+        )
+    for run in runs:
+        until = expiry.get(run.name)
+        emit(
+            f"{run.name}  waiting since {run.state.timestamp:%Y-%m-%d %H:%M} UTC"
+            + (f", environment until {until:%Y-%m-%d %H:%M} UTC" if until else "")
+        )
+        emit(f"  evidence: {settings.ui_url}/artifacts/key/evidence-{run.name}")
+        emit(f"            {settings.paths.run_dir(run.name) / 'evidence.md'}")
+        emit(
+            f"  decide:   fearless approve {run.name} --by NAME --comment TEXT  (or fearless reject)"
+        )
+    if not runs:
+        emit("no release is waiting for a decision")
+    return len(runs)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.flow_runs import suspend_flow_run
@@ -33,7 +35,9 @@ def publish_evidence(
     return str(path)
 
 
-def await_approval(release_id: str, timeout_s: int) -> approval.ApprovalDecision:
+def await_approval(
+    release_id: str, timeout_s: int, evidence_path: str
+) -> approval.ApprovalDecision:
     """Suspend until a person decides: the process exits, so no worker slot is held meanwhile.
 
     On resume the flow re-runs from the top; finished steps come back from their cache and
@@ -42,9 +46,12 @@ def await_approval(release_id: str, timeout_s: int) -> approval.ApprovalDecision
     get_run_logger().info(
         "waiting for approval (timeout %s s): fearless approve %s --by NAME", timeout_s, release_id
     )
-    return suspend_flow_run(
-        wait_for_input=approval.ApprovalDecision, timeout=timeout_s, key=approval.APPROVAL_KEY
+    settings = build_services().settings
+    form = approval.ApprovalDecision.with_initial_data(
+        description=approval.form_description(settings.ui_url, release_id, Path(evidence_path)),
+        approve=False,
     )
+    return suspend_flow_run(wait_for_input=form, timeout=timeout_s, key=approval.APPROVAL_KEY)
 
 
 @task(name="record-decision", **STEP)
