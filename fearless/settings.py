@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +20,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FEARLESS_", extra="ignore")
 
     state_dir: Path = Field(default=PROJECT_ROOT / ".fearless", description="All local state.")
-    backend: Literal["local"] = Field(default="local", description="Where environments run.")
+    backend: Literal["local", "aws"] = Field(
+        default="local", description="local: processes and folders; aws: ECS, S3, ECR."
+    )
     server_host: str = "127.0.0.1"
     server_port: int = Field(default=4200, ge=1, le=65535)
     work_pool: str = Field(default="fearless-local", min_length=1)
@@ -30,6 +32,45 @@ class Settings(BaseSettings):
         default=600, ge=0, description="Life of a test environment beyond its approval timeout."
     )
     health_timeout_s: float = Field(default=60.0, gt=0)
+
+    aws_region: str = Field(default="us-east-1", description="Region of every AWS resource.")
+    aws_endpoint_url: str | None = Field(
+        default=None, description="Send every AWS call here (a moto server in tests)."
+    )
+    aws_cluster: str = Field(default="", description="ECS cluster the test environments run in.")
+    aws_subnets: list[str] = Field(default=[], description="Private subnets of the services.")
+    aws_security_groups: list[str] = Field(default=[], description="Security groups of services.")
+    aws_ecr_repository: str = Field(
+        default="", description="ECR repository URI; a bundle's image is tagged by short digest."
+    )
+    aws_bucket: str = Field(default="", description="S3 bucket of the registry and artifacts.")
+    aws_registry_prefix: str = Field(default="registry", description="Registry key prefix.")
+    aws_namespace_id: str = Field(
+        default="", description="Cloud Map private DNS namespace the environments register in."
+    )
+    aws_execution_role_arn: str = Field(default="", description="Role ECS pulls images with.")
+    aws_task_role_arn: str = Field(default="", description="Role the model API runs as.")
+    aws_log_group: str = Field(default="/fearless/environments", description="Model API logs.")
+    aws_creator: str = Field(
+        default="fearless", description="Value of the fearless:creator tag on what we create."
+    )
+
+    @model_validator(mode="after")
+    def _aws_complete(self) -> Settings:
+        required = (
+            "aws_cluster",
+            "aws_subnets",
+            "aws_security_groups",
+            "aws_ecr_repository",
+            "aws_bucket",
+            "aws_namespace_id",
+            "aws_execution_role_arn",
+            "aws_task_role_arn",
+        )
+        missing = [f"FEARLESS_{n.upper()}" for n in required if not getattr(self, n)]
+        if self.backend == "aws" and missing:
+            raise ValueError(f"backend 'aws' needs {', '.join(missing)} (see infra/README.md)")
+        return self
 
     @field_validator("state_dir")
     @classmethod

@@ -1,0 +1,61 @@
+provider "aws" {
+  region = var.region
+  default_tags {
+    tags = local.tags
+  }
+}
+
+locals {
+  tags = {
+    project    = "fearless"
+    owner      = var.owner
+    managed-by = "terraform"
+  }
+}
+
+module "registry" {
+  source            = "../../modules/registry"
+  name              = var.name
+  access_log_bucket = var.log_bucket
+  tags              = local.tags
+}
+
+module "network" {
+  source                = "../../modules/network"
+  name                  = var.name
+  vpc_id                = var.vpc_id
+  vpc_cidr              = var.vpc_cidr
+  private_subnet_ids    = var.private_subnet_ids
+  certificate_arn       = var.certificate_arn
+  alb_access_log_bucket = var.log_bucket
+  tags                  = local.tags
+}
+
+module "ecs" {
+  source         = "../../modules/ecs"
+  name           = var.name
+  kms_key_arn    = module.registry.kms_key_arn
+  repository_arn = module.registry.repository_arn
+  bucket_arn     = module.registry.bucket_arn
+  tags           = local.tags
+}
+
+module "prefect_worker" {
+  source                  = "../../modules/prefect_worker"
+  name                    = var.name
+  cluster_arn             = module.ecs.cluster_arn
+  cluster_name            = module.ecs.cluster_name
+  prefect_api_url         = var.prefect_api_url
+  prefect_auth_secret_arn = var.prefect_auth_secret_arn
+  subnet_ids              = var.private_subnet_ids
+  security_group_id       = module.network.worker_security_group_id
+  execution_role_arn      = module.ecs.execution_role_arn
+  execution_role_name     = "${var.name}-execution"
+  task_role_arn           = module.ecs.task_role_arn
+  log_group_name          = module.ecs.log_group_names["worker"]
+  bucket_arn              = module.registry.bucket_arn
+  repository_arn          = module.registry.repository_arn
+  namespace_arn           = module.network.namespace_arn
+  kms_key_arn             = module.registry.kms_key_arn
+  tags                    = local.tags
+}

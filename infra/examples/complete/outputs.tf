@@ -1,0 +1,17 @@
+output "fearless_env" {
+  description = "FEARLESS_* settings for backend=aws, ready to export."
+  value = {
+    FEARLESS_BACKEND                = "aws"
+    FEARLESS_AWS_REGION             = var.region
+    FEARLESS_AWS_CLUSTER            = module.ecs.cluster_name
+    FEARLESS_AWS_SUBNETS            = jsonencode(var.private_subnet_ids)
+    FEARLESS_AWS_SECURITY_GROUPS    = jsonencode([module.network.environments_security_group_id])
+    FEARLESS_AWS_ECR_REPOSITORY     = module.registry.repository_url
+    FEARLESS_AWS_BUCKET             = module.registry.bucket_name
+    FEARLESS_AWS_NAMESPACE_ID       = module.network.namespace_id
+    FEARLESS_AWS_EXECUTION_ROLE_ARN = module.ecs.execution_role_arn
+    FEARLESS_AWS_TASK_ROLE_ARN      = module.ecs.task_role_arn
+    FEARLESS_AWS_LOG_GROUP          = module.ecs.log_group_names["environments"]
+    FEARLESS_WORK_POOL              = "fearless-ecs"
+  }
+}

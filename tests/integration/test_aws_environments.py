@@ -1,0 +1,198 @@
+"""The ECS backend against a moto server: every resource tagged, and nothing left behind.
+
+Moto runs no containers, so these tests skip the health waiter; serving HTTP is covered by
+the local backend's tests.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from fearless.aws import TAG_PREFIX, tag_dict
+from fearless.bundle import Bundle
+from fearless.environments import EnvironmentError_
+from fearless.environments.ecs import EcsConfig, EcsEnvironments
+from fearless.janitor import sweep
+from fearless.spec import ModelSpec
+
+REGION = "us-east-1"
+REQUIRED_TAGS = {"release-id", "model", "digest", "expires-at", "creator"}
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            env.setenv(name, "testing")
+        env.setenv("AWS_DEFAULT_REGION", REGION)
+        yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def aws(moto_endpoint):
+    def make(service):
+        return boto3.client(service, region_name=REGION, endpoint_url=moto_endpoint)
+
+    ecs, discovery, ec2 = make("ecs"), make("servicediscovery"), make("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="envs", Description="envs", VpcId=vpc)["GroupId"]
+    ecs.create_cluster(clusterName="fearless")
+    discovery.create_private_dns_namespace(Name="fearless.internal", Vpc=vpc)
+    namespace = discovery.list_namespaces()["Namespaces"][0]["Id"]
+    config = EcsConfig(
+        region=REGION,
+        cluster="fearless",
+        subnets=[subnet],
+        security_groups=[group],
+        image_repository="123456789012.dkr.ecr.us-east-1.amazonaws.com/fearless-models",
+        namespace_id=namespace,
+        execution_role_arn="arn:aws:iam::123456789012:role/fearless-execution",
+        task_role_arn="arn:aws:iam::123456789012:role/fearless-task",
+        log_group="/fearless/environments",
+        creator="tests",
+    )
+    return config, ecs, discovery
+
+
+@pytest.fixture
+def backend(aws, tmp_path):
+    config, ecs, discovery = aws
+    backend = EcsEnvironments(config, ecs, discovery, tmp_path, waiter=lambda env: None)
+    yield backend
+    for env in backend.list():
+        backend.teardown(env.release_id)
+
+
+def bundle(tmp_path, digest="sha256:" + "ab" * 32) -> Bundle:
+    spec = ModelSpec.model_validate(
+        {
+            "name": "credit",
+            "model": "model.joblib",
+            "reference_data": "reference.parquet",
+            "schema": {"age": {"type": "int"}},
+            "resources": {"cpu": 0.5, "memory_mb": 1000},
+        }
+    )
+    return Bundle(path=tmp_path, digest=digest, spec=spec)
+
+
+def resources(aws) -> dict[str, dict]:
+    """Every ECS service, task definition and Cloud Map service that exists, with its tags."""
+    config, ecs, discovery = aws
+    found = {}
+    for arn in ecs.list_services(cluster=config.cluster)["serviceArns"]:
+        service = ecs.describe_services(cluster=config.cluster, services=[arn])["services"][0]
+        if service["status"] == "ACTIVE":
+            found[arn] = tag_dict(ecs.list_tags_for_resource(resourceArn=arn)["tags"])
+    for family in ecs.list_task_definition_families()["families"]:
+        for status in ("ACTIVE", "INACTIVE"):
+            for arn in ecs.list_task_definitions(familyPrefix=family, status=status)[
+                "taskDefinitionArns"
+            ]:
+                found[arn] = tag_dict(ecs.list_tags_for_resource(resourceArn=arn)["tags"])
+    for service in discovery.list_services()["Services"]:
+        tags = discovery.list_tags_for_resource(ResourceARN=service["Arn"])["Tags"]
+        found[service["Arn"]] = tag_dict(tags)
+    return found
+
+
+def in_hour() -> datetime:
+    return datetime.now(UTC) + timedelta(hours=1)
+
+
+def test_provision_tags_every_resource_and_teardown_twice_leaves_nothing(aws, backend, tmp_path):
+    env = backend.provision("credit-0001", "candidate", bundle(tmp_path), in_hour())
+    assert env.url == "http://candidate-credit-0001.fearless.internal:8080"
+    created = resources(aws)
+    assert len(created) == 3
+    for arn, tags in created.items():
+        assert {f"{TAG_PREFIX}{k}" for k in REQUIRED_TAGS} <= set(tags), arn
+        assert tags[f"{TAG_PREFIX}release-id"] == "credit-0001"
+    definition = aws[1].describe_task_definition(taskDefinition=env.handle["task_definition_arn"])
+    task = definition["taskDefinition"]
+    assert (task["cpu"], task["memory"]) == ("512", "1024")
+    assert task["containerDefinitions"][0]["image"].endswith("fearless-models:abababababab")
+
+    again = backend.provision("credit-0001", "candidate", bundle(tmp_path), in_hour())
+    assert (again.url, again.handle, again.expires_at) == (env.url, env.handle, env.expires_at)
+    assert [e.role for e in backend.list()] == ["candidate"]
+    cost = backend.cost(env, until=env.created_at + timedelta(hours=2))
+    assert (cost.vcpu_hours, cost.gb_hours) == (1.0, 2.0)
+
+    assert [e.role for e in backend.teardown("credit-0001")] == ["candidate"]
+    assert resources(aws) == {}
+    assert backend.teardown("credit-0001") == []
+
+
+def test_a_failure_half_way_through_provisioning_leaves_nothing(aws, tmp_path):
+    config, ecs, discovery = aws
+    broken = EcsEnvironments(
+        EcsConfig(**{**config.__dict__, "cluster": "no-such-cluster"}), ecs, discovery, tmp_path
+    )
+    with pytest.raises(EnvironmentError_, match="candidate environment for credit-0002"):
+        broken.provision("credit-0002", "candidate", bundle(tmp_path), in_hour())
+    assert resources(aws) == {}
+
+
+def test_a_failing_health_wait_leaves_nothing(aws, tmp_path):
+    def unhealthy(env):
+        raise TimeoutError("never HEALTHY")
+
+    config, ecs, discovery = aws
+    backend = EcsEnvironments(config, ecs, discovery, tmp_path, waiter=unhealthy)
+    with pytest.raises(EnvironmentError_, match="never HEALTHY"):
+        backend.provision("credit-0003", "candidate", bundle(tmp_path), in_hour())
+    assert resources(aws) == {}
+
+
+class Crash(BaseException):
+    """A process killed mid-provisioning: no except clause of ours runs."""
+
+
+def test_a_crash_half_way_is_found_by_tags_and_removed_by_teardown(aws, backend, tmp_path):
+    def crash(env):
+        raise Crash
+
+    config, ecs, discovery = aws
+    crashing = EcsEnvironments(config, ecs, discovery, tmp_path, waiter=crash)
+    with pytest.raises(Crash):
+        crashing.provision("credit-0004", "candidate", bundle(tmp_path), in_hour())
+    assert len(resources(aws)) == 3
+    assert [e.release_id for e in backend.list()] == ["credit-0004"]
+    backend.teardown("credit-0004")
+    assert resources(aws) == {}
+
+
+def test_janitor_removes_only_expired_tagged_environments(aws, backend, tmp_path):
+    _, ecs, _ = aws
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    backend.provision("credit-0005", "candidate", bundle(tmp_path), past)
+    backend.provision("credit-0005", "champion", bundle(tmp_path, "sha256:" + "cd" * 32), past)
+    backend.provision("credit-0006", "candidate", bundle(tmp_path), in_hour())
+    untagged = ecs.register_task_definition(
+        family="fearless-someone-elses",
+        containerDefinitions=[{"name": "x", "image": "nginx", "memory": 128}],
+    )["taskDefinition"]["taskDefinitionArn"]
+
+    assert {e.release_id for e in sweep(backend, dry_run=True)} == {"credit-0005"}
+    assert len(resources(aws)) == 10
+
+    removed = sweep(backend)
+    assert sorted((e.release_id, e.role) for e in removed) == [
+        ("credit-0005", "candidate"),
+        ("credit-0005", "champion"),
+    ]
+    left = resources(aws)
+    assert untagged in left
+    assert {t.get(f"{TAG_PREFIX}release-id") for t in left.values()} == {"credit-0006", None}
+    ecs.deregister_task_definition(taskDefinition=untagged)
+    ecs.delete_task_definitions(taskDefinitions=[untagged])

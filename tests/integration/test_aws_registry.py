@@ -1,0 +1,128 @@
+"""The S3 registry against a moto server: bundles by digest, aliases by conditional writes."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from fearless.bundle import BundleError
+from fearless.registry import AliasConflict
+from fearless.registry.s3 import S3Registry
+
+REGION = "us-east-1"
+BUCKET = "fearless-registry"
+
+
+@pytest.fixture(scope="module")
+def s3():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            env.setenv(name, "testing")
+        client = boto3.client("s3", region_name=REGION, endpoint_url=f"http://{host}:{port}")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+    server.stop()
+
+
+@pytest.fixture
+def registry(s3, tmp_path, request):
+    return S3Registry(s3, BUCKET, f"t/{request.node.name}", tmp_path / "cache")
+
+
+def staged(tmp_path, credit_spec="name: credit\n"):
+    folder = tmp_path / "staged"
+    folder.mkdir()
+    (folder / "fearless.yaml").write_text(credit_spec)
+    (folder / "manifest.json").write_text(json.dumps({"name": "credit", "digest": "sha256:d1"}))
+    return folder
+
+
+def test_alias_moves_by_compare_and_swap_and_history_is_appended(registry):
+    assert registry.get_alias("credit", "production") is None
+    registry.set_alias("credit", "production", "sha256:a", expected=None, actor="ann", reason="1")
+    with pytest.raises(AliasConflict, match="someone moved it first"):
+        registry.set_alias("credit", "production", "sha256:b", expected=None, actor="b", reason="")
+    registry.set_alias(
+        "credit", "production", "sha256:b", expected="sha256:a", actor="bob", reason="2"
+    )
+    registry.set_alias("credit", "production", None, expected="sha256:b", actor="cy", reason="3")
+    assert registry.get_alias("credit", "production") is None
+    registry.set_alias("credit", "production", "sha256:c", expected=None, actor="di", reason="4")
+    assert [(m.from_digest, m.to_digest, m.actor) for m in registry.history("credit")] == [
+        (None, "sha256:a", "ann"),
+        ("sha256:a", "sha256:b", "bob"),
+        ("sha256:b", None, "cy"),
+        (None, "sha256:c", "di"),
+    ]
+
+
+def test_a_stale_etag_loses_even_when_the_digest_check_passed(registry, s3):
+    """The conditional write itself refuses a writer that read before another one wrote."""
+    registry.set_alias("credit", "production", "sha256:a", expected=None, actor="a", reason="")
+    original = registry._read_alias
+    stale = original("credit", "production")
+
+    registry.set_alias(
+        "credit", "production", "sha256:b", expected="sha256:a", actor="b", reason=""
+    )
+    registry._read_alias = lambda model, alias: stale
+    with pytest.raises(AliasConflict):
+        registry.set_alias(
+            "credit", "production", "sha256:c", expected="sha256:a", actor="c", reason=""
+        )
+    registry._read_alias = original
+    assert registry.get_alias("credit", "production") == "sha256:b"
+
+
+def test_racing_moves_have_exactly_one_winner(registry):
+    winners, losers = [], []
+    barrier = threading.Barrier(8)
+
+    def race(i: int) -> None:
+        barrier.wait()
+        try:
+            registry.set_alias(
+                "credit", "production", f"sha256:{i}", expected=None, actor=str(i), reason="race"
+            )
+            winners.append(i)
+        except AliasConflict:
+            losers.append(i)
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1 and len(losers) == 7
+    assert registry.get_alias("credit", "production") == f"sha256:{winners[0]}"
+    assert len(registry.history("credit")) == 1
+
+
+def test_a_move_whose_history_write_was_lost_still_shows_in_history(registry, s3):
+    registry._put_history = lambda *args: None
+    registry.set_alias("credit", "production", "sha256:a", expected=None, actor="a", reason="")
+    assert [m.to_digest for m in registry.history("credit")] == ["sha256:a"]
+
+
+def test_bundles_are_stored_by_digest_and_fetched_into_the_cache(registry, tmp_path):
+    spec = (
+        "name: credit\nmodel: model.joblib\nreference_data: reference.parquet\n"
+        "schema:\n  age: {type: int}\n"
+    )
+    folder = staged(tmp_path, spec)
+    (folder / "model.joblib").write_bytes(b"model")
+    bundle = registry.store_bundle(folder, "sha256:d1")
+    assert (bundle.path / "model.joblib").read_bytes() == b"model"
+    assert registry.models() == ["credit"]
+
+    fresh = S3Registry(registry.s3, BUCKET, registry.prefix, tmp_path / "other-cache")
+    assert fresh.get_bundle("credit", "sha256:d1").digest == "sha256:d1"
+    with pytest.raises(BundleError, match="no such bundle"):
+        fresh.get_bundle("credit", "sha256:nope")
