@@ -122,21 +122,21 @@ def _whole_floats(series) -> bool:
     return pdt.is_float_dtype(series) and bool((values == values.round()).all())
 
 
-def load_model(path: Path):
-    """Load a joblib model file, turning every way it can be broken into a BundleError."""
+def load_model(path: Path, *, trust_pickle: bool = True):
+    """Load a model file (`.skops`, or `.joblib`/`.pkl` while `trust_pickle`), turning every
+    way it can be broken into a BundleError.
+
+    `trust_pickle` defaults to True for now: every existing project, the example included, is
+    a joblib file; a deployment that takes models from less trusted hands turns it off.
+    """
+    from fearless.model_files import ModelFileError, load_model_file
+
     if not path.is_file():
         raise BundleError(f"{path}: model file not found (spec field 'model')")
-    import joblib
-
     try:
-        model = joblib.load(path)
-    except Exception as exc:
-        raise BundleError(
-            f"{path}: not a loadable model file ({type(exc).__name__}: {exc})"
-        ) from exc
-    if not hasattr(model, "predict"):
-        raise BundleError(f"{path}: loaded a {type(model).__name__}, which has no predict()")
-    return model
+        return load_model_file(path, trust_pickle=trust_pickle)
+    except ModelFileError as exc:
+        raise BundleError(str(exc)) from exc
 
 
 def check_model_predicts(model, reference, source: Path) -> None:

@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fearless.serving.batching import BatchOptions
+from fearless.serving.body_limit import DEFAULT_MAX_BODY_BYTES
+
 if TYPE_CHECKING:
     from fearless.spec import ModelSpec
 
@@ -32,6 +35,24 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--log-dir", type=Path, help="append every prediction to this log root")
+    parser.add_argument(
+        "--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="413 above this"
+    )
+    parser.add_argument(
+        "--max-batch", type=int, default=BatchOptions.max_records, help="records per predict call"
+    )
+    parser.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=BatchOptions.max_wait_s * 1000,
+        help="longest a request waits for others already arriving to share its predict call",
+    )
+    parser.add_argument(
+        "--no-trust-pickle",
+        dest="trust_pickle",
+        action="store_false",
+        help="refuse .joblib/.pkl model files (only .skops loads)",
+    )
     return parser.parse_args(argv)
 
 
@@ -60,9 +81,14 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
-    from fearless.serving.app import create_app
+    from fearless.serving.app import ServingOptions, create_app
 
-    app = create_app(spec, model_path, digest, args.log_dir)
+    options = ServingOptions(
+        max_body_bytes=args.max_body_bytes,
+        batch=BatchOptions(max_records=args.max_batch, max_wait_s=args.max_wait_ms / 1000),
+        trust_pickle=args.trust_pickle,
+    )
+    app = create_app(spec, model_path, digest, args.log_dir, options)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", workers=1)
 
 

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -40,22 +42,37 @@ class InferenceLog:
         latency_ms: float,
     ) -> Path:
         """Write one line per record and flush; any OSError reaches the caller."""
+        return self.append_batch([(request_id, inputs, outputs)], latency_ms)
+
+    def append_batch(
+        self,
+        requests: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]],
+        latency_ms: float,
+    ) -> Path:
+        """Write the lines of several requests (id, inputs, outputs) scored together in one
+        write, and flush; any OSError reaches the caller."""
         now = datetime.now(UTC)
-        common = {
-            "ts": now.isoformat(),
-            "request_id": request_id,
-            "model": self.model,
-            "digest": self.digest,
-            "latency_ms": round(latency_ms, 3),
-        }
-        lines = "".join(
-            json.dumps({**common, "inputs": record, **output}, separators=(",", ":")) + "\n"
+        ts, latency = now.isoformat(), round(latency_ms, 3)
+        lines = b"".join(
+            orjson.dumps(
+                {
+                    "ts": ts,
+                    "request_id": request_id,
+                    "model": self.model,
+                    "digest": self.digest,
+                    "latency_ms": latency,
+                    "inputs": record,
+                    **output,
+                },
+                option=orjson.OPT_APPEND_NEWLINE,
+            )
+            for request_id, inputs, outputs in requests
             for record, output in zip(inputs, outputs, strict=True)
         )
         path = self.path_for(now)
         with self._lock:  # request threads share the file; keep each batch contiguous
             path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as f:
+            with path.open("ab") as f:
                 f.write(lines)
                 f.flush()
         return path

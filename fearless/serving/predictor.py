@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
@@ -27,8 +26,11 @@ class Predictor:
         self._has_proba = hasattr(self._estimator, "predict_proba")
 
     @classmethod
-    def load(cls, path: Path, columns: list[str]) -> Predictor:
-        return cls(joblib.load(path), columns)
+    def load(cls, path: Path, columns: list[str], *, trust_pickle: bool = True) -> Predictor:
+        """Load the model file safely (see `fearless.model_files`)."""
+        from fearless.model_files import load_model_file
+
+        return cls(load_model_file(path, trust_pickle=trust_pickle), columns)
 
     def predict(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         frame = pd.DataFrame({c: [record[c] for record in records] for c in self.columns})

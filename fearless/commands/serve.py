@@ -1,0 +1,34 @@
+"""`fearless serve PATH --port N`: the model API for a bundle or a model project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def serve(
+    path: Annotated[
+        Path, typer.Argument(help="a bundle folder, a model project or its fearless.yaml")
+    ],
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    log_dir: Annotated[
+        Path | None, typer.Option(help="append every prediction to this inference log root")
+    ] = None,
+) -> None:
+    """Serve a model: /predict, /metrics and the Open Inference Protocol under /v2.
+
+    A bundle is served under its digest; a model project as it is, under the digest "dev".
+    """
+    from fearless.bundle import MANIFEST
+    from fearless.serving.__main__ import main
+
+    source = "--bundle" if (path / MANIFEST).is_file() else "--spec"
+    argv = [source, str(path), "--host", host, "--port", str(port)]
+    main([*argv, *(["--log-dir", str(log_dir)] if log_dir is not None else [])])
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)

@@ -1,0 +1,123 @@
+"""Adaptive micro-batching: concurrent requests are scored by one predict call.
+
+Scoring one record costs about as much as scoring a hundred (most of a scikit-learn call is
+fixed overhead), so requests that arrive while a batch is being scored wait for the next one
+and share its call. A lone request is never held back: the batcher waits (at most `max_wait_s`)
+only for requests the server has already started receiving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Job:
+    """One request's records, and the future its handler awaits."""
+
+    request_id: str
+    records: list[dict[str, Any]]
+    future: asyncio.Future = field(repr=False)
+
+
+class ScoringError(ValueError):
+    """The model could not score these records (the request's fault, not the server's)."""
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    max_records: int = 256
+    max_wait_s: float = 0.002
+
+
+class MicroBatcher:
+    """Collects jobs on the event loop and runs `score(jobs)` for each batch in one thread.
+
+    `score` returns one result per job in order, or raises; on an error the batch is retried
+    one job at a time, so a bad request fails alone and the others are still answered.
+    """
+
+    def __init__(self, score: Callable[[list[Job]], list[Any]], options: BatchOptions) -> None:
+        self.score = score
+        self.options = options
+        self.receiving = 0  # requests in a handler that have not submitted a job yet
+        self._queue: asyncio.Queue[Job] | None = None
+        self._arrived: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def start(self) -> None:
+        self._queue, self._arrived = asyncio.Queue(), asyncio.Event()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="predict")
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    async def submit(self, request_id: str, records: list[dict[str, Any]]) -> Any:
+        """Queue the records for the next batch and wait for their result."""
+        assert self._queue is not None and self._arrived is not None, "batcher not started"
+        job = Job(request_id, records, asyncio.get_running_loop().create_future())
+        self._queue.put_nowait(job)
+        self._arrived.set()
+        return await job.future
+
+    async def _collect(self) -> list[Job]:
+        queue, arrived = self._queue, self._arrived
+        batch = [await queue.get()]
+        size = len(batch[0].records)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.max_wait_s
+        await asyncio.sleep(0)  # let requests already read off their sockets reach the queue
+        while size < self.options.max_records:
+            while not queue.empty() and size < self.options.max_records:
+                job = queue.get_nowait()
+                batch.append(job)
+                size += len(job.records)
+            remaining = deadline - loop.time()
+            if size >= self.options.max_records or self.receiving <= 0 or remaining <= 0:
+                break
+            arrived.clear()
+            try:
+                await asyncio.wait_for(arrived.wait(), remaining)
+            except TimeoutError:
+                break
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect()
+            try:
+                results = await loop.run_in_executor(self._executor, self.score, batch)
+            except Exception as exc:  # noqa: BLE001 - settled per job below
+                if len(batch) == 1:
+                    _settle(batch[0], exception=exc)
+                    continue
+                for job in batch:
+                    try:
+                        [result] = await loop.run_in_executor(self._executor, self.score, [job])
+                    except Exception as one:  # noqa: BLE001 - the job's own failure
+                        _settle(job, exception=one)
+                    else:
+                        _settle(job, result=result)
+                continue
+            for job, result in zip(batch, results, strict=True):
+                _settle(job, result=result)
+
+
+def _settle(job: Job, result: Any = None, exception: BaseException | None = None) -> None:
+    if job.future.done():  # its client went away and the handler was cancelled
+        return
+    if exception is not None:
+        job.future.set_exception(exception)
+    else:
+        job.future.set_result(result)
