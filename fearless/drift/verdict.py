@@ -19,12 +19,21 @@ class DriftError(RuntimeError):
 
 
 class ColumnDrift(BaseModel):
+    """One column's drift score, and the quality of its current values (counted on every row).
+
+    `out_of_range_share` is the share of current values outside the reference's [min, max]
+    (numeric columns with values on both sides, else None).
+    """
+
     column: str
     kind: Literal["numeric", "categorical"]
     method: str
     score: float
     threshold: float
     drifted: bool
+    missing_share: float = 0.0
+    out_of_range_share: float | None = None
+    new_categories: list[str] = []
 
 
 class DriftScores(BaseModel):
@@ -32,7 +41,8 @@ class DriftScores(BaseModel):
 
     `prediction_drift`, `agreement` and `compared_rows` are None when no champion predictions
     were given (a first release). `report_html`/`snapshot_json` are None when there was nothing
-    to compare (no current rows).
+    to compare (no current rows). `sample_rows` is the per-side sample Evidently scored when
+    the inputs were larger (None: every row); data quality is always counted on every row.
     """
 
     columns: list[ColumnDrift]
@@ -45,7 +55,9 @@ class DriftScores(BaseModel):
     report_html: str | None = None
     snapshot_json: str | None = None
     missing_share: dict[str, float] = {}
+    out_of_range_share: dict[str, float] = {}
     new_categories: dict[str, list[str]] = {}
+    sample_rows: int | None = None
 
 
 class DriftCheck(BaseModel):
@@ -56,9 +68,28 @@ class DriftCheck(BaseModel):
 
 
 class DriftVerdict(BaseModel):
+    """`notes` are data-quality findings shown to the reviewer; they do not fail the gate."""
+
     passed: bool
     reasons: list[str]
     checks: list[DriftCheck]
+    notes: list[str] = []
+
+
+def describe_quality(scores: DriftScores) -> list[str]:
+    """One line per column with missing values, out-of-range values or new categories."""
+    notes = []
+    for c in scores.columns:
+        found = []
+        if c.missing_share:
+            found.append(f"{c.missing_share:.1%} missing")
+        if c.out_of_range_share:
+            found.append(f"{c.out_of_range_share:.1%} outside the reference range")
+        if c.new_categories:
+            found.append("new categories " + ", ".join(c.new_categories))
+        if found:
+            notes.append(f"{c.column}: " + "; ".join(found))
+    return notes
 
 
 def _share_check(scores: DriftScores, thresholds: DriftThresholds) -> DriftCheck:
@@ -87,8 +118,9 @@ def evaluate_drift(scores: DriftScores, thresholds: DriftThresholds) -> DriftVer
     prediction gate when the candidate-vs-champion score drift `>= prediction_threshold`.
     Agreement is a minimum: it fails only when `agreement < min_agreement`, so exactly at the
     limit passes. With no current rows, or no records scored by both models, there is nothing
-    to judge on, and that fails. Missing values and new categories are evidence for the
-    reviewer (they already move the column scores), not gates of their own.
+    to judge on, and that fails. Missing values, out-of-range values and new categories are
+    evidence for the reviewer (`notes`; they already move the column scores), not gates of
+    their own: the spec has no thresholds for them.
     """
     checks = [_share_check(scores, thresholds)]
     reasons = [] if checks[0].ok else [_share_reason(scores, checks[0])]
@@ -128,4 +160,5 @@ def evaluate_drift(scores: DriftScores, thresholds: DriftThresholds) -> DriftVer
         )
     elif scores.reference_rows == 0:
         reasons.insert(0, "the reference data has no rows: the drift check has nothing to compare")
-    return DriftVerdict(passed=not reasons, reasons=reasons, checks=checks)
+    notes = describe_quality(scores)
+    return DriftVerdict(passed=not reasons, reasons=reasons, checks=checks, notes=notes)

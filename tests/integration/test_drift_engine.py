@@ -231,3 +231,23 @@ def test_the_subprocess_reports_a_bad_spec_with_its_message(files, tmp_path):
     with pytest.raises(DriftError, match="exit code 2") as error:
         run_drift_subprocess(files["reference"], files["current"], files["spec"], tmp_path / "o")
     assert "invalid model spec" in str(error.value)
+
+
+def test_sampled_scores_stay_within_the_stated_tolerance_of_every_row(evidently, tmp_path):
+    from fearless.drift.engine import SAMPLE_ROWS, SAMPLE_TOLERANCE
+
+    schema = SCHEMA[:2] + SCHEMA[5:6]  # age, income, purpose
+    reference = applicants(3 * SAMPLE_ROWS, seed=4)
+    current = applicants(3 * SAMPLE_ROWS, seed=5, income_shift=1_500)  # a tenth of a deviation
+    current.loc[:9, "income"] = reference["income"].max() * 1.1  # just out of range
+
+    full = compute_drift(reference, current, schema, LIMITS, tmp_path / "full", sample_rows=None)
+    sampled = compute_drift(reference, current, schema, LIMITS, tmp_path / "sampled")
+
+    assert (full.sample_rows, sampled.sample_rows) == (None, SAMPLE_ROWS)
+    for exact, estimate in zip(full.columns, sampled.columns, strict=True):
+        assert abs(exact.score - estimate.score) <= SAMPLE_TOLERANCE, exact.column
+        # data quality is counted on every row, never on the sample
+        assert estimate.out_of_range_share == exact.out_of_range_share
+    income = next(c for c in sampled.columns if c.column == "income")
+    assert income.out_of_range_share >= 10 / len(current)

@@ -135,3 +135,18 @@ def test_scores_round_trip_through_json():
         new_categories={"purpose": ["crypto"]},
     )
     assert DriftScores.model_validate_json(original.model_dump_json()) == original
+
+
+def test_data_quality_is_noted_for_the_reviewer_but_does_not_fail_the_gate():
+    quality = column("income", 0.01).model_copy(
+        update={"missing_share": 0.25, "out_of_range_share": 0.1}
+    )
+    purpose = column("purpose", 0.02).model_copy(update={"new_categories": ["crypto"]})
+
+    verdict = evaluate_drift(scores(columns=[quality, purpose, column("age", 0.0)]), LIMITS)
+
+    assert verdict.passed
+    assert verdict.notes == [
+        "income: 25.0% missing; 10.0% outside the reference range",
+        "purpose: new categories crypto",
+    ]

@@ -1,0 +1,139 @@
+"""Drift of what production served against each model's reference data: the nightly check.
+
+For every model with a `production` alias, the records its API logged since `since` are
+compared with the reference data of the bundle the alias points at. A model with no logged
+records is reported as `no-logs`, never as a pass; one whose check could not run as `error`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from fearless.drift.verdict import DriftError, DriftScores, DriftVerdict, evaluate_drift
+from fearless.registry import Registry
+
+PRODUCTION = "production"
+DRIFT_EVENT = "fearless.drift.detected"
+
+Status = Literal["passed", "drifted", "no-logs", "error"]
+DriftRunner = Callable[..., DriftScores]
+
+
+class ModelDrift(BaseModel):
+    """One model's nightly result; `scores`/`verdict` exist only when the check ran."""
+
+    model: str
+    digest: str
+    status: Status
+    rows: int
+    since: datetime
+    reasons: list[str]
+    scores: DriftScores | None = None
+    verdict: DriftVerdict | None = None
+
+    def row(self) -> dict:
+        """A line of the nightly table artifact."""
+        drifted = [c.column for c in self.scores.columns if c.drifted] if self.scores else []
+        return {
+            "model": self.model,
+            "digest": self.digest.removeprefix("sha256:")[:12],
+            "status": self.status,
+            "rows": self.rows,
+            "drifted_share": self.scores.drifted_share if self.scores else None,
+            "drifted_columns": ", ".join(drifted),
+            "reasons": "; ".join(self.reasons),
+            "report": self.scores.report_html if self.scores else None,
+        }
+
+
+def drift_event(result: ModelDrift) -> dict:
+    """`emit_event` arguments announcing a drifted model: the model as resource, scores as payload."""
+    return {
+        "event": DRIFT_EVENT,
+        "resource": {
+            "prefect.resource.id": f"fearless.model.{result.model}",
+            "prefect.resource.name": result.model,
+        },
+        "payload": {
+            "digest": result.digest,
+            "since": result.since.isoformat(),
+            "rows": result.rows,
+            "reasons": result.reasons,
+            "scores": result.scores.model_dump(mode="json") if result.scores else None,
+        },
+    }
+
+
+def _run_dir(out_root: Path, model: str, now: datetime) -> Path:
+    return out_root / model / now.strftime("%Y%m%dT%H%M%SZ")
+
+
+def check_model_drift(
+    registry: Registry,
+    inference_logs: Path,
+    model: str,
+    since: datetime,
+    out_dir: Path,
+    run_drift: DriftRunner,
+) -> ModelDrift:
+    """Compare `model`'s production traffic since `since` with its production bundle's reference."""
+    from fearless.serving.inference_log import read_inference_log
+
+    digest = registry.get_alias(model, PRODUCTION)
+    if digest is None:
+        raise DriftError(f"{model} has no {PRODUCTION} alias: nothing serves it")
+    result = {"model": model, "digest": digest, "since": since}
+    try:
+        bundle = registry.get_bundle(model, digest)
+        served = read_inference_log(inference_logs, model, since)
+    except (OSError, ValueError) as exc:
+        return ModelDrift(**result, status="error", rows=0, reasons=[f"cannot read inputs: {exc}"])
+    if served.empty:
+        reason = f"no inference logs for {model} since {since.isoformat()} under {inference_logs}"
+        return ModelDrift(**result, status="no-logs", rows=0, reasons=[reason])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    current_path = out_dir / "current.parquet"
+    served.reindex(columns=bundle.spec.column_names).to_parquet(current_path)
+    try:
+        scores = run_drift(bundle.reference_path, current_path, bundle.spec_path, out_dir)
+    except DriftError as exc:
+        return ModelDrift(**result, status="error", rows=len(served), reasons=[str(exc)])
+    verdict = evaluate_drift(scores, bundle.spec.drift)
+    status = "passed" if verdict.passed else "drifted"
+    return ModelDrift(
+        **result,
+        status=status,
+        rows=len(served),
+        reasons=verdict.reasons,
+        scores=scores,
+        verdict=verdict,
+    )
+
+
+def check_production_drift(
+    registry: Registry,
+    inference_logs: Path,
+    out_root: Path,
+    since: datetime,
+    run_drift: DriftRunner,
+    models: list[str] | None = None,
+) -> list[ModelDrift]:
+    """Check every model with a production alias (or just `models`); one result per model.
+
+    `run_drift(reference_path, current_path, spec_path, out_dir)` computes the scores, e.g.
+    `fearless.drift.process.run_drift_subprocess`. Reports go under `out_root/<model>/<time>/`.
+    """
+    now = datetime.now(UTC)
+    names = models if models is not None else registry.models()
+    return [
+        check_model_drift(
+            registry, inference_logs, name, since, _run_dir(out_root, name, now), run_drift
+        )
+        for name in names
+        if models is not None or registry.get_alias(name, PRODUCTION) is not None
+    ]
