@@ -3,12 +3,16 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint unit bench clean
+.PHONY: install system-deps demo test lint unit bench clean
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
 		|| python3 -m pip install --quiet uv
 	$(UV) sync --frozen
+
+# Debian packages some steps need, installed only when missing (CI machines start fresh, as root).
+system-deps:
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
 
 demo: install
 	$(UV) run --frozen python examples/demo.py
@@ -25,8 +29,10 @@ test: install lint
 unit: install
 	$(UV) run --frozen pytest tests/unit $(PYTEST_ARGS)
 
-bench: install
+bench: install system-deps
 	$(UV) run --frozen python bench/pipeline.py
+	$(UV) run --frozen python bench/serving.py
+	$(UV) run --frozen python bench/drift.py
 
 clean:
 	$(UV) run --frozen fearless server down || true

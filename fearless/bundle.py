@@ -183,7 +183,7 @@ def _requirements() -> str:
     return "\n".join(lines) + "\n"
 
 
-def stage_bundle(project: Path | str, into: Path) -> str:
+def stage_bundle(project: Path | str, into: Path, *, trust_pickle: bool = True) -> str:
     """Validate a model project and write its bundle files into `into`; return the digest.
 
     Everything that can be wrong with the inputs fails here, before anything is provisioned.
@@ -193,7 +193,7 @@ def stage_bundle(project: Path | str, into: Path) -> str:
     root = spec_file.parent
     model_src, reference_src = root / spec.model, root / spec.reference_data
     reference = read_reference(spec, reference_src)
-    model = load_model(model_src)
+    model = load_model(model_src, trust_pickle=trust_pickle)
     check_model_predicts(model, reference, model_src)
 
     into.mkdir(parents=True, exist_ok=True)
@@ -222,11 +222,11 @@ def stage_bundle(project: Path | str, into: Path) -> str:
     return digest
 
 
-def build_bundle(project: Path | str, registry) -> Bundle:
+def build_bundle(project: Path | str, registry, *, trust_pickle: bool = True) -> Bundle:
     """Stage a bundle and store it in the registry; an existing digest is reused as is."""
     with tempfile.TemporaryDirectory(prefix="fearless-bundle-") as tmp:
         try:
-            digest = stage_bundle(project, Path(tmp))
+            digest = stage_bundle(project, Path(tmp), trust_pickle=trust_pickle)
         except SpecError as exc:
             raise BundleError(str(exc)) from None
         return registry.store_bundle(Path(tmp), digest)

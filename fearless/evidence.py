@@ -51,6 +51,7 @@ def evidence_markdown(
         ),
         "",
         *_checks_table(drift.verdict.checks),
+        *([""] + [f"- {note}" for note in drift.verdict.notes] if drift.verdict.notes else []),
     ]
     if scores.agreement is not None:
         lines += [

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
         default=600, ge=0, description="Life of a test environment beyond its approval timeout."
     )
     health_timeout_s: float = Field(default=60.0, gt=0)
+    trust_pickle: bool = Field(
+        default=True,
+        description="Load joblib/pickle model files (they can run code); .skops files never need it.",
+    )
 
     aws_region: str = Field(default="us-east-1", description="Region of every AWS resource.")
     aws_endpoint_url: str | None = Field(

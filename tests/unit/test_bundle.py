@@ -84,3 +84,19 @@ def test_reference_not_matching_schema(project_copy, tmp_path, change, message):
     with pytest.raises(BundleError, match=message) as err:
         stage_bundle(project_copy, tmp_path / "out")
     assert "reference.parquet" in str(err.value)
+
+
+def test_pickle_files_are_refused_unless_trusted_and_skops_needs_no_trust(project_copy, tmp_path):
+    import joblib
+    import skops.io as sio
+    import yaml
+
+    with pytest.raises(BundleError, match="model.joblib"):
+        stage_bundle(project_copy, tmp_path / "refused", trust_pickle=False)
+    sio.dump(joblib.load(project_copy / "model.joblib"), project_copy / "model.skops")
+    spec_path = project_copy / "fearless.yaml"
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["model"] = "model.skops"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    digest = stage_bundle(project_copy, tmp_path / "skops", trust_pickle=False)
+    assert digest.startswith("sha256:") and (tmp_path / "skops" / "model.skops").is_file()
