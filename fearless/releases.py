@@ -65,6 +65,7 @@ def start_release(
                 as_subflow=False,
                 flow_run_name=release_id,
                 tags=[f"model:{spec.name}", f"release:{release_id}", f"started-by:{started_by}"],
+                _sync=True,  # this library is synchronous even where an event loop runs
             )
         except BaseException:
             delete_release_queue(client, settings.work_pool, release_id)
@@ -137,7 +138,9 @@ def decide(client, ref: str, *, approve: bool, approver: str, comment: str):
         state = run.state.name if run.state else "unknown"
         raise RuntimeError(f"release {run.name} is {state}, not waiting for approval")
     resume_flow_run(
-        run.id, run_input={"approve": approve, "approver": approver, "comment": comment}
+        run.id,
+        run_input={"approve": approve, "approver": approver, "comment": comment},
+        _sync=True,
     )
     return run
 

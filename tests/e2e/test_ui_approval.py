@@ -1,0 +1,89 @@
+"""Approving and rejecting in the real Prefect UI, with Debian's chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.e2e.conftest import FAST
+from tests.e2e.test_release import assert_torn_down
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+def decide_in_the_ui(
+    browser, ui_url: str, flow_run_id: str, *, approve: bool, approver: str, comment: str
+):
+    """What a person does: open the waiting run, open Resume, fill the form, submit."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{ui_url}/v2/runs/flow-run/{flow_run_id}")
+        page.get_by_role("button", name="Open menu").first.click()
+        page.get_by_role("menuitem", name="Resume").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text("Evidence:").wait_for()
+        if approve:
+            dialog.get_by_role("switch").click()
+        fields = dialog.locator("textarea")
+        fields.nth(0).fill(approver)
+        fields.nth(1).fill(comment)
+        dialog.get_by_role("button", name="Resume").click()
+        page.get_by_text("Flow run resumed").wait_for(timeout=15_000)
+    finally:
+        page.close()
+
+
+def test_approving_in_the_prefect_ui_promotes(releases, browser, credit_project):
+    started = releases.start(credit_project, FAST)
+    assert releases.wait(started).state.is_paused()
+    decide_in_the_ui(
+        browser,
+        releases.settings.ui_url,
+        started.flow_run_id,
+        approve=True,
+        approver="ui-ann",
+        comment="looks good in the browser",
+    )
+    run = releases.wait(started, paused_ok=False)
+    assert run.state.name == "Promoted", run.state
+    registry = releases.services.registry
+    assert registry.history("credit")[-1].actor == "ui-ann"
+    assert_torn_down(releases, started.release_id)
+
+
+def test_rejecting_in_the_prefect_ui_tears_down(releases, browser, credit_project):
+    started = releases.start(credit_project, FAST)
+    assert releases.wait(started).state.is_paused()
+    decide_in_the_ui(
+        browser,
+        releases.settings.ui_url,
+        started.flow_run_id,
+        approve=False,
+        approver="ui-bob",
+        comment="not this one",
+    )
+    run = releases.wait(started, paused_ok=False)
+    assert run.state.name == "Rejected" and "ui-bob" in run.state.message, run.state
+    assert_torn_down(releases, started.release_id)
