@@ -12,7 +12,10 @@ install:
 
 # Debian packages some steps need, installed only when missing (CI machines start fresh, as root).
 system-deps:
-	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
+	@missing=""; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
 
 demo: install
 	$(UV) run --frozen python examples/demo.py
@@ -22,7 +25,7 @@ lint: install
 	$(UV) run --frozen ruff format --check fearless flows tasks tests simulations examples bench
 
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
-test: install lint
+test: install system-deps lint
 	$(UV) run --frozen pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

@@ -4,9 +4,13 @@ Each user posts batches of records, taken in turn from a JSONL traffic file, to 
 as fast as the API answers (no think time), so throughput is bounded by the API. The load
 over time follows the profile table in `profiles.py`.
 
+With FEARLESS_REPLAY_SPEED set (1 = real time, 2 = twice as fast), the traffic is a replayed
+log: each body is sent at its recorded offset (from the `.offsets.json` beside the traffic
+file) divided by the speed, so users only cap the concurrency, they do not set the pace.
+
 Configured through the environment, as `fearless.loadtest.runner` sets it:
 FEARLESS_TRAFFIC (JSONL path), FEARLESS_BATCH_SIZE, FEARLESS_PROFILE, FEARLESS_USERS,
-FEARLESS_SPAWN_RATE, FEARLESS_DURATION_S.
+FEARLESS_SPAWN_RATE, FEARLESS_DURATION_S, FEARLESS_REPLAY_SPEED (optional).
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ import itertools
 import json
 import math
 import os
+import time
 from pathlib import Path
 
+from gevent import sleep
 from locust import FastHttpUser, LoadTestShape, constant, task
 
 from simulations.profiles import profile_from_env, stage_at, stages_for
+from simulations.replay import ReplayClock, batch_offsets, read_offsets
 
 
 def load_bodies(path: Path, batch_size: int) -> list[bytes]:
@@ -44,10 +51,32 @@ def _traffic_path() -> Path:
     return Path(os.environ["FEARLESS_TRAFFIC"])
 
 
+def _replay_clock(traffic: Path, batch_size: int) -> ReplayClock | None:
+    speed = os.environ.get("FEARLESS_REPLAY_SPEED")
+    if not speed:
+        return None
+    offsets = read_offsets(traffic.with_suffix(".offsets.json"))
+    return ReplayClock(batch_offsets(offsets, batch_size), float(speed))
+
+
 # Read at import so a missing or empty traffic file stops Locust before the test starts.
-BODIES = load_bodies(_traffic_path(), profile_from_env().batch_size)
+_BATCH = profile_from_env().batch_size
+BODIES = load_bodies(_traffic_path(), _BATCH)
+CLOCK = _replay_clock(_traffic_path(), _BATCH)
 _next_body = itertools.cycle(BODIES).__next__
+_started: list[float] = []
 JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def _paced_body() -> bytes:
+    """The next body of a timed replay, once it is due (late slots go at once)."""
+    index, due_s = CLOCK.next()
+    if not _started:
+        _started.append(time.monotonic())
+    delay = due_s - (time.monotonic() - _started[0])
+    if delay > 0:
+        sleep(delay)
+    return BODIES[index]
 
 
 class ModelApiUser(FastHttpUser):
@@ -55,8 +84,9 @@ class ModelApiUser(FastHttpUser):
 
     @task
     def predict(self) -> None:
+        body = _next_body() if CLOCK is None else _paced_body()
         with self.client.post(
-            "/predict", data=_next_body(), headers=JSON_HEADERS, catch_response=True
+            "/predict", data=body, headers=JSON_HEADERS, catch_response=True
         ) as response:
             # Status 0 is a connection error: Locust fails it by itself, with its own message.
             if response.status_code not in (0, 200):

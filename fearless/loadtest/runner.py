@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
 from pydantic import BaseModel
 
+from fearless.loadtest.generator import GeneratorSampler
 from fearless.settings import PROJECT_ROOT
 from fearless.spec import LoadProfile
 
@@ -51,16 +51,24 @@ class LoadTestResult(BaseModel):
     generator_cpu_pct: float
     generator_cpu_max_pct: float
     generator_cores: int
+    generator_cpu_wait_pct: float = 0.0  # ready to run but waiting for a CPU (shared machine)
     top_errors: list[str] = []
     report_html: str
     csv_prefix: str
     json_path: str
     log_path: str
 
+    @property
+    def generator_busy_pct(self) -> float:
+        """CPU the generator used or waited for, in % of its cores: at ~100 it set the pace."""
+        return self.generator_cpu_pct + self.generator_cpu_wait_pct
 
-def locust_env(load: LoadProfile, traffic_path: Path) -> dict[str, str]:
+
+def locust_env(
+    load: LoadProfile, traffic_path: Path, replay_speed: float | None = None
+) -> dict[str, str]:
     """The environment variables the locustfile reads (see `simulations/profiles.py`)."""
-    return {
+    env = {
         "FEARLESS_TRAFFIC": str(traffic_path.resolve()),
         "FEARLESS_PROFILE": load.profile,
         "FEARLESS_USERS": str(load.users),
@@ -68,6 +76,9 @@ def locust_env(load: LoadProfile, traffic_path: Path) -> dict[str, str]:
         "FEARLESS_DURATION_S": str(load.duration_s),
         "FEARLESS_BATCH_SIZE": str(load.batch_size),
     }
+    if replay_speed is not None:
+        env["FEARLESS_REPLAY_SPEED"] = str(replay_speed)
+    return env
 
 
 def percentile(histogram: dict[int, int], q: float) -> float:
@@ -119,29 +130,6 @@ def read_top_errors(failures_csv: Path, limit: int = 3) -> list[str]:
     return [f"{r['Method']} {r['Name']}: {r['Error']} (x{r['Occurrences']})" for r in rows[:limit]]
 
 
-class _TreeCpu:
-    """CPU % of a process and its children, each Process object kept so deltas are right."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.known: dict[int, psutil.Process] = {}
-        self.percent()
-
-    def percent(self) -> float:
-        try:
-            root = self.known.get(self.pid) or psutil.Process(self.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return 0.0
-        total = 0.0
-        for proc in procs:
-            try:
-                total += self.known.setdefault(proc.pid, proc).cpu_percent(None)
-            except psutil.Error:
-                pass
-        return total
-
-
 def _check_target(url: str) -> None:
     try:
         response = httpx.get(f"{url}/ready", timeout=5.0)
@@ -159,24 +147,25 @@ def _tail(path: Path) -> str:
 
 def _run_sampled(
     argv: list[str], env: dict[str, str], log_path: Path, timeout_s: float
-) -> list[tuple[float, float]]:
-    """Run Locust to the end, sampling its process tree's CPU; (time, % of one core) pairs."""
+) -> list[tuple[float, float, float]]:
+    """Run Locust to the end, sampling its process tree: (time, CPU used, CPU waited for), in %
+    of one core."""
     started = time.monotonic()
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             argv, cwd=PROJECT_ROOT, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    samples: list[tuple[float, float]] = []
+    samples: list[tuple[float, float, float]] = []
     try:
-        cpu = _TreeCpu(proc.pid)
+        sampler = GeneratorSampler(proc.pid)
         while proc.poll() is None:
             if time.monotonic() - started > timeout_s:
                 raise LoadTestError(
                     f"locust ran past {timeout_s:.0f} s; killed.\n{_tail(log_path)}"
                 )
             time.sleep(SAMPLE_S)
-            samples.append((time.time(), cpu.percent()))
+            samples.append((time.time(), *sampler.sample()))
     finally:
         # Its own session: this reaches forked workers too, and leaves nothing behind.
         with contextlib.suppress(ProcessLookupError):
@@ -190,13 +179,23 @@ def _run_sampled(
 
 
 def run_load_test(
-    target_url: str, load: LoadProfile, traffic_path: Path, out_dir: Path, *, processes: int = 0
+    target_url: str,
+    load: LoadProfile,
+    traffic_path: Path,
+    out_dir: Path,
+    *,
+    processes: int = 0,
+    replay_speed: float | None = None,
 ) -> LoadTestResult:
     """Drive `target_url` with the traffic file under the load profile; keep Locust's reports.
 
     `processes` > 0 forks that many Locust workers (-1: one per core) for more generator CPU.
+    `replay_speed` paces a replayed log by its recorded offsets (1.0 = real time); it needs
+    one process, as each forked worker would replay the whole log.
     Raises LoadTestError when the target is down or Locust fails, hangs or crashes.
     """
+    if replay_speed is not None and processes:
+        raise ValueError("a timed replay runs in one Locust process; drop processes")
     url = target_url.rstrip("/")
     _check_target(url)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -211,7 +210,7 @@ def run_load_test(
     cores = 1 if not processes else (os.cpu_count() or 1) if processes < 0 else processes
 
     started = time.monotonic()
-    env = locust_env(load, traffic_path)
+    env = locust_env(load, traffic_path, replay_speed)
     samples = _run_sampled(argv, env, log_path, load.duration_s + START_MARGIN_S)
     wall_s = time.monotonic() - started
     if not json_path.is_file():
@@ -219,15 +218,17 @@ def run_load_test(
     stats = summarize_stats(json.loads(json_path.read_text()))
     start_ts, end_ts = stats.pop("start_ts"), stats.pop("end_ts")
     # Only samples from within the test itself: Locust's start-up burns a core too.
-    during = [pct / cores for t, pct in samples if start_ts + SAMPLE_S <= t <= end_ts]
-    during = during or [pct / cores for _, pct in samples] or [0.0]
+    during = [s for s in samples if start_ts + SAMPLE_S <= s[0] <= end_ts] or samples
+    cpu = [used / cores for _, used, _ in during] or [0.0]
+    waited = [wait / cores for _, _, wait in during] or [0.0]
     return LoadTestResult(
         profile=load.profile,
         users=load.users,
         **stats,
         wall_s=wall_s,
-        generator_cpu_pct=sum(during) / len(during),
-        generator_cpu_max_pct=max(during),
+        generator_cpu_pct=sum(cpu) / len(cpu),
+        generator_cpu_max_pct=max(cpu),
+        generator_cpu_wait_pct=sum(waited) / len(waited),
         generator_cores=cores,
         top_errors=read_top_errors(Path(f"{prefix}_failures.csv")),
         report_html=str(html_path),

@@ -1,7 +1,8 @@
 """Did the candidate's API meet its SLOs under load? A plain function over the measured figures.
 
-Exactly at a limit passes. A generator that was pegged makes the run inconclusive rather than
-failed: its own queueing inflates the latency it reports and caps the rate it can reach.
+Exactly at a limit passes. A generator that was pegged (using, or waiting for, all of its CPU)
+makes the run inconclusive rather than failed: its own queueing inflates the latency it
+reports and caps the rate it can reach.
 """
 
 from __future__ import annotations
@@ -42,6 +43,17 @@ def _reason(check: SLOCheck, result: LoadTestResult) -> str:
     return text
 
 
+def saturation_reason(result: LoadTestResult, saturation_cpu_pct: float, run: str = "") -> str:
+    """Why a run whose generator was saturated cannot be judged."""
+    return (
+        f"inconclusive: the load generator was busy {result.generator_busy_pct:.0f}% of its "
+        f"cores{run} ({result.generator_cpu_pct:.0f}% running, "
+        f"{result.generator_cpu_wait_pct:.0f}% waiting for a CPU; saturation at "
+        f"{saturation_cpu_pct:g}%), so its figures are unreliable; give Locust more or "
+        "quieter cores (processes) or lower the users"
+    )
+
+
 def evaluate_load_test(
     result: LoadTestResult, slos: SLOs, *, saturation_cpu_pct: float = 90.0
 ) -> LoadTestVerdict:
@@ -59,12 +71,7 @@ def evaluate_load_test(
         )
         return LoadTestVerdict(passed=False, inconclusive=False, reasons=[reason], checks=checks)
     reasons = [_reason(c, result) for c in checks if not c.ok]
-    if result.generator_cpu_pct >= saturation_cpu_pct:
-        reasons.insert(
-            0,
-            f"inconclusive: the load generator's CPU averaged {result.generator_cpu_pct:.0f}% "
-            f"(saturation at {saturation_cpu_pct:g}%), so its figures are unreliable; "
-            "give Locust more cores (processes) or lower the users",
-        )
+    if result.generator_busy_pct >= saturation_cpu_pct:
+        reasons.insert(0, saturation_reason(result, saturation_cpu_pct))
         return LoadTestVerdict(passed=False, inconclusive=True, reasons=reasons, checks=checks)
     return LoadTestVerdict(passed=not reasons, inconclusive=False, reasons=reasons, checks=checks)

@@ -141,7 +141,8 @@ def test_healthy_api_meets_its_slos(standins, traffic, tmp_path):
         assert float(aggregated[f"{q}%"]) == pytest.approx(getattr(result, f"p{q}_ms"), abs=1)
     print(
         f"\nstartup overhead {result.wall_s - SHORT.duration_s:.2f} s, {result.rps:.0f} rps, "
-        f"generator CPU mean {result.generator_cpu_pct:.0f}% max {result.generator_cpu_max_pct:.0f}%"
+        f"generator CPU mean {result.generator_cpu_pct:.0f}% max {result.generator_cpu_max_pct:.0f}%, "
+        f"waiting for a CPU {result.generator_cpu_wait_pct:.0f}%"
     )
 
     verdict = evaluate_load_test(result, SLOS)

@@ -129,3 +129,11 @@ def test_endpoints_are_merged_before_taking_percentiles():
 def test_no_entries_means_zero_requests():
     stats = summarize_stats([])
     assert stats["requests"] == 0 and stats["rps"] == 0 and stats["error_rate"] == 0
+
+
+def test_a_generator_starved_of_cpu_on_a_shared_machine_is_saturated_too():
+    starved = result(generator_cpu_pct=45.0, generator_cpu_wait_pct=45.0)
+    verdict = evaluate_load_test(starved, SLO)
+    assert verdict.inconclusive and not verdict.passed
+    assert "busy 90%" in verdict.reasons[0] and "45% waiting" in verdict.reasons[0]
+    assert evaluate_load_test(result(generator_cpu_pct=45, generator_cpu_wait_pct=44.9), SLO).passed

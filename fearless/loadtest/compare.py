@@ -1,0 +1,94 @@
+"""Is the candidate slower than the champion under the same load? A plain function of two results.
+
+The margin is relative ("p95 may not grow more than 10%"); exactly at it passes. Locust rounds
+latencies to whole milliseconds below 100 ms, so a latency may also grow by `min_delta_ms`
+whatever the margin: 2 ms to 3 ms is rounding, not a regression.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from fearless.loadtest.runner import LoadTestResult
+from fearless.loadtest.verdict import saturation_reason
+
+LATENCY_FIGURES = ("p95_ms", "p99_ms")
+
+
+class RegressionCheck(BaseModel):
+    name: str
+    candidate: float
+    champion: float
+    limit: float
+    bound: Literal["max", "min"]
+    ok: bool
+
+
+class RegressionVerdict(BaseModel):
+    passed: bool
+    inconclusive: bool
+    margin: float
+    reasons: list[str]
+    checks: list[RegressionCheck]
+
+
+def _check(
+    name: str, candidate: float, champion: float, limit: float, bound: Literal["max", "min"]
+) -> RegressionCheck:
+    limit = round(limit, 9)  # so 200 * 1.1 is 220 and a figure exactly at the margin passes
+    ok = candidate <= limit if bound == "max" else candidate >= limit
+    return RegressionCheck(
+        name=name, candidate=candidate, champion=champion, limit=limit, bound=bound, ok=ok
+    )
+
+
+def _inconclusive(margin: float, reason: str, checks: list[RegressionCheck]) -> RegressionVerdict:
+    return RegressionVerdict(
+        passed=False, inconclusive=True, margin=margin, reasons=[reason], checks=checks
+    )
+
+
+def compare_to_champion(
+    candidate: LoadTestResult,
+    champion: LoadTestResult,
+    margin: float,
+    *,
+    min_delta_ms: float = 1.0,
+    saturation_cpu_pct: float = 90.0,
+) -> RegressionVerdict:
+    """Compare p95/p99 latency (may grow by `margin`) and throughput (may drop by `margin`).
+
+    Inconclusive, not failed, when the two runs were not the same load, either made no
+    requests, or either generator was saturated.
+    """
+    if not 0 <= margin < 1:
+        raise ValueError(f"regression margin must be in [0, 1), got {margin}")
+    checks = []
+    for name in LATENCY_FIGURES:
+        base = getattr(champion, name)
+        limit = max(base * (1 + margin), base + min_delta_ms)
+        checks.append(_check(name, getattr(candidate, name), base, limit, "max"))
+    checks.append(_check("rps", candidate.rps, champion.rps, champion.rps * (1 - margin), "min"))
+
+    loads = [(r.profile, r.users) for r in (candidate, champion)]
+    if loads[0] != loads[1]:
+        reason = f"inconclusive: candidate and champion ran different loads {loads}"
+        return _inconclusive(margin, reason, checks)
+    for role, result in (("candidate", candidate), ("champion", champion)):
+        if result.requests == 0:
+            return _inconclusive(margin, f"inconclusive: the {role} run made no requests", checks)
+        if result.generator_busy_pct >= saturation_cpu_pct:
+            reason = saturation_reason(result, saturation_cpu_pct, f" during the {role} run")
+            return _inconclusive(margin, reason, checks)
+    reasons = [
+        f"{c.name} {c.candidate:g} vs champion {c.champion:g}: "
+        + (f"more than {margin:.0%} slower" if c.bound == "max" else f"{margin:.0%} lower or worse")
+        + f" (limit {c.limit:g})"
+        for c in checks
+        if not c.ok
+    ]
+    return RegressionVerdict(
+        passed=not reasons, inconclusive=False, margin=margin, reasons=reasons, checks=checks
+    )
