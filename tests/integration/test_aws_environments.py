@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from fearless.aws import TAG_PREFIX, tag_dict
 from fearless.bundle import Bundle
@@ -21,19 +20,6 @@ from fearless.spec import ModelSpec
 
 REGION = "us-east-1"
 REQUIRED_TAGS = {"release-id", "model", "digest", "expires-at", "creator"}
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-            env.setenv(name, "testing")
-        env.setenv("AWS_DEFAULT_REGION", REGION)
-        yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture(scope="module")

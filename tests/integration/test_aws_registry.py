@@ -7,7 +7,6 @@ import threading
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from fearless.bundle import BundleError
 from fearless.registry import AliasConflict
@@ -18,17 +17,10 @@ BUCKET = "fearless-registry"
 
 
 @pytest.fixture(scope="module")
-def s3():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-            env.setenv(name, "testing")
-        client = boto3.client("s3", region_name=REGION, endpoint_url=f"http://{host}:{port}")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-    server.stop()
+def s3(moto_endpoint):
+    client = boto3.client("s3", region_name=REGION, endpoint_url=moto_endpoint)
+    client.create_bucket(Bucket=BUCKET)
+    return client
 
 
 @pytest.fixture
