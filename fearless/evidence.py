@@ -15,6 +15,24 @@ def _checks_table(checks) -> list[str]:
     return rows
 
 
+def _regression_lines(load: LoadTestOutcome) -> list[str]:
+    """The candidate beside the champion under the identical load, when the spec asks for it."""
+    if load.regression is None:
+        return []
+    verdict = load.regression
+    state = "inconclusive" if verdict.inconclusive else ("passed" if verdict.passed else "FAILED")
+    rows = [
+        "",
+        f"### Against the champion, same load (margin {verdict.margin:.0%}): {state}",
+        "| check | candidate | champion | limit | ok |",
+        "|---|---|---|---|---|",
+    ]
+    for c in verdict.checks:
+        ok = "yes" if c.ok else "**no**"
+        rows.append(f"| {c.name} | {c.candidate:.4g} | {c.champion:.4g} | {c.limit:.4g} | {ok} |")
+    return rows
+
+
 def evidence_markdown(
     release_id: str,
     candidate: Candidate,
@@ -35,7 +53,7 @@ def evidence_markdown(
             "production service to it; the champion becomes `previous`."
         ),
         "",
-        f"## Load test: {'passed' if load.verdict.passed else 'FAILED'}",
+        f"## Load test: {'passed' if load.passed else 'FAILED'}",
         (
             f"{r.requests} requests, {r.rps:.1f} req/s, errors {r.error_rate:.2%}, "
             f"p50/p95/p99 {r.p50_ms:.0f}/{r.p95_ms:.0f}/{r.p99_ms:.0f} ms, "
@@ -43,6 +61,7 @@ def evidence_markdown(
         ),
         "",
         *_checks_table(load.verdict.checks),
+        *_regression_lines(load),
         "",
         f"## Drift: {'passed' if drift.verdict.passed else 'FAILED'}",
         (

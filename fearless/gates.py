@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from fearless.candidate import Candidate, TestEnvironments
 from fearless.drift.verdict import DriftScores, DriftVerdict, evaluate_drift
+from fearless.loadtest.compare import RegressionVerdict, compare_to_champion
 from fearless.loadtest.runner import LoadTestResult
 from fearless.loadtest.verdict import LoadTestVerdict, evaluate_load_test
 
@@ -24,6 +25,20 @@ SCORING_BATCH = 500
 class LoadTestOutcome(BaseModel):
     result: LoadTestResult
     verdict: LoadTestVerdict
+    champion: LoadTestResult | None = None
+    regression: RegressionVerdict | None = None
+
+    @property
+    def inconclusive(self) -> bool:
+        return self.verdict.inconclusive or bool(self.regression and self.regression.inconclusive)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict.passed and (self.regression is None or self.regression.passed)
+
+    @property
+    def reasons(self) -> list[str]:
+        return self.verdict.reasons + (self.regression.reasons if self.regression else [])
 
 
 class DriftOutcome(BaseModel):
@@ -36,6 +51,7 @@ def run_load_test_gate(
 ) -> LoadTestOutcome:
     """Drive the candidate's API with traffic drawn from its reference data; judge the SLOs."""
     from fearless.bundle import read_reference
+    from fearless.loadtest.paired import run_paired_load_test
     from fearless.loadtest.runner import run_load_test
     from fearless.loadtest.traffic import synthesize_traffic, write_traffic
 
@@ -46,8 +62,19 @@ def run_load_test_gate(
     write_traffic(
         synthesize_traffic(reference, candidate.spec, TRAFFIC_RECORDS, seed=0), traffic_path
     )
-    result = run_load_test(envs.candidate.url, candidate.spec.load, traffic_path, out_dir)
-    return LoadTestOutcome(result=result, verdict=evaluate_load_test(result, candidate.spec.slos))
+    slos = candidate.spec.slos
+    if envs.champion is None or slos.max_regression is None:
+        result = run_load_test(envs.candidate.url, candidate.spec.load, traffic_path, out_dir)
+        return LoadTestOutcome(result=result, verdict=evaluate_load_test(result, slos))
+    paired = run_paired_load_test(
+        envs.candidate.url, envs.champion.url, candidate.spec.load, traffic_path, out_dir
+    )
+    return LoadTestOutcome(
+        result=paired.candidate,
+        verdict=evaluate_load_test(paired.candidate, slos),
+        champion=paired.champion,
+        regression=compare_to_champion(paired.candidate, paired.champion, slos.max_regression),
+    )
 
 
 def score_records(url: str, records: list[dict]) -> list[dict]:

@@ -54,6 +54,11 @@ class SLOs(_Strict):
     p99_ms: Annotated[float, Field(gt=0)] = 500.0
     max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
     min_rps: Annotated[float, Field(ge=0)] = 0.0
+    max_regression: Annotated[float, Field(ge=0, lt=1)] | None = Field(
+        default=None,
+        description="When a champion exists, load it the same way and fail if the candidate's "
+        "p95/p99 grow (or its req/s drop) by more than this share. Unset: no comparison.",
+    )
 
 
 class DriftThresholds(_Strict):

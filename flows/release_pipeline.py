@@ -32,15 +32,15 @@ def release_pipeline(
     candidate = build_bundle(model_path, overrides)
     envs = provision_env(release_id, candidate)
     load = run_load_test(release_id, candidate, envs)
-    if load.verdict.inconclusive:
+    if load.inconclusive:
         return end(
             release_id,
-            Failed(name="Inconclusive", message=f"load test: {'; '.join(load.verdict.reasons)}"),
+            Failed(name="Inconclusive", message=f"load test: {'; '.join(load.reasons)}"),
         )
-    if not load.verdict.passed:
+    if not load.passed:
         return end(
             release_id,
-            Failed(name="GateFailed", message=f"load-test gate: {'; '.join(load.verdict.reasons)}"),
+            Failed(name="GateFailed", message=f"load-test gate: {'; '.join(load.reasons)}"),
         )
     drift = check_drift(release_id, candidate, envs)
     if not drift.verdict.passed:

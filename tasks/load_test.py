@@ -19,5 +19,5 @@ def run_load_test(release_id: str, candidate: Candidate, envs: TestEnvironments)
         table=[check.model_dump() for check in outcome.verdict.checks],
         description=f"Load test of {candidate.digest}: report {outcome.result.report_html}",
     )
-    get_run_logger().info("load test: %s", "; ".join(outcome.verdict.reasons) or "all SLOs met")
+    get_run_logger().info("load test: %s", "; ".join(outcome.reasons) or "all SLOs met")
     return outcome

@@ -54,7 +54,10 @@ def test_two_releases_run_at_once_each_on_its_own_queue_then_approve_and_reject(
     waiting = [
         e for e in releases.services.environments.list() if e.release_id == champion.release_id
     ]
-    assert [e.role for e in waiting] == ["candidate"]
+    assert waiting[0].role == "candidate"
+    in_production = releases.services.registry.get_alias("credit", "production")
+    has_champion = in_production not in (None, waiting[0].digest)
+    assert [e.role for e in waiting] == ["candidate"] + (["champion"] if has_champion else [])
     assert httpx.get(f"{waiting[0].url}/ready").status_code == 200
 
     approved = fearless_cli("approve", champion.release_id, "--by", "ann", "--comment", "ship it")
@@ -104,7 +107,8 @@ def test_challenger_is_compared_with_the_champion_and_promoted(
         assert fearless_cli("approve", first.release_id, "--by", "ann").returncode == 0
         assert releases.wait(first, paused_ok=False).state.is_completed()
     champion = registry.get_alias("credit", "production")
-    candidate = releases.start(credit_challenger if champion else credit_project)
+    same_load = {**FAST, "slos": {"max_regression": 0.9}}
+    candidate = releases.start(credit_challenger if champion else credit_project, same_load)
     paused = releases.wait(candidate)
     assert paused.state.is_paused(), paused.state
     roles = sorted(
@@ -115,8 +119,11 @@ def test_challenger_is_compared_with_the_champion_and_promoted(
     assert roles == ["candidate", "champion"]
     run_dir = releases.settings.paths.run_dir(candidate.release_id)
     assert (run_dir / "drift" / "report.html").is_file()
-    assert (run_dir / "loadtest").is_dir() and list((run_dir / "loadtest").glob("*.html"))
-    assert "agrees with the champion" in (run_dir / "evidence.md").read_text()
+    assert list((run_dir / "loadtest" / "candidate").glob("*.html"))
+    evidence = (run_dir / "evidence.md").read_text()
+    assert "agrees with the champion" in evidence
+    assert "Against the champion, same load" in evidence
+    assert (run_dir / "loadtest" / "champion" / "locust.json").is_file()
     result = fearless_cli("approve", candidate.release_id, "--by", "cat", "--wait")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Promoted" in result.stdout

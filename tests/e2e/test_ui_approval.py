@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
@@ -34,12 +37,15 @@ def browser():
 
 
 def decide_in_the_ui(
-    browser, ui_url: str, flow_run_id: str, *, approve: bool, approver: str, comment: str
+    browser, releases, flow_run_id: str, *, approve: bool, approver: str, comment: str
 ):
-    """What a person does: open the waiting run, open Resume, fill the form, submit."""
+    """What a person does: open the waiting run, open Resume, fill the form, submit.
+
+    Done once the server has the decision: the run leaves its paused state.
+    """
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        page.goto(f"{ui_url}/v2/runs/flow-run/{flow_run_id}")
+        page.goto(f"{releases.settings.ui_url}/v2/runs/flow-run/{flow_run_id}")
         page.get_by_role("button", name="Open menu").first.click()
         page.get_by_role("menuitem", name="Resume").click()
         dialog = page.get_by_role("dialog")
@@ -50,7 +56,14 @@ def decide_in_the_ui(
         fields.nth(0).fill(approver)
         fields.nth(1).fill(comment)
         dialog.get_by_role("button", name="Resume").click()
-        page.get_by_text("Flow run resumed").wait_for(timeout=15_000)
+        deadline = time.monotonic() + 60
+        while releases.run(flow_run_id).state.is_paused():
+            if time.monotonic() > deadline:
+                page.screenshot(path=str(Path(tempfile.gettempdir()) / f"ui-{flow_run_id}.png"))
+                raise AssertionError(
+                    f"the run is still waiting after Resume; the page shows:\n{dialog.inner_text()}"
+                )
+            time.sleep(0.5)
     finally:
         page.close()
 
@@ -60,7 +73,7 @@ def test_approving_in_the_prefect_ui_promotes(releases, browser, credit_project)
     assert releases.wait(started).state.is_paused()
     decide_in_the_ui(
         browser,
-        releases.settings.ui_url,
+        releases,
         started.flow_run_id,
         approve=True,
         approver="ui-ann",
@@ -78,7 +91,7 @@ def test_rejecting_in_the_prefect_ui_tears_down(releases, browser, credit_projec
     assert releases.wait(started).state.is_paused()
     decide_in_the_ui(
         browser,
-        releases.settings.ui_url,
+        releases,
         started.flow_run_id,
         approve=False,
         approver="ui-bob",
