@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_link_artifact, create_table_artifact
 
 from fearless.candidate import Candidate, TestEnvironments
 from fearless.composition import build_services
@@ -21,5 +21,11 @@ def check_drift(release_id: str, candidate: Candidate, envs: TestEnvironments) -
         table=[column.model_dump() for column in outcome.scores.columns],
         description=f"Drift of served traffic against reference: report {outcome.scores.report_html}",
     )
+    if outcome.scores.report_html:
+        create_link_artifact(
+            key=f"drift-report-{release_id}",
+            link=f"file://{outcome.scores.report_html}",
+            link_text="Evidently drift report (HTML)",
+        )
     get_run_logger().info("drift: %s", "; ".join(outcome.verdict.reasons) or "within thresholds")
     return outcome
