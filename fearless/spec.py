@@ -145,7 +145,7 @@ class ModelSpec(_Strict):
         return [c.name for c in self.input_schema]
 
     def to_yaml_dict(self) -> dict[str, Any]:
-        data = self.model_dump(mode="json", by_alias=True)
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
         data["schema"] = {
             c["name"]: {k: v for k, v in c.items() if k != "name" and v not in (None, False)}
             for c in data["schema"]
