@@ -87,23 +87,23 @@ def release(
     """Start a release of a model project on a work queue of its own."""
     from pathlib import Path
 
+    from fearless.releases import start_release
     from fearless.spec import SpecError, overrides_from_pairs
 
     settings = _settings()
     try:
-        overrides = overrides_from_pairs(set_)
-        started = _start(settings, str(Path(path).resolve()), overrides, ref)
+        started = start_release(
+            settings,
+            str(Path(path).resolve()),
+            overrides=overrides_from_pairs(set_),
+            git_ref=ref,
+            started_by="cli",
+        )
     except SpecError as exc:
         _fail(str(exc), code=2)
     typer.echo(f"release {started.release_id} on queue {started.queue}\n  {started.url}")
     if follow:
         _follow(started.flow_run_id, stop_when_paused=True)
-
-
-def _start(settings, path, overrides, ref):
-    from fearless.releases import start_release
-
-    return start_release(settings, path, overrides=overrides, git_ref=ref, started_by="cli")
 
 
 def _follow(flow_run_id: str, stop_when_paused: bool) -> None:

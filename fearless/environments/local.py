@@ -86,6 +86,3 @@ class LocalEnvironments:
             Environment.model_validate_json(p.read_text())
             for p in sorted(self.root.glob("*/*.json"))
         ]
-
-    def describe(self) -> str:
-        return f"local processes (records in {self.root})"
