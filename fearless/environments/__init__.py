@@ -47,3 +47,13 @@ class EnvironmentBackend(Protocol):
     def list(self) -> list[Environment]: ...
 
     def inference_log_dir(self, env: Environment): ...
+
+    def cost(self, env: Environment, until: datetime | None = None):
+        """A `fearless.aws.prices.ComputeCost` of what `env` reserved until `until` (default now);
+        None where nothing is billed (local processes)."""
+        ...
+
+    def parity(self, env: Environment) -> list[str] | None:
+        """How `env` differs from the model's production service (empty: it does not); None
+        when there is no production definition to compare with."""
+        ...

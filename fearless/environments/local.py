@@ -86,3 +86,10 @@ class LocalEnvironments:
             Environment.model_validate_json(p.read_text())
             for p in sorted(self.root.glob("*/*.json"))
         ]
+
+    def cost(self, env: Environment, until: datetime | None = None) -> None:
+        """Local processes reserve nothing that is billed."""
+
+    def parity(self, env: Environment) -> list[str] | None:
+        """Local processes run the same code as production's; no definition to compare."""
+        return None
