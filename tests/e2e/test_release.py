@@ -190,11 +190,29 @@ def test_approval_timeout_rejects_and_tears_down(releases, credit_project):
     assert_torn_down(releases, started.release_id, within_s=60)
 
 
-def test_cancelling_a_waiting_release_tears_it_down(releases, credit_project):
+def test_bad_decisions_are_refused_then_cancelling_the_waiting_release_tears_it_down(
+    releases, credit_project
+):
+    from prefect.flow_runs import resume_flow_run
+
     started = releases.start(credit_project)
     assert releases.wait(started).state.is_paused()
     result = fearless_cli("status", started.release_id)
     assert "Suspended" in result.stdout or "Paused" in result.stdout, result.stdout
+
+    nameless = fearless_cli("approve", started.release_id, "--by", "")
+    assert nameless.returncode != 0 and "Cannot resume" in nameless.stderr, nameless.stderr
+    for bad in ({"approve": "perhaps", "approver": "eve"}, {"approve": True}):
+        with pytest.raises(RuntimeError, match="Cannot resume this run"):
+            resume_flow_run(started.flow_run_id, run_input=bad, _sync=True)
+    time.sleep(2)  # a wrongly accepted input would have the worker resume the run by now
+    run = releases.run(started.flow_run_id)
+    assert run.state.is_paused(), run.state
+    assert not (releases.settings.paths.registry / "credit" / "decisions.jsonl").exists() or (
+        started.release_id
+        not in (releases.settings.paths.registry / "credit" / "decisions.jsonl").read_text()
+    )
+
     cancel = subprocess.run(
         [sys.executable, "-m", "prefect", "flow-run", "cancel", started.flow_run_id],
         capture_output=True,
