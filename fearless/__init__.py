@@ -1,1 +1,18 @@
-"""Fearless: the library behind the release flows."""
+"""Fearless: the library behind the release flows.
+
+Kept cheap to import (the CLI starts from here): the notebook entry point imports its
+dependencies only when called.
+"""
+
+from __future__ import annotations
+
+
+def bundle_model(model, sample_frame, name: str, target: str | None = None, **options):
+    """A fitted model and a sample of its data as a model project and a built bundle.
+
+    `fearless.bundle_model(model, frame, name="credit", target="default")`; see
+    `fearless.notebook.bundle_model` for the options (project_dir, registry, spec fields).
+    """
+    from fearless.notebook import bundle_model as make
+
+    return make(model, sample_frame, name, target, **options)

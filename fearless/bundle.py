@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from importlib import metadata
@@ -21,7 +22,11 @@ import yaml
 from fearless.spec import SPEC_FILENAME, ColumnType, ModelSpec, SpecError, load_spec, spec_path_of
 
 MANIFEST = "manifest.json"
-RUNTIME_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "joblib", "fastapi", "uvicorn")
+# What the model API imports when it serves a bundle: pinned in the bundle's requirements.txt.
+RUNTIME_PACKAGES = (
+    *("scikit-learn", "numpy", "pandas", "scipy", "joblib", "skops", "pyarrow"),
+    *("fastapi", "uvicorn", "pydantic", "pyyaml", "orjson", "prometheus-client", "psutil"),
+)
 
 
 class BundleError(ValueError):
@@ -83,6 +88,7 @@ def read_reference(spec: ModelSpec, path: Path):
 
 def check_frame_matches_schema(frame, spec: ModelSpec, source: str) -> None:
     """Fail with the column names when a frame's columns or types disagree with the schema."""
+    import pandas as pd
     from pandas.api import types as pdt
 
     expected = spec.column_names
@@ -105,7 +111,7 @@ def check_frame_matches_schema(frame, spec: ModelSpec, source: str) -> None:
             ColumnType.bool: pdt.is_bool_dtype(series),
             ColumnType.category: pdt.is_object_dtype(series)
             or pdt.is_string_dtype(series)
-            or isinstance(series.dtype, __import__("pandas").CategoricalDtype),
+            or isinstance(series.dtype, pd.CategoricalDtype),
         }[column.type]
         if not ok:
             problems.append(
@@ -123,12 +129,8 @@ def _whole_floats(series) -> bool:
 
 
 def load_model(path: Path, *, trust_pickle: bool = True):
-    """Load a model file (`.skops`, or `.joblib`/`.pkl` while `trust_pickle`), turning every
-    way it can be broken into a BundleError.
-
-    `trust_pickle` defaults to True for now: every existing project, the example included, is
-    a joblib file; a deployment that takes models from less trusted hands turns it off.
-    """
+    """Load a `.skops` file, or a pickle/joblib one while `trust_pickle` (the default, as the
+    example is joblib); every way the file can be broken becomes a BundleError."""
     from fearless.model_files import ModelFileError, load_model_file
 
     if not path.is_file():
@@ -141,9 +143,8 @@ def load_model(path: Path, *, trust_pickle: bool = True):
 
 def check_model_predicts(model, reference, source: Path) -> None:
     """Score a few reference rows so a model/schema mismatch fails at build, not at serve."""
-    sample = reference.head(5)
     try:
-        model.predict(sample)
+        model.predict(reference.head(5))
     except Exception as exc:
         raise BundleError(
             f"{source}: the model cannot score the reference data "
@@ -152,11 +153,8 @@ def check_model_predicts(model, reference, source: Path) -> None:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _reference_stats(reference, spec: ModelSpec) -> dict:
@@ -181,6 +179,23 @@ def _requirements() -> str:
         except metadata.PackageNotFoundError:
             continue
     return "\n".join(lines) + "\n"
+
+
+def _git_source(folder: Path) -> dict:
+    """The git commit a project was built from, and whether it had uncommitted changes."""
+    source: dict = {"path": str(folder.resolve()), "git_commit": None}
+    if shutil.which("git") is None:
+        return source
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        argv = ["git", "-C", str(folder), *args]
+        return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+    head = git("rev-parse", "HEAD")
+    if head.returncode == 0:  # else not a git checkout: nothing to record
+        dirty = bool(git("status", "--porcelain", "--", ".").stdout)
+        source.update(git_commit=head.stdout.strip(), git_dirty=dirty)
+    return source
 
 
 def stage_bundle(project: Path | str, into: Path, *, trust_pickle: bool = True) -> str:
@@ -217,7 +232,10 @@ def stage_bundle(project: Path | str, into: Path, *, trust_pickle: bool = True) 
     files = {p.name: _sha256(p) for p in sorted(into.iterdir()) if p.name != MANIFEST}
     canonical = json.dumps({"name": spec.name, "files": files}, sort_keys=True).encode()
     digest = "sha256:" + hashlib.sha256(canonical).hexdigest()
-    manifest = {"name": spec.name, "digest": digest, "files": files}
+    # Where it came from is recorded, not hashed: the same files from another commit are the
+    # same artifact (the build cache keeps the first build's source).
+    source = _git_source(root)
+    manifest = {"name": spec.name, "digest": digest, "files": files, "source": source}
     (into / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return digest
 

@@ -30,7 +30,7 @@ def test_bundle_holds_what_it_promises(credit_project, tmp_path):
         "Dockerfile",
     }
     dockerfile = (bundle.path / "Dockerfile").read_text()
-    assert "USER model" in dockerfile and "HEALTHCHECK" in dockerfile
+    assert "USER 10001" in dockerfile and "HEALTHCHECK" in dockerfile
     assert "scikit-learn==" in (bundle.path / "requirements.txt").read_text()
 
 
@@ -100,3 +100,43 @@ def test_pickle_files_are_refused_unless_trusted_and_skops_needs_no_trust(projec
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     digest = stage_bundle(project_copy, tmp_path / "skops", trust_pickle=False)
     assert digest.startswith("sha256:") and (tmp_path / "skops" / "model.skops").is_file()
+
+
+def test_build_cache_keeps_the_first_build(credit_project, tmp_path):
+    registry = LocalRegistry(tmp_path / "registry")
+    first = build_bundle(credit_project, registry)
+    stored = (first.path / "manifest.json").stat().st_mtime_ns
+    again = build_bundle(credit_project, registry)
+    assert again.path == first.path and again.digest == first.digest
+    assert (again.path / "manifest.json").stat().st_mtime_ns == stored
+
+
+def _git(cwd, *args):
+    import subprocess
+
+    identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
+    return subprocess.run(
+        ["git", *identity, *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def test_manifest_records_requirements_and_git_source_outside_the_digest(project_copy, tmp_path):
+    outside = stage_bundle(project_copy, tmp_path / "no-git")
+    assert (
+        json.loads((tmp_path / "no-git/manifest.json").read_text())["source"]["git_commit"] is None
+    )
+    _git(project_copy, "init", "-q")
+    _git(project_copy, "add", ".")
+    _git(project_copy, "commit", "-q", "-m", "model")
+    head = _git(project_copy, "rev-parse", "HEAD")
+    assert stage_bundle(project_copy, tmp_path / "clean") == outside
+    manifest = json.loads((tmp_path / "clean/manifest.json").read_text())
+    assert manifest["source"]["git_commit"] == head and manifest["source"]["git_dirty"] is False
+    requirements = (tmp_path / "clean/requirements.txt").read_text().splitlines()
+    pinned = {line.split("==")[0] for line in requirements if "==" in line}
+    assert {"scikit-learn", "skops", "pandas", "fastapi", "uvicorn", "pydantic"} <= pinned
+    assert "requirements.txt" in manifest["files"]
+    (project_copy / "notes.txt").write_text("uncommitted")
+    stage_bundle(project_copy, tmp_path / "dirty")
+    source = json.loads((tmp_path / "dirty/manifest.json").read_text())["source"]
+    assert source["git_dirty"] is True
