@@ -33,7 +33,8 @@ def aws(moto_endpoint):
     group = ec2.create_security_group(GroupName="envs", Description="envs", VpcId=vpc)["GroupId"]
     ecs.create_cluster(clusterName="fearless")
     discovery.create_private_dns_namespace(Name="fearless.internal", Vpc=vpc)
-    namespace = discovery.list_namespaces()["Namespaces"][0]["Id"]
+    namespaces = discovery.list_namespaces()["Namespaces"]
+    namespace = next(n["Id"] for n in namespaces if n["Name"] == "fearless.internal")
     config = EcsConfig(
         region=REGION,
         cluster="fearless",
@@ -117,6 +118,7 @@ def test_provision_tags_every_resource_and_teardown_twice_leaves_nothing(aws, ba
     assert [e.role for e in backend.teardown("credit-0001")] == ["candidate"]
     assert resources(aws) == {}
     assert backend.teardown("credit-0001") == []
+    assert backend.parity(env) is None  # credit has no production service on ECS
 
 
 def test_a_failure_half_way_through_provisioning_leaves_nothing(aws, tmp_path):

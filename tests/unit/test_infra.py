@@ -10,6 +10,19 @@ from pathlib import Path
 import hcl2
 import pytest
 
+from fearless.environments.ecs.config import (
+    CONTAINER,
+    DIGEST_VARIABLE,
+    PORT,
+    production_service_name,
+)
+from fearless.production_ecs import (
+    CIRCUIT_BREAKER,
+    URL_TAG,
+    ProductionScaling,
+    scaling_policy_name,
+)
+
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 MODULES = sorted(p for p in (INFRA / "modules").iterdir() if p.is_dir())
 ROOTS = [*MODULES, INFRA / "examples" / "complete"]
@@ -26,6 +39,7 @@ UNTAGGABLE = {
     "aws_iam_role_policy",
     "aws_cloudwatch_event_target",
     "aws_sqs_queue_policy",
+    "aws_appautoscaling_policy",
 }
 # statements whose "*" resource is unavoidable (no resource-level permission) or conditioned
 WILDCARD_RESOURCE_OK = {
@@ -35,6 +49,7 @@ WILDCARD_RESOURCE_OK = {
     "RunInCluster",
     "TaskDefinitions",
     "ServiceDiscoveryList",
+    "ProductionAutoscaling",
 }
 
 
@@ -86,7 +101,8 @@ def test_standard_layout_and_every_variable_and_output_described(folder):
 def test_every_taggable_resource_is_tagged(folder):
     for type_, name, body in blocks(folder, "resource"):
         if type_ not in UNTAGGABLE:
-            assert one(body.get("tags")) == "${var.tags}", f"{type_}.{name} has no tags"
+            tags = one(body.get("tags"))
+            assert tags == "${var.tags}" or tags.startswith("${merge(var.tags,"), f"{type_}.{name}"
 
 
 def test_the_example_tags_everything_with_project_and_owner_by_default():
@@ -136,6 +152,55 @@ def test_no_wildcard_actions_and_wildcard_resources_only_where_iam_allows_nothin
             resources = one(statement.get("resources", []))
             if "*" in ([resources] if isinstance(resources, str) else resources):
                 assert sid in WILDCARD_RESOURCE_OK, f"{name}/{sid} has resource '*'"
+
+
+def defaults(folder: Path) -> dict:
+    return {
+        n: one(b.get("default")) for item in parsed(folder)["variable"] for n, b in item.items()
+    }
+
+
+def test_terraform_and_the_backend_agree_on_the_production_service():
+    """Names, circuit breaker and target tracking: the backend re-asserts what Terraform made."""
+    module = INFRA / "modules" / "production_service"
+    name = one(one(parsed(module)["locals"])["service_name"])
+    assert name.replace("${var.model}", "credit") == production_service_name("credit")
+    service = resource(module, "aws_ecs_service")
+    assert one(service["deployment_circuit_breaker"]) == {
+        k: [v] for k, v in CIRCUIT_BREAKER.items()
+    }
+    ignored = one(one(service["lifecycle"])["ignore_changes"])
+    assert {"${task_definition}", "${desired_count}"} <= set(ignored)
+    assert f"'{URL_TAG}'" in one(service["tags"])
+    policy = resource(module, "aws_appautoscaling_policy")
+    assert one(policy["name"]).replace("${var.model}", "credit") == scaling_policy_name("credit")
+    tracking = one(policy["target_tracking_scaling_policy_configuration"])
+    metric = one(one(tracking["predefined_metric_specification"])["predefined_metric_type"])
+    assert metric == "ECSServiceAverageCPUUtilization"
+    assert one(tracking["target_value"]) == "${var.target_cpu_percent}"
+    scaling, module_defaults = ProductionScaling(), defaults(module)
+    for field in ("min_tasks", "max_tasks", "target_cpu_percent", "scale_in_cooldown_s"):
+        assert module_defaults[field] == getattr(scaling, field), field
+    assert module_defaults["scale_out_cooldown_s"] == scaling.scale_out_cooldown_s
+    example = defaults(INFRA / "examples" / "complete")
+    for field in ("min_tasks", "max_tasks", "target_cpu_percent"):
+        assert example[f"production_{field}"] == getattr(scaling, field), field
+    container = one(resource(module, "aws_ecs_task_definition")["container_definitions"])
+    for expected in (f"'name': '{CONTAINER}'", f"'containerPort': {PORT}", DIGEST_VARIABLE):
+        assert expected in container
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"min_tasks": 0}, "min_tasks"),
+        ({"max_tasks": 1}, "max_tasks"),
+        ({"target_cpu_percent": 0}, "target"),
+    ],
+)
+def test_bad_production_scaling_is_refused_naming_the_value(values, problem):
+    with pytest.raises(ValueError, match=problem):
+        ProductionScaling(**values)
 
 
 def test_checkov_finds_no_failed_checks():

@@ -59,3 +59,25 @@ module "prefect_worker" {
   kms_key_arn             = module.registry.kms_key_arn
   tags                    = local.tags
 }
+
+module "production_service" {
+  source             = "../../modules/production_service"
+  for_each           = var.production_models
+  model              = each.key
+  host_name          = each.value.host_name
+  listener_priority  = each.value.listener_priority
+  image              = each.value.image
+  cluster_arn        = module.ecs.cluster_arn
+  cluster_name       = module.ecs.cluster_name
+  vpc_id             = var.vpc_id
+  subnet_ids         = var.private_subnet_ids
+  security_group_ids = [module.network.environments_security_group_id]
+  listener_arn       = module.network.https_listener_arn
+  execution_role_arn = module.ecs.execution_role_arn
+  task_role_arn      = module.ecs.task_role_arn
+  log_group_name     = module.ecs.log_group_names["production"]
+  min_tasks          = var.production_min_tasks
+  max_tasks          = var.production_max_tasks
+  target_cpu_percent = var.production_target_cpu_percent
+  tags               = local.tags
+}

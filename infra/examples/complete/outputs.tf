@@ -13,5 +13,14 @@ output "fearless_env" {
     FEARLESS_AWS_TASK_ROLE_ARN      = module.ecs.task_role_arn
     FEARLESS_AWS_LOG_GROUP          = module.ecs.log_group_names["environments"]
     FEARLESS_WORK_POOL              = "fearless-ecs"
+    # the production services' target tracking, so promotions assert what Terraform declared
+    FEARLESS_AWS_PRODUCTION_MIN_TASKS          = var.production_min_tasks
+    FEARLESS_AWS_PRODUCTION_MAX_TASKS          = var.production_max_tasks
+    FEARLESS_AWS_PRODUCTION_TARGET_CPU_PERCENT = var.production_target_cpu_percent
   }
+}
+
+output "production_urls" {
+  description = "Where each production model is served."
+  value       = { for model, service in module.production_service : model => service.url }
 }

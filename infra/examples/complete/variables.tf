@@ -49,3 +49,31 @@ variable "prefect_auth_secret_arn" {
   description = "Secrets Manager secret with PREFECT_API_AUTH_STRING."
   type        = string
 }
+
+variable "production_models" {
+  description = "Models served in production on ECS: host name under the ALB, listener rule priority (unique), first image."
+  type = map(object({
+    host_name         = string
+    listener_priority = number
+    image             = string
+  }))
+  default = {}
+}
+
+variable "production_min_tasks" {
+  description = "Fewest tasks of each production service (FEARLESS_AWS_PRODUCTION_MIN_TASKS)."
+  type        = number
+  default     = 2
+}
+
+variable "production_max_tasks" {
+  description = "Most tasks of each production service (FEARLESS_AWS_PRODUCTION_MAX_TASKS)."
+  type        = number
+  default     = 10
+}
+
+variable "production_target_cpu_percent" {
+  description = "CPU target of their target tracking (FEARLESS_AWS_PRODUCTION_TARGET_CPU_PERCENT)."
+  type        = number
+  default     = 60
+}

@@ -65,7 +65,7 @@ resource "aws_iam_role" "worker" {
 }
 
 data "aws_iam_policy_document" "worker" {
-  #checkov:skip=CKV_AWS_111: "*" only where IAM has no resource-level permission (task definition registration/listing, ECR login, Cloud Map ListServices) or where the ecs:cluster condition confines it to our cluster
+  #checkov:skip=CKV_AWS_111: "*" only where IAM has no resource-level permission (task definition registration/listing, ECR login, Cloud Map ListServices, registering scalable targets by ARNs that do not exist yet) or where the ecs:cluster condition confines it to our cluster
   #checkov:skip=CKV_AWS_356: as above; every "*" statement is either unrestrictable in IAM or conditioned on ecs:cluster
   statement {
     sid = "RunInCluster"
@@ -89,6 +89,20 @@ data "aws_iam_policy_document" "worker" {
       "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions", "ecs:ListTaskDefinitionFamilies",
     ]
     resources = ["*"]
+  }
+  statement {
+    # Promotions assert each production service's target tracking (EcsProductionService);
+    # a scalable target's ARN is assigned by AWS on registration, so it cannot be named here.
+    sid = "ProductionAutoscaling"
+    actions = [
+      "application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy",
+    ]
+    resources = ["*"]
+  }
+  statement {
+    sid       = "TargetTrackingAlarms"
+    actions   = ["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"]
+    resources = ["arn:aws:cloudwatch:*:*:alarm:TargetTracking-service/${var.cluster_name}/*"]
   }
   statement {
     sid       = "PassOnlyOurRoles"

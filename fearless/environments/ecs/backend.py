@@ -1,0 +1,197 @@
+"""Test environments as Fargate services on ECS, production-like when production is on ECS.
+
+Each environment is three resources, created in this order and removed in reverse: a Cloud Map
+service (the DNS name the load generator calls, `<role>-<release>.<namespace>:8080`), a task
+definition for the bundle's image, and an ECS service running one task of it. When the model's
+production service exists (`<model>-production` in the cluster), the task definition and the
+network configuration are copied from it; otherwise they are built from settings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fearless.aws import environment_tags, tag_list
+from fearless.aws.prices import ComputeCost, compute_cost
+from fearless.bundle import Bundle
+from fearless.environments import Environment, EnvironmentError_
+from fearless.environments.ecs import definitions
+from fearless.environments.ecs.config import EcsConfig, environment_from_tags, environment_names
+from fearless.environments.ecs.inventory import Inventory
+from fearless.environments.ecs.waiting import wait_stable_and_healthy
+
+Waiter = Callable[[Environment], None]
+
+
+class EcsEnvironments:
+    def __init__(
+        self,
+        config: EcsConfig,
+        ecs,
+        discovery,
+        runs_root: Path,
+        waiter: Waiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """`waiter` blocks until an environment answers (default: ECS stable + task healthy)."""
+        self.config, self.ecs, self.discovery, self.runs_root = config, ecs, discovery, runs_root
+        self.inventory = Inventory(config, ecs, discovery, sleep)
+        self.waiter = waiter or self._wait_stable_and_healthy
+        self.sleep = sleep
+
+    def describe(self) -> str:
+        return f"ECS Fargate services in cluster {self.config.cluster} ({self.config.region})"
+
+    def inference_log_dir(self, env: Environment) -> Path:
+        return self.runs_root / env.release_id / "inference" / env.role
+
+    def image_uri(self, bundle: Bundle) -> str:
+        return self.config.image_uri(bundle.short_digest)
+
+    def provision(
+        self, release_id: str, role: str, bundle: Bundle, expires_at: datetime
+    ) -> Environment:
+        """Run the bundle's image as a one-task service; safe to repeat (returns the live one)."""
+        found = [e for e in self.inventory.found(release_id) if e.role == role]
+        if found and "service_arn" in found[0].handle:
+            return found[0]
+        for leftover in found:  # of an attempt that died half-way
+            self.inventory.remove(leftover)
+        tags = environment_tags(
+            release_id, role, bundle.name, bundle.digest, expires_at, self.config.creator
+        )
+        handle: dict = {}
+        try:
+            production = self.inventory.production(bundle.name)
+            handle["discovery_service_id"], dns = self._create_discovery(release_id, role, tags)
+            handle["task_definition_arn"] = self._register_task_definition(
+                release_id, role, bundle, tags, production and production[1]
+            )
+            handle["service_arn"] = self._create_service(
+                release_id, role, handle, tags, production and production[0]
+            )
+            env = environment_from_tags(tags, dns, handle, datetime.now(UTC))
+            self.waiter(env)
+        except Exception as exc:
+            self.teardown_role(release_id, role)
+            raise EnvironmentError_(f"{role} environment for {release_id} failed: {exc}") from exc
+        return env
+
+    def teardown(self, release_id: str) -> list[Environment]:
+        """Remove every resource tagged with `release_id`; a second call finds nothing."""
+        found = self.inventory.found(release_id)
+        for env in found:
+            self.inventory.remove(env)
+        return found
+
+    def teardown_role(self, release_id: str, role: str) -> list[Environment]:
+        found = [e for e in self.inventory.found(release_id) if e.role == role]
+        for env in found:
+            self.inventory.remove(env)
+        return found
+
+    def list(self) -> list[Environment]:
+        return self.inventory.found(None)
+
+    def cost(self, env: Environment, until: datetime | None = None) -> ComputeCost:
+        """Compute the environment reserves from its creation until `until` (default: now)."""
+        definition = self._task_definition(env)
+        hours = max(((until or datetime.now(UTC)) - env.created_at).total_seconds(), 0) / 3600
+        return compute_cost(
+            int(definition["cpu"]) / 1024,
+            int(definition["memory"]),
+            hours,
+            self.config.region,
+            self.config.architecture,
+        )
+
+    def parity(self, env: Environment) -> list[str] | None:
+        """How `env` differs from the model's production service now; None if it has none."""
+        production = self.inventory.production(env.model)
+        if production is None:
+            return None
+        if "service_arn" not in env.handle:
+            raise EnvironmentError_(f"{env.role} of {env.release_id} has no ECS service")
+        service = self.ecs.describe_services(
+            cluster=self.config.cluster, services=[env.handle["service_arn"]]
+        )["services"][0]
+        return definitions.differences(
+            production[1], production[0], self._task_definition(env), service
+        )
+
+    def _task_definition(self, env: Environment) -> dict:
+        if "task_definition_arn" not in env.handle:
+            raise EnvironmentError_(f"{env.role} of {env.release_id} has no task definition")
+        return self.ecs.describe_task_definition(taskDefinition=env.handle["task_definition_arn"])[
+            "taskDefinition"
+        ]
+
+    def _create_discovery(self, release_id: str, role: str, tags: dict) -> tuple[str, str]:
+        _, dns_name = environment_names(release_id, role)
+        service = self.discovery.create_service(
+            Name=dns_name,
+            NamespaceId=self.config.namespace_id,
+            DnsConfig={"RoutingPolicy": "MULTIVALUE", "DnsRecords": [{"Type": "A", "TTL": 10}]},
+            HealthCheckCustomConfig={"FailureThreshold": 1},
+            Tags=tag_list(tags, "Key", "Value"),
+        )["Service"]
+        return service["Id"], f"{dns_name}.{self.inventory.namespace_name()}"
+
+    def _register_task_definition(
+        self, release_id: str, role: str, bundle: Bundle, tags: dict, production: dict | None
+    ) -> str:
+        family, _ = environment_names(release_id, role)
+        resources = bundle.spec.resources
+        size = definitions.task_size(resources.cpu, resources.memory_mb, production)
+        image = self.image_uri(bundle)
+        if production is None:
+            args = definitions.fresh_definition(
+                self.config, family, image, bundle.digest, size, release_id
+            )
+        else:
+            args = definitions.derived_definition(
+                production, family, image, bundle.digest, size, release_id
+            )
+        return self.ecs.register_task_definition(**definitions.with_tags(args, tags))[
+            "taskDefinition"
+        ]["taskDefinitionArn"]
+
+    def _create_service(
+        self, release_id: str, role: str, handle: dict, tags: dict, production: dict | None
+    ) -> str:
+        name, _ = environment_names(release_id, role)
+        registry = self.discovery.get_service(Id=handle["discovery_service_id"])["Service"]
+        network = (production or {}).get("networkConfiguration") or {
+            "awsvpcConfiguration": {
+                "subnets": self.config.subnets,
+                "securityGroups": self.config.security_groups,
+                "assignPublicIp": "DISABLED",
+            }
+        }
+        platform = {"platformVersion": (production or {}).get("platformVersion")}
+        return self.ecs.create_service(
+            cluster=self.config.cluster,
+            serviceName=name,
+            taskDefinition=handle["task_definition_arn"],
+            desiredCount=1,
+            launchType="FARGATE",
+            networkConfiguration=network,
+            serviceRegistries=[{"registryArn": registry["Arn"]}],
+            deploymentConfiguration={
+                "deploymentCircuitBreaker": {"enable": True, "rollback": False},
+                "maximumPercent": 200,
+                "minimumHealthyPercent": 100,
+            },
+            tags=tag_list(tags),
+            propagateTags="SERVICE",
+            enableECSManagedTags=True,
+            **{k: v for k, v in platform.items() if v},
+        )["service"]["serviceArn"]
+
+    def _wait_stable_and_healthy(self, env: Environment) -> None:
+        wait_stable_and_healthy(
+            self.ecs, self.config.cluster, env.handle["service_arn"], sleep=self.sleep
+        )

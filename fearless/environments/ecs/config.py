@@ -1,0 +1,65 @@
+"""What the ECS backends are configured with, and the names and tags they find things by.
+
+Names are conventions shared with Terraform (`infra/modules/production_service`): a model's
+production service is `<model>-production` in the cluster; a test environment's ECS service
+and task definition family are `fearless-<release>-<role>`, its DNS name `<role>-<release>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from fearless.aws import TAG_PREFIX
+from fearless.environments import Environment
+
+PORT = 8080
+CONTAINER = "model-api"
+NAME_PREFIX = "fearless-"
+PRODUCTION_SUFFIX = "-production"
+DIGEST_VARIABLE = "FEARLESS_BUNDLE_DIGEST"
+
+
+@dataclass(frozen=True)
+class EcsConfig:
+    region: str
+    cluster: str
+    subnets: list[str]
+    security_groups: list[str]
+    image_repository: str
+    namespace_id: str
+    execution_role_arn: str
+    task_role_arn: str
+    log_group: str
+    creator: str
+    architecture: str = "x86_64"
+
+    def image_uri(self, short_digest: str) -> str:
+        return f"{self.image_repository}:{short_digest}"
+
+
+def environment_names(release_id: str, role: str) -> tuple[str, str]:
+    """(ECS service and task definition family, Cloud Map service) of one environment."""
+    return f"{NAME_PREFIX}{release_id}-{role}", f"{role}-{release_id}"
+
+
+def production_service_name(model: str) -> str:
+    return f"{model}{PRODUCTION_SUFFIX}"
+
+
+def environment_from_tags(
+    tags: dict, dns: str | None, handle: dict, created_at: datetime
+) -> Environment:
+    def tag(key: str) -> str:
+        return tags[f"{TAG_PREFIX}{key}"]
+
+    return Environment(
+        release_id=tag("release-id"),
+        role=tag("role"),
+        model=tag("model"),
+        digest=tag("digest"),
+        url=f"http://{dns}:{PORT}" if dns else "",
+        created_at=created_at,
+        expires_at=datetime.fromisoformat(tag("expires-at")),
+        handle=handle,
+    )

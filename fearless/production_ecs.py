@@ -1,0 +1,206 @@
+"""The production service of each model on ECS: `<model>-production`, behind the internal ALB.
+
+Terraform (`infra/modules/production_service`) creates the service with its first task
+definition, target group and autoscaling. A promotion then registers a revision derived from
+the running one with only the bundle changed, rolls the service to it with ECS's deployment
+circuit breaker (tasks that never get healthy roll the service back by themselves), and
+asserts the same target-tracking autoscaling Terraform declares (`ProductionScaling`'s
+defaults are the module's variable defaults; tests/unit/test_infra.py checks they agree).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from fearless.aws import TAG_PREFIX, tag_dict
+from fearless.bundle import Bundle
+from fearless.environments.ecs import definitions
+from fearless.environments.ecs.config import EcsConfig, production_service_name
+from fearless.environments.ecs.inventory import Inventory
+from fearless.environments.ecs.waiting import wait_stable_and_healthy
+
+URL_TAG = f"{TAG_PREFIX}url"
+SCALING_POLICY_SUFFIX = "-cpu"
+SCALABLE_DIMENSION = "ecs:service:DesiredCount"
+CIRCUIT_BREAKER = {"enable": True, "rollback": True}
+DEPLOYMENT = {
+    "deploymentCircuitBreaker": CIRCUIT_BREAKER,
+    "maximumPercent": 200,
+    "minimumHealthyPercent": 100,
+}
+
+
+class ProductionError(RuntimeError):
+    """The production service is missing, or a deployment to it did not complete."""
+
+
+@dataclass(frozen=True)
+class ProductionScaling:
+    """Target tracking on average CPU; the defaults are those of the Terraform module."""
+
+    min_tasks: int = 2
+    max_tasks: int = 10
+    target_cpu_percent: float = 60.0
+    scale_in_cooldown_s: int = 300
+    scale_out_cooldown_s: int = 60
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_tasks <= self.max_tasks:
+            raise ValueError(
+                f"production scaling needs 1 <= min_tasks <= max_tasks, "
+                f"got {self.min_tasks} and {self.max_tasks}"
+            )
+        if not 0 < self.target_cpu_percent <= 100:
+            raise ValueError(f"target_cpu_percent {self.target_cpu_percent} is not in (0, 100]")
+
+
+def scaling_policy_name(model: str) -> str:
+    return f"{production_service_name(model)}{SCALING_POLICY_SUFFIX}"
+
+
+class EcsProductionInstance(BaseModel):
+    """One task definition revision of a model's production service."""
+
+    model: str
+    digest: str
+    url: str
+    handle: dict  # task_definition_arn, service_arn
+
+
+class EcsProductionService:
+    def __init__(
+        self,
+        config: EcsConfig,
+        ecs,
+        autoscaling,
+        scaling: ProductionScaling | None = None,
+        waiter: Callable[[EcsProductionInstance], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """`waiter` blocks until a switch has deployed (default: healthy, not rolled back)."""
+        self.config, self.ecs, self.autoscaling = config, ecs, autoscaling
+        self.scaling = scaling or ProductionScaling()
+        self.inventory = Inventory(config, ecs, discovery=None, sleep=sleep)
+        self.waiter = waiter or self._wait_deployed
+        self.sleep = sleep
+
+    def current(self, model: str) -> EcsProductionInstance | None:
+        found = self.inventory.production(model)
+        if found is None:
+            return None
+        service, definition = found
+        return self._instance(model, service, definition)
+
+    def start(self, bundle: Bundle) -> EcsProductionInstance:
+        """Register (not yet deploy) a revision of production's task definition for `bundle`."""
+        service, running = self._production(bundle.name)
+        resources = bundle.spec.resources
+        args = definitions.derived_definition(
+            running,
+            running["family"],
+            self.config.image_uri(bundle.short_digest),
+            bundle.digest,
+            definitions.task_size(resources.cpu, resources.memory_mb, running),
+            stream=None,
+        )
+        tags = {
+            f"{TAG_PREFIX}model": bundle.name,
+            f"{TAG_PREFIX}digest": bundle.digest,
+            f"{TAG_PREFIX}creator": self.config.creator,
+        }
+        registered = self.ecs.register_task_definition(**definitions.with_tags(args, tags))
+        return self._instance(bundle.name, service, registered["taskDefinition"])
+
+    def switch(self, instance: EcsProductionInstance) -> EcsProductionInstance | None:
+        """Roll the service to `instance` (circuit breaker, rollback); return what ran before."""
+        previous = self.current(instance.model)
+        name = production_service_name(instance.model)
+        self.register_autoscaling(instance.model)
+        self.ecs.update_service(
+            cluster=self.config.cluster,
+            service=name,
+            taskDefinition=instance.handle["task_definition_arn"],
+            deploymentConfiguration=DEPLOYMENT,
+        )
+        self.waiter(instance)
+        return previous
+
+    def discard(self, instance: EcsProductionInstance) -> None:
+        """Deregister a started revision that was never deployed; the running one is kept."""
+        running = self.current(instance.model)
+        arn = instance.handle["task_definition_arn"]
+        if running is None or running.handle["task_definition_arn"] != arn:
+            self.ecs.deregister_task_definition(taskDefinition=arn)
+
+    def stop(self, model: str) -> list[str]:
+        """Nothing to stop: a production service outlives the local server; Terraform owns it."""
+        return []
+
+    def stop_all(self) -> list[str]:
+        return []
+
+    def register_autoscaling(self, model: str) -> None:
+        """Target tracking on average CPU, as Terraform declares it (re-asserting is harmless)."""
+        cluster = self.config.cluster.split("/")[-1]
+        target = {
+            "ServiceNamespace": "ecs",
+            "ResourceId": f"service/{cluster}/{production_service_name(model)}",
+            "ScalableDimension": SCALABLE_DIMENSION,
+        }
+        scaling = self.scaling
+        self.autoscaling.register_scalable_target(
+            **target, MinCapacity=scaling.min_tasks, MaxCapacity=scaling.max_tasks
+        )
+        self.autoscaling.put_scaling_policy(
+            **target,
+            PolicyName=scaling_policy_name(model),
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": scaling.target_cpu_percent,
+                "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": "ECSServiceAverageCPUUtilization"
+                },
+                "ScaleInCooldown": scaling.scale_in_cooldown_s,
+                "ScaleOutCooldown": scaling.scale_out_cooldown_s,
+            },
+        )
+
+    def _production(self, model: str) -> tuple[dict, dict]:
+        found = self.inventory.production(model)
+        if found is None:
+            raise ProductionError(
+                f"no production service {production_service_name(model)!r} in cluster "
+                f"{self.config.cluster}: create it with infra/modules/production_service"
+            )
+        return found
+
+    def _instance(self, model: str, service: dict, definition: dict) -> EcsProductionInstance:
+        return EcsProductionInstance(
+            model=model,
+            digest=definitions.digest_of(definition),
+            url=tag_dict(service.get("tags")).get(URL_TAG, ""),
+            handle={
+                "task_definition_arn": definition["taskDefinitionArn"],
+                "service_arn": service["serviceArn"],
+            },
+        )
+
+    def check_deployed(self, instance: EcsProductionInstance) -> None:
+        """The service runs `instance`; if not, the circuit breaker rolled it back."""
+        arn = instance.handle["service_arn"]
+        service = self.ecs.describe_services(cluster=self.config.cluster, services=[arn])
+        running = service["services"][0]["taskDefinition"]
+        if running != instance.handle["task_definition_arn"]:
+            raise ProductionError(
+                f"deploying {instance.digest} to {instance.model} failed; "
+                f"ECS rolled the service back to {running}"
+            )
+
+    def _wait_deployed(self, instance: EcsProductionInstance) -> None:
+        arn = instance.handle["service_arn"]
+        wait_stable_and_healthy(self.ecs, self.config.cluster, arn, sleep=self.sleep)
+        self.check_deployed(instance)
