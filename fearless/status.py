@@ -65,11 +65,22 @@ def print_pending(settings, emit: Callable[[str], None]) -> int:
             f"{run.name}  waiting since {run.state.timestamp:%Y-%m-%d %H:%M} UTC"
             + (f", environment until {until:%Y-%m-%d %H:%M} UTC" if until else "")
         )
-        emit(f"  evidence: {settings.ui_url}/artifacts/key/evidence-{run.name}")
-        emit(f"            {settings.paths.run_dir(run.name) / 'evidence.md'}")
+        for line in evidence_lines(settings, run.name):
+            emit(line)
         emit(
             f"  decide:   fearless approve {run.name} --by NAME --comment TEXT  (or fearless reject)"
         )
     if not runs:
         emit("no release is waiting for a decision")
     return len(runs)
+
+
+def evidence_lines(settings, release_id: str) -> list[str]:
+    """Where a waiting release's evidence is: the Prefect artifact, the page, the markdown."""
+    from fearless.evidence import evidence_files
+
+    files = evidence_files(settings.paths.run_dir(release_id))
+    lines = [f"  evidence: {settings.ui_url}/artifacts/key/evidence-{release_id}"]
+    for path in (files.html, files.markdown):
+        lines.append(f"            {path}" + ("" if path.is_file() else "  (not written)"))
+    return lines

@@ -3,13 +3,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.flow_runs import suspend_flow_run
 
 from fearless import approval
 from fearless.candidate import Candidate, TestEnvironments
 from fearless.composition import build_services
-from fearless.evidence import evidence_markdown
+from fearless.evidence import Evidence, EvidenceFiles, environment_costs, write_evidence
 from fearless.gates import DriftOutcome, LoadTestOutcome
 from tasks import STEP
 
@@ -22,17 +22,31 @@ def publish_evidence(
     load: LoadTestOutcome,
     drift: DriftOutcome,
 ) -> str:
-    """One page an approver can decide from, as a Prefect artifact and a file."""
-    champion = envs.champion.digest if envs.champion else None
-    markdown = evidence_markdown(release_id, candidate, envs, load, drift, champion)
-    path = build_services().settings.paths.run_dir(release_id) / "evidence.md"
-    path.write_text(markdown)
+    """One page an approver can decide from: a Prefect artifact, evidence.md and evidence.html."""
+    services = build_services()
+    costs, cost_note = environment_costs(services.environments, envs)
+    evidence = Evidence(
+        release_id=release_id, model=candidate.name, candidate_digest=candidate.digest,
+        envs=envs, load=load, drift=drift, backend=services.settings.backend,
+        costs=costs, cost_note=cost_note, parity=services.environments.parity(envs.candidate),
+    )  # fmt: skip
+    files = write_evidence(services.settings.paths.run_dir(release_id), evidence)
+    publish_evidence_artifacts(release_id, files)
+    return str(files.markdown)
+
+
+def publish_evidence_artifacts(release_id: str, files: EvidenceFiles) -> None:
+    """The markdown as `evidence-<release>` (a new version each time) and a link to the page."""
     create_markdown_artifact(
         key=f"evidence-{release_id}",
-        markdown=markdown,
-        description=f"Evidence for release {release_id}",
+        markdown=files.markdown.read_text(),
+        description=f"Evidence for release {release_id}; with charts: {files.html}",
     )
-    return str(path)
+    create_link_artifact(
+        key=f"evidence-page-{release_id}",
+        link=f"file://{files.html}",
+        link_text="Evidence with charts (HTML)",
+    )
 
 
 def await_approval(

@@ -29,11 +29,13 @@ def simulate(
     duration: Annotated[int | None, typer.Option(help="Seconds (default: the spec's).")] = None,
     processes: Annotated[int, typer.Option(help="Locust worker processes (-1: one per core).")] = 0,
 ) -> None:
-    """Load-test the release's candidate again; results go under its run's simulations/<n>/."""
+    """Load-test the release's candidate again; results go under its run's simulations/<n>/
+    and into its evidence."""
     from pydantic import ValidationError
 
     from fearless.commands.drift import parse_since
     from fearless.composition import build_services
+    from fearless.evidence import EvidenceError, rebuild_evidence
     from fearless.loadtest.runner import LoadTestError
     from fearless.loadtest.simulation import SimulationError, SimulationRequest, run_simulation
 
@@ -62,6 +64,12 @@ def simulate(
     state = "inconclusive" if verdict.inconclusive else "passed" if verdict.passed else "failed"
     typer.echo(f"verdict: {state}" + "".join(f"\n  - {reason}" for reason in verdict.reasons))
     typer.echo(f"reports: {outcome.out_dir}")
+    try:
+        files = rebuild_evidence(paths.run_dir(run_id))
+    except EvidenceError as exc:
+        typer.echo(f"evidence not updated: {exc}; this simulation joins it once it is")
+    else:
+        typer.echo(f"evidence updated: {files.html}")
 
 
 def register(app: typer.Typer) -> None:

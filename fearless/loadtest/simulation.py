@@ -147,5 +147,8 @@ def run_simulation(
         result=result,
         verdict=evaluate_load_test(result, bundle.spec.slos),
     )
-    (out_dir / "simulation.json").write_text(json.dumps(outcome.model_dump(mode="json"), indent=2))
+    # Written whole then renamed: the evidence page, rebuilt at any time, reads finished ones only.
+    partial = out_dir / ".simulation.json.tmp"
+    partial.write_text(json.dumps(outcome.model_dump(mode="json"), indent=2))
+    partial.replace(out_dir / "simulation.json")
     return outcome

@@ -245,3 +245,42 @@ def test_a_simulation_drives_the_live_candidate_and_keeps_its_results(
     saved = (run_dir / "simulations" / "1" / "simulation.json").read_text()
     assert '"scenario": "missing-debt-ratio"' in saved
     assert (run_dir / "simulations" / "1" / "locust.html").is_file()
+
+
+def test_a_simulation_from_the_cli_lands_in_the_release_evidence(
+    credit_project, model_api, tmp_path, monkeypatch
+):
+    """`fearless simulate` through the real composition root: the local registry and a live
+    candidate recorded in the state dir (the module's model API), then the rebuilt evidence."""
+    from typer.testing import CliRunner
+
+    from fearless.bundle import build_bundle
+    from fearless.cli import app
+    from fearless.evidence import write_evidence
+    from fearless.registry.local import LocalRegistry
+    from fearless.settings import Settings
+    from tests.unit.test_evidence import evidence, plotted
+    from tests.unit.test_loadtest_simulation import env
+
+    monkeypatch.setenv("FEARLESS_STATE_DIR", str(tmp_path))
+    paths = Settings().paths
+    bundle = build_bundle(credit_project, LocalRegistry(paths.registry))
+    live = env("r1", "candidate").model_copy(update={"url": model_api[0], "digest": bundle.digest})
+    (paths.environments / "r1").mkdir(parents=True)
+    (paths.environments / "r1" / "candidate.json").write_text(live.model_dump_json())
+    files = write_evidence(paths.run_dir("r1"), evidence())
+
+    args = ["simulate", "r1", "--profile", "spike", "--users", "4", "--duration", "2"]
+    out = CliRunner().invoke(app, [*args, "--scenario", "new-purpose"])
+
+    assert out.exit_code == 0, out.output
+    assert f"evidence updated: {files.html}" in out.output
+    md = files.markdown.read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| 1 | spike |"))
+    assert row.startswith("| 1 | spike | new-purpose | synthetic | 4 | ")
+    assert row.endswith(f"| `{paths.run_dir('r1') / 'simulations' / '1' / 'locust.html'}` |")
+    # The chart draws Locust's real per-second history of the simulation.
+    sim = plotted(files.html.read_text(), "simulation-1")
+    assert max(next(t for t in sim if t["name"] == "requests/s")["y"]) > 0
+    # A 2 s spike is at its peak for under a second, between two of Locust's 1 s samples.
+    assert 1 <= max(next(t for t in sim if t["name"] == "users")["y"]) <= 4

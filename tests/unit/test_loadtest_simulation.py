@@ -91,6 +91,8 @@ def test_simulate_prints_the_figures_and_the_verdict(monkeypatch, tmp_path):
     )
     assert "simulation 3 of r1" in out.output and "p95 100 ms" in out.output
     assert "verdict: failed\n  - p95 too high" in out.output
+    # No evidence for r1 yet (its gates are still running): the simulation joins it later.
+    assert "evidence not updated: run r1 has no evidence yet" in out.output
 
 
 def test_simulate_without_a_live_candidate_fails_clearly(monkeypatch):
