@@ -1,6 +1,7 @@
 """Apply `prefect.yaml` and `deployments/automations.yaml` to the configured Prefect server.
 
-Safe to run twice: deployments are upserted by `prefect deploy`, automations replaced by name.
+Safe to run twice: the work pool is created or its template updated, deployments are upserted
+by `prefect deploy`, automations replaced by name.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import yaml
 
 from fearless.server import prefect_env
 from fearless.settings import PROJECT_ROOT, Settings
+from fearless.work_pools import ensure_work_pool, kind_for
 
 AUTOMATIONS_FILE = PROJECT_ROOT / "deployments" / "automations.yaml"
 
 
 def deploy_flows(settings: Settings) -> None:
     env = {**os.environ, **prefect_env(settings)}
+    # The pull step's working directory: this checkout, or where the flow image holds it.
+    env["FEARLESS_PROJECT_DIR"] = kind_for(settings).project_dir(settings)
     if os.environ.get("PREFECT_API_URL"):
         env["PREFECT_API_URL"] = os.environ["PREFECT_API_URL"]
     result = subprocess.run(
@@ -58,6 +62,8 @@ def apply_automations(client) -> list[str]:
 def deploy(settings: Settings) -> list[str]:
     from prefect.client.orchestration import get_client
 
+    with get_client(sync_client=True) as client:
+        ensure_work_pool(client, settings)
     deploy_flows(settings)
     with get_client(sync_client=True) as client:
         names = [f"{d.name}" for d in client.read_deployments()]

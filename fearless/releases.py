@@ -39,15 +39,19 @@ def start_release(
     git_ref: str | None = None,
     started_by: str = "cli",
 ) -> ReleaseStarted:
-    """Validate the spec, create the release's own queue and submit its pipeline run there."""
+    """Validate the spec, create the release's own queue and submit its pipeline run there,
+    sized by the spec's resources where the pool sizes runs (ECS)."""
     spec = with_overrides(load_spec(model_path), overrides, source=f"{model_path} (overrides)")
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
     from fearless.queues import create_release_queue, delete_release_queue
+    from fearless.work_pools import job_variables_for
 
     release_id = new_release_id(spec.name)
     with get_client(sync_client=True) as client:
+        pool = client.read_work_pool(settings.work_pool)
+        job_variables = job_variables_for(pool.type, spec.resources)
         queue = create_release_queue(
             client, settings.work_pool, release_id, settings.queue_concurrency
         )
@@ -61,6 +65,7 @@ def start_release(
                     "git_ref": git_ref,
                 },
                 work_queue_name=queue,
+                job_variables=job_variables or None,
                 timeout=0,
                 as_subflow=False,
                 flow_run_name=release_id,

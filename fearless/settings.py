@@ -58,6 +58,24 @@ class Settings(BaseSettings):
     aws_creator: str = Field(
         default="fearless", description="Value of the fearless:creator tag on what we create."
     )
+    aws_vpc_id: str = Field(default="", description="VPC of the subnets (flow-run tasks need it).")
+    aws_flow_image: str = Field(
+        default="", description="Image of flow-run tasks in the ECS work pool (default: Prefect's)."
+    )
+    aws_flow_task_role_arn: str = Field(
+        default="", description="Role flow-run tasks run as (the worker module's role)."
+    )
+    aws_flow_project_dir: str = Field(
+        default="/opt/fearless", description="Where the flow image holds this project."
+    )
+    aws_inference_prefix: str = Field(
+        default="inference", description="S3 key prefix of the model APIs' inference logs."
+    )
+    inference_log_s3: str = Field(
+        default="",
+        description="s3://bucket/prefix a model API ships its inference log to; empty: keep local.",
+    )
+    run_id: str = Field(default="", description="Release a model API serves; tags what it ships.")
 
     @model_validator(mode="after")
     def _aws_complete(self) -> Settings:

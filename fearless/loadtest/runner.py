@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 from pydantic import BaseModel
@@ -32,6 +33,14 @@ LOG_TAIL_CHARS = 3000
 
 class LoadTestError(RuntimeError):
     """The load test could not be run (target down, Locust failed or hung); no figures exist."""
+
+
+class Launcher(Protocol):
+    """Starts Locust as master and workers: all descend from one process, sampled and killed."""
+
+    cores: int
+
+    def command(self, argv: list[str]) -> list[str]: ...
 
 
 class LoadTestResult(BaseModel):
@@ -186,16 +195,17 @@ def run_load_test(
     *,
     processes: int = 0,
     replay_speed: float | None = None,
+    launcher: Launcher | None = None,
 ) -> LoadTestResult:
     """Drive `target_url` with the traffic file under the load profile; keep Locust's reports.
 
     `processes` > 0 forks that many Locust workers (-1: one per core) for more generator CPU.
     `replay_speed` paces a replayed log by its recorded offsets (1.0 = real time); it needs
-    one process, as each forked worker would replay the whole log.
+    one process, as each forked worker would replay the whole log. `launcher`: see Launcher.
     Raises LoadTestError when the target is down or Locust fails, hangs or crashes.
     """
-    if replay_speed is not None and processes:
-        raise ValueError("a timed replay runs in one Locust process; drop processes")
+    if replay_speed is not None and (processes or launcher):
+        raise ValueError("a timed replay runs in one Locust process; drop processes/launcher")
     url = target_url.rstrip("/")
     _check_target(url)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -208,6 +218,8 @@ def run_load_test(
     if processes:
         argv += ["--processes", str(processes)]
     cores = 1 if not processes else (os.cpu_count() or 1) if processes < 0 else processes
+    if launcher is not None:
+        argv, cores = launcher.command(argv), launcher.cores
 
     started = time.monotonic()
     env = locust_env(load, traffic_path, replay_speed)

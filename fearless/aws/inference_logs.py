@@ -1,0 +1,190 @@
+"""Inference logs kept in S3, so they outlive the ECS task that wrote them.
+
+A model API writes `<root>/<model>/<day>/<pid>.jsonl` (see `fearless.serving.inference_log`),
+append-only. The shipper cuts what was appended since its last pass, up to the last complete
+line, into an immutable chunk `<prefix>/<model>/<day>/<source>-<pid>.<start>-<end>.jsonl`
+(byte offsets in the local file). The offsets name the chunk, so a re-run after a crash finds
+where it stopped by listing, re-sends nothing, and sends no line twice. `sync` fetches the
+chunks back into the same local layout, which `read_inference_log` reads as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlparse
+
+from fearless.aws import TAG_PREFIX
+
+log = logging.getLogger(__name__)
+CHUNK = re.compile(r"^(?P<file>.+)\.(?P<start>\d{12})-(?P<end>\d{12})\.jsonl$")
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> S3Location:
+        """`s3://bucket/some/prefix` (the prefix may be empty)."""
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ValueError(f"{url!r} is not an s3://bucket/prefix URL")
+        return cls(parsed.netloc, parsed.path.strip("/"))
+
+    def key(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+
+def environment_logs(bucket: str, prefix: str, release_id: str, role: str) -> S3Location:
+    """Where a test environment's model API ships its log (and the drift step reads it)."""
+    return S3Location(bucket, "/".join(p for p in (prefix, release_id, role) if p))
+
+
+def _md5(data: bytes) -> tuple[str, str]:
+    digest = hashlib.md5(data, usedforsecurity=False).digest()
+    return digest.hex(), base64.b64encode(digest).decode()
+
+
+class InferenceLogShipper:
+    """Uploads new complete lines of every local log file under `root` as S3 chunks."""
+
+    def __init__(
+        self,
+        s3,
+        location: S3Location,
+        root: Path,
+        run_id: str = "",
+        source: str | None = None,
+        interval_s: float = 30.0,
+    ) -> None:
+        self.s3, self.location, self.root = s3, location, Path(root)
+        self.run_id, self.interval_s = run_id, interval_s
+        self.source = re.sub(r"[^A-Za-z0-9_-]", "-", source or socket.gethostname())
+        self.shipped: dict[Path, int] = {}  # local file -> bytes already in S3
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def ship_once(self) -> list[str]:
+        """One pass over the local files; the keys of the chunks uploaded."""
+        uploaded = []
+        for path in sorted(self.root.glob("*/*/*.jsonl")):
+            if DAY.match(path.parent.name):
+                key = self._ship_file(path)
+                uploaded += [key] if key else []
+        return uploaded
+
+    def _ship_file(self, path: Path) -> str | None:
+        model, day = path.parent.parent.name, path.parent.name
+        name = f"{self.source}-{path.stem}"
+        start = self.shipped.get(path)
+        if start is None:
+            start = self._shipped_in_s3(model, day, name)
+        with path.open("rb") as f:
+            f.seek(start)
+            data = f.read()
+        data = data[: data.rfind(b"\n") + 1]  # a line still being written waits for next pass
+        if not data:
+            self.shipped[path] = start
+            return None
+        end = start + len(data)
+        key = self.location.key(model, day, f"{name}.{start:012d}-{end:012d}.jsonl")
+        _, content_md5 = _md5(data)
+        tags = {f"{TAG_PREFIX}run-id": self.run_id, f"{TAG_PREFIX}model": model}
+        self.s3.put_object(
+            Bucket=self.location.bucket,
+            Key=key,
+            Body=data,
+            ContentMD5=content_md5,  # S3 refuses the upload if the bytes arrive changed
+            ContentType="application/x-ndjson",
+            Tagging="&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags.items()),
+        )
+        self.shipped[path] = end
+        return key
+
+    def _shipped_in_s3(self, model: str, day: str, name: str) -> int:
+        """Where the chunks of one local file already in S3 end (0: none yet)."""
+        prefix = self.location.key(model, day, f"{name}.")
+        ends = [0]
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.location.bucket, Prefix=prefix
+        )
+        for obj in (o for page in pages for o in page.get("Contents", [])):
+            match = CHUNK.match(obj["Key"].rsplit("/", 1)[-1])
+            if match and match["file"] == name:
+                ends.append(int(match["end"]))
+        return max(ends)
+
+    def start(self) -> InferenceLogShipper:
+        """Ship every `interval_s` in a daemon thread until `stop()`."""
+        self._thread = threading.Thread(
+            target=self._loop, name="inference-log-shipper", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.ship_once()
+            except Exception:  # the next pass retries; the lines are still on disk
+                log.exception("shipping the inference log to %s failed", self.location)
+
+    def stop(self, timeout_s: float = 30.0) -> list[str]:
+        """Stop the thread, then ship what is left (a model API's shutdown calls this)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        return self.ship_once()
+
+
+def shipper_for(settings, root: Path) -> InferenceLogShipper | None:
+    """The shipper a model API starts when FEARLESS_INFERENCE_LOG_S3 is set; None otherwise."""
+    if not settings.inference_log_s3:
+        return None
+    from fearless.aws import client, make_session
+
+    s3 = client(make_session(settings.aws_region), "s3", settings.aws_endpoint_url)
+    return InferenceLogShipper(
+        s3, S3Location.parse(settings.inference_log_s3), root, run_id=settings.run_id
+    )
+
+
+def sync_inference_logs(
+    s3, location: S3Location, dest: Path, model: str | None = None, since_day: str | None = None
+) -> list[Path]:
+    """Fetch the chunks not yet under `dest` (as `<dest>/<model>/<day>/<chunk>`); the new files.
+
+    Chunks are immutable, so one already here at its full size is skipped. Each download is
+    checked against the ETag S3 computed at upload (the MD5 of a single-part object).
+    """
+    fetched = []
+    prefix = location.key(model or "")
+    prefix = prefix + "/" if prefix else ""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=prefix)
+    for obj in (o for page in pages for o in page.get("Contents", [])):
+        parts = obj["Key"][len(location.key()) :].strip("/").split("/")
+        if len(parts) != 3 or not DAY.match(parts[1]) or not CHUNK.match(parts[2]):
+            continue
+        if since_day is not None and parts[1] < since_day:
+            continue
+        target = dest.joinpath(*parts)
+        if target.is_file() and target.stat().st_size == obj["Size"]:
+            continue
+        body = s3.get_object(Bucket=location.bucket, Key=obj["Key"])["Body"].read()
+        if _md5(body)[0] != obj["ETag"].strip('"'):
+            raise OSError(f"s3://{location.bucket}/{obj['Key']}: download does not match its ETag")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".part")
+        partial.write_bytes(body)
+        partial.replace(target)  # a reader never sees half a chunk
+        fetched.append(target)
+    return fetched

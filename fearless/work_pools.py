@@ -1,0 +1,191 @@
+"""The work pool the flows run on, and what each release run asks of it.
+
+The embedded default uses a process pool (every flow run a subprocess); the AWS backend an
+`ecs` pool (prefect-aws), where every flow run is one Fargate task sized by its job variables.
+Which kind is a table keyed by backend; what a run asks for is a function of the pool's type,
+read from the server, so a release never branches on the backend itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fearless.aws.prices import fargate_size
+from fearless.settings import PROJECT_ROOT, Settings
+from fearless.spec import Resources
+
+ECS_TEMPLATE_FILE = PROJECT_ROOT / "deployments" / "ecs-base-job-template.json"
+# The variables a release sets per run, each with where the template must use it.
+PER_RUN_VARIABLES = {
+    "cpu": ("task_definition", "task_run_request"),
+    "memory": ("task_definition", "task_run_request"),
+}
+
+
+class WorkPoolError(ValueError):
+    """A base job template that cannot size a run, or a pool of a kind Fearless does not know."""
+
+
+def load_ecs_template(path: Path = ECS_TEMPLATE_FILE) -> dict[str, Any]:
+    """The committed ECS base job template, checked to take the per-run variables."""
+    try:
+        template = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise WorkPoolError(f"{path}: cannot read the base job template: {exc}") from exc
+    check_template(template, source=str(path))
+    return template
+
+
+def check_template(template: dict[str, Any], source: str = "base job template") -> None:
+    """Each per-run variable is declared and reaches the task definition and the RunTask call."""
+    variables = template.get("variables", {}).get("properties", {})
+    config = template.get("job_configuration", {})
+    for name, sections in PER_RUN_VARIABLES.items():
+        if name not in variables:
+            raise WorkPoolError(f"{source}: variables has no {name!r}")
+        placeholder = re.compile(r"\{\{\s*" + name + r"\s*\}\}")
+        for section in sections:
+            if not placeholder.search(json.dumps(config.get(section, {}))):
+                raise WorkPoolError(
+                    f"{source}: job_configuration.{section} never uses {{{{ {name} }}}}"
+                )
+
+
+def ecs_job_variables(resources: Resources) -> dict[str, int]:
+    """CPU units and MiB of the smallest Fargate task with the spec's resources (0.5 -> 512)."""
+    size = fargate_size(resources.cpu, resources.memory_mb)
+    return {"cpu": size.cpu_units, "memory": size.memory_mib}
+
+
+def no_job_variables(resources: Resources) -> dict[str, Any]:
+    """A subprocess takes what the machine has: nothing to size."""
+    return {}
+
+
+def ecs_template_for(settings: Settings) -> dict[str, Any]:
+    """The committed template with the defaults this deployment's settings give."""
+    template = copy.deepcopy(load_ecs_template())
+    defaults = {
+        "cluster": settings.aws_cluster,
+        "execution_role_arn": settings.aws_execution_role_arn,
+        "task_role_arn": settings.aws_flow_task_role_arn,
+        "image": settings.aws_flow_image,
+        "vpc_id": settings.aws_vpc_id,  # prefect-aws wants it with a network_configuration
+        "network_configuration": {
+            "subnets": settings.aws_subnets,
+            "securityGroups": settings.aws_security_groups,
+            "assignPublicIp": "DISABLED",
+        },
+        "cloudwatch_logs_options": {
+            "awslogs-group": settings.aws_log_group,
+            "awslogs-region": settings.aws_region,
+            "awslogs-stream-prefix": "flow-runs",
+        },
+        "env": flow_run_env(settings),
+    }
+    properties = template["variables"]["properties"]
+    for name, value in defaults.items():
+        if value:
+            properties[name]["default"] = value
+    return template
+
+
+# Settings of this machine, not of the platform: a flow-run task keeps its own.
+LOCAL_ONLY = {"state_dir", "server_host", "server_port", "worker_query_s", "inference_log_s3"}
+
+
+def flow_run_env(settings: Settings) -> dict[str, str]:
+    """The FEARLESS_* settings a flow run on ECS needs to build the same services."""
+    env = {}
+    for name in sorted(set(Settings.model_fields) - LOCAL_ONLY - {"run_id"}):
+        value = getattr(settings, name)
+        if value in ("", None, []):
+            continue
+        env[f"FEARLESS_{name.upper()}"] = (
+            json.dumps(value) if isinstance(value, list) else str(value)
+        )
+    return env
+
+
+@dataclass(frozen=True)
+class PoolKind:
+    """A kind of work pool: its Prefect type, template, per-run job variables, project dir."""
+
+    type: str
+    template: Callable[[Settings], dict[str, Any] | None]
+    job_variables: Callable[[Resources], dict[str, Any]]
+    project_dir: Callable[[Settings], str]
+
+
+POOL_KINDS = {
+    "process": PoolKind("process", lambda s: None, no_job_variables, lambda s: str(PROJECT_ROOT)),
+    "ecs": PoolKind("ecs", ecs_template_for, ecs_job_variables, lambda s: s.aws_flow_project_dir),
+}
+BACKEND_POOLS = {"local": "process", "aws": "ecs"}
+
+
+def pool_kind(pool_type: str) -> PoolKind:
+    try:
+        return POOL_KINDS[pool_type]
+    except KeyError:
+        known = ", ".join(sorted(POOL_KINDS))
+        raise WorkPoolError(f"work pool type {pool_type!r} is not one of: {known}") from None
+
+
+def kind_for(settings: Settings) -> PoolKind:
+    """The kind of pool this backend's flows run on."""
+    return pool_kind(BACKEND_POOLS[settings.backend])
+
+
+def job_variables_for(pool_type: str, resources: Resources) -> dict[str, Any]:
+    """What one release run asks of a pool of `pool_type` (nothing on a process pool)."""
+    return pool_kind(pool_type).job_variables(resources)
+
+
+def check_job_variables(template: dict[str, Any], job_variables: dict[str, Any]) -> None:
+    """Validate job variables as the Prefect server does when a flow run is created."""
+    from prefect.utilities.schema_tools.validation import ValidationError, validate
+
+    try:
+        validate(
+            job_variables,
+            template["variables"],
+            raise_on_error=True,
+            preprocess=True,
+            ignore_required=True,
+            allow_none_with_default=True,
+        )
+    except ValidationError as exc:
+        raise WorkPoolError(f"job variables {job_variables} refused: {exc}") from exc
+
+
+def ensure_work_pool(client, settings: Settings) -> str:
+    """Create the settings' pool of its backend's kind, or bring its template up to date."""
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    kind = kind_for(settings)
+    template = kind.template(settings)
+    try:
+        existing = client.read_work_pool(settings.work_pool)
+    except ObjectNotFound:
+        create = {"name": settings.work_pool, "type": kind.type}
+        client.create_work_pool(
+            WorkPoolCreate(**create, **({"base_job_template": template} if template else {}))
+        )
+        return "created"
+    if existing.type != kind.type:
+        raise WorkPoolError(
+            f"work pool {settings.work_pool!r} is a {existing.type} pool; backend "
+            f"{settings.backend!r} needs {kind.type}: set FEARLESS_WORK_POOL to another name"
+        )
+    if template and existing.base_job_template != template:
+        client.update_work_pool(settings.work_pool, WorkPoolUpdate(base_job_template=template))
+        return "updated"
+    return "unchanged"

@@ -1,0 +1,125 @@
+"""Inference logs shipped to S3 and read back, against a moto server, written by the real log."""
+
+from __future__ import annotations
+
+import time
+
+import boto3
+import pytest
+
+from fearless.aws.inference_logs import (
+    InferenceLogShipper,
+    S3Location,
+    environment_logs,
+    shipper_for,
+    sync_inference_logs,
+)
+from fearless.serving.inference_log import InferenceLog, read_inference_log
+from fearless.settings import Settings
+
+REGION = "us-east-1"
+BUCKET = "fearless-inference"
+
+
+@pytest.fixture(scope="module")
+def s3(moto_endpoint):
+    client = boto3.client("s3", region_name=REGION, endpoint_url=moto_endpoint)
+    client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+@pytest.fixture
+def where(request) -> S3Location:
+    return environment_logs(BUCKET, "inference", request.node.name, "candidate")
+
+
+def _serve(log: InferenceLog, first: int, count: int) -> None:
+    for i in range(first, first + count):
+        log.append(f"r{i}", [{"age": i, "purpose": "car"}], [{"prediction": 1, "score": 0.5}], 1.0)
+
+
+def _keys(s3, location: S3Location) -> list[str]:
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=location.key())
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+def test_chunks_hold_each_complete_line_once_and_read_back_as_written(s3, where, tmp_path):
+    root, back = tmp_path / "logs", tmp_path / "back"
+    log = InferenceLog(root, "credit", "sha256:abc")
+    _serve(log, 0, 5)
+    shipper = InferenceLogShipper(s3, where, root, run_id="credit-1234", source="task-a")
+
+    first = shipper.ship_once()
+    assert len(first) == 1 and first[0].startswith(f"{where.prefix}/credit/")
+    assert first[0].endswith(".000000000000-" + first[0].rsplit("-", 1)[-1])
+    assert shipper.ship_once() == []  # nothing new, nothing sent
+
+    _serve(log, 5, 3)
+    path = next(root.glob("credit/*/*.jsonl"))
+    with path.open("ab") as f:
+        f.write(b'{"ts": "torn')  # a line being written when the shipper passes
+    second = shipper.ship_once()
+    assert len(second) == 1
+
+    restarted = InferenceLogShipper(s3, where, root, run_id="credit-1234", source="task-a")
+    assert restarted.ship_once() == []  # it finds where the last run stopped, in S3
+
+    tags = s3.get_object_tagging(Bucket=BUCKET, Key=second[0])["TagSet"]
+    assert {"Key": "fearless:run-id", "Value": "credit-1234"} in tags
+    assert sync_inference_logs(s3, where, back) and sync_inference_logs(s3, where, back) == []
+    shipped = read_inference_log(back, "credit")
+    assert list(shipped["age"]) == list(range(8))
+    assert shipped.equals(read_inference_log(root, "credit"))
+
+
+def test_two_tasks_with_the_same_pid_do_not_overwrite_each_other(s3, where, tmp_path):
+    for source in ("task-a", "task-b"):
+        root = tmp_path / source
+        _serve(InferenceLog(root, "credit", "sha256:abc"), 0, 2)
+        InferenceLogShipper(s3, where, root, source=source).ship_once()
+    assert len(_keys(s3, where)) == 2
+    assert len(read_inference_log(_synced(s3, where, tmp_path / "back"), "credit")) == 4
+
+
+def _synced(s3, where, dest):
+    sync_inference_logs(s3, where, dest)
+    return dest
+
+
+def test_a_truncated_local_copy_is_fetched_again(s3, where, tmp_path):
+    root, back = tmp_path / "logs", tmp_path / "back"
+    _serve(InferenceLog(root, "credit", "sha256:abc"), 0, 3)
+    InferenceLogShipper(s3, where, root).ship_once()
+    (chunk,) = sync_inference_logs(s3, where, back)
+    chunk.write_bytes(chunk.read_bytes()[:10])
+    assert sync_inference_logs(s3, where, back) == [chunk]
+    assert len(read_inference_log(back, "credit")) == 3
+
+
+def test_the_model_api_thread_ships_while_serving_and_on_stop(s3, where, tmp_path, moto_endpoint):
+    root = tmp_path / "logs"
+    settings = Settings(
+        inference_log_s3=f"s3://{BUCKET}/{where.prefix}",
+        run_id="credit-77",
+        aws_endpoint_url=moto_endpoint,
+    )
+    shipper = shipper_for(settings, root)
+    shipper.interval_s = 0.1
+    log = InferenceLog(root, "credit", "sha256:abc")
+    shipper.start()
+    try:
+        _serve(log, 0, 2)
+        deadline = time.monotonic() + 10
+        while not _keys(s3, where) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(_keys(s3, where)) == 1
+    finally:
+        _serve(log, 2, 1)
+        shipper.stop()
+    assert len(read_inference_log(_synced(s3, where, tmp_path / "back"), "credit")) == 3
+    assert shipper_for(Settings(inference_log_s3=""), root) is None
+
+
+def test_a_bad_location_is_named():
+    with pytest.raises(ValueError, match="not an s3://bucket/prefix URL"):
+        S3Location.parse("bucket/prefix")
