@@ -21,6 +21,8 @@ class Outcome(str, Enum):
     inconclusive = "inconclusive"
     cancelled = "cancelled"
     watch_timeout = "watch-timeout"
+    rolled_back = "rolled-back"
+    bake_failed = "bake-failed"
 
 
 EXIT_CODES = {
@@ -33,6 +35,8 @@ EXIT_CODES = {
     Outcome.inconclusive: 14,
     Outcome.cancelled: 15,
     Outcome.watch_timeout: 16,
+    Outcome.rolled_back: 17,
+    Outcome.bake_failed: 18,
 }
 
 
@@ -48,6 +52,10 @@ def outcome_of(state_type: str, state_name: str, message: str | None) -> Outcome
             return Outcome.rejected
         if state_name == "TimedOut" or message == PAUSE_EXPIRED:
             return Outcome.timed_out
+        if state_name == "RolledBack":
+            return Outcome.rolled_back
+        if state_name == "BakeFailed":
+            return Outcome.bake_failed
         if state_name == "Inconclusive":
             return Outcome.inconclusive
         if state_name == "GateFailed":

@@ -6,6 +6,8 @@ the loser's freshly started service is discarded and the champion keeps serving.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from pydantic import BaseModel
 
 from fearless.bundle import Bundle
@@ -17,9 +19,13 @@ class PromotionResult(BaseModel):
     digest: str
     previous_digest: str | None
     url: str
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 def promote(bundle: Bundle, registry, production, *, actor: str, reason: str) -> PromotionResult:
+    """Start the bundle's service, move the alias (compare-and-swap), then switch to it."""
+    started_at = datetime.now(UTC)
     previous = registry.get_alias(bundle.name, "production")
     instance = production.start(bundle)
     try:
@@ -40,7 +46,12 @@ def promote(bundle: Bundle, registry, production, *, actor: str, reason: str) ->
         )
     production.switch(instance)
     return PromotionResult(
-        model=bundle.name, digest=bundle.digest, previous_digest=previous, url=instance.url
+        model=bundle.name,
+        digest=bundle.digest,
+        previous_digest=previous,
+        url=instance.url,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
     )
 
 

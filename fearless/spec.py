@@ -95,6 +95,18 @@ class Approval(_Strict):
     timeout_s: Annotated[int, Field(ge=1, le=30 * 86_400)] = 86_400
 
 
+class Bake(_Strict):
+    """After a promotion: how long to watch production, and what makes Fearless roll back.
+
+    Unset thresholds are the SLOs'. Too little traffic in the window passes (with a note).
+    """
+
+    window_s: Annotated[int, Field(ge=0, le=86_400)] = Field(default=60, description="0: no bake")
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] | None = None
+    p95_ms: Annotated[float, Field(gt=0)] | None = None
+    min_requests: Annotated[int, Field(ge=1)] = 20
+
+
 class Resources(_Strict):
     cpu: Annotated[float, Field(ge=0.25, le=16)] = 0.5
     memory_mb: Annotated[int, Field(ge=256, le=122_880)] = 1024
@@ -112,6 +124,7 @@ class ModelSpec(_Strict):
     drift: DriftThresholds = DriftThresholds()
     load: LoadProfile = LoadProfile()
     approval: Approval = Approval()
+    bake: Bake = Bake()
     resources: Resources = Resources()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

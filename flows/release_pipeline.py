@@ -1,11 +1,13 @@
-"""The release pipeline: build, provision, load-test, check drift, approve, promote, tear down."""
+"""The release pipeline: build, provision, load-test, check drift, approve, promote, bake,
+tear down."""
 
 from __future__ import annotations
 
 from prefect import flow
-from prefect.states import Completed, Failed, State
+from prefect.states import Failed, State
 
 from tasks.approval import await_approval, publish_evidence, record_decision
+from tasks.bake import bake_end_state, bake_release
 from tasks.build import build_bundle
 from tasks.drift import check_drift
 from tasks.load_test import run_load_test
@@ -57,10 +59,8 @@ def release_pipeline(
             Failed(name="Rejected", message=f"rejected by {decision.approver}: {decision.comment}"),
         )
     promotion = promote_model(candidate, decision.approver, release_id)
-    return end(
-        release_id,
-        Completed(name="Promoted", message=f"{promotion.digest} serves at {promotion.url}"),
-    )
+    baked = bake_release(release_id, candidate, promotion)
+    return end(release_id, bake_end_state(baked, promotion))
 
 
 def end(release_id: str, outcome: State) -> State:

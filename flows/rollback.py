@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
+from prefect.concurrency.sync import concurrency
 
 from fearless.composition import build_services
 from fearless.promotion import PromotionResult, rollback
+from tasks.promote import promotion_limit
 
 
 @flow(name="rollback")
 def rollback_model(model: str, actor: str = "prefect", reason: str = "") -> PromotionResult:
-    """Move `model:production` back to `model:previous` and switch the production service.
+    """Move `model:production` back to `model:previous` and switch the production service
+    (holding the model's promotion slot, so no promotion or bake moves it meanwhile).
 
     Args:
         model: The model's name, as in its fearless.yaml.
@@ -18,6 +21,7 @@ def rollback_model(model: str, actor: str = "prefect", reason: str = "") -> Prom
         reason: Why (recorded in the alias history).
     """
     services = build_services()
-    result = rollback(model, services.registry, services.production, actor=actor, reason=reason)
+    with concurrency(promotion_limit(model), occupy=1, strict=True, timeout_seconds=600):
+        result = rollback(model, services.registry, services.production, actor=actor, reason=reason)
     get_run_logger().info("%s production is back at %s (%s)", model, result.digest, result.url)
     return result

@@ -17,6 +17,8 @@ from fearless.outcomes import EXIT_CODES, PAUSE_EXPIRED, Outcome, outcome_of
         (("FAILED", "Failed", "BundleError: model.joblib"), Outcome.error),
         (("CRASHED", "Crashed", "exit 1"), Outcome.error),
         (("CANCELLED", "Cancelled", None), Outcome.cancelled),
+        (("FAILED", "RolledBack", "rolled back to sha256:a: p95 9 ms > 1 ms"), Outcome.rolled_back),
+        (("FAILED", "BakeFailed", "bake failed: 50 requests"), Outcome.bake_failed),
     ],
 )
 def test_each_final_state_has_its_outcome(state, expected):

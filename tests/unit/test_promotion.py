@@ -47,6 +47,7 @@ def test_promote_moves_alias_keeps_previous_and_switches(tmp_path: Path):
         FakeBundle("credit", "sha256:b"), registry, production, actor="bob", reason="r2"
     )
     assert result.previous_digest == "sha256:a"
+    assert result.started_at <= result.finished_at
     assert registry.get_alias("credit", "production") == "sha256:b"
     assert registry.get_alias("credit", "previous") == "sha256:a"
     assert [i.digest for i in production.switched] == ["sha256:a", "sha256:b"]

@@ -24,6 +24,15 @@ def test_valid_spec_with_compact_schema_and_defaults(tmp_path):
     assert spec.column_names == ["age", "income", "purpose"]
     assert spec.input_schema[2].values == ["car"]
     assert spec.slos.p95_ms == 250 and spec.load.profile == "steady"
+    assert spec.bake.window_s == 60 and spec.bake.min_requests == 20
+    assert spec.bake.p95_ms is None and spec.bake.max_error_rate is None  # the SLOs' then
+
+
+def test_bake_window_zero_and_thresholds_set_by_override(tmp_path):
+    spec = load_spec(write(tmp_path, VALID))
+    baked = with_overrides(spec, {"bake": {"window_s": 0, "p95_ms": 0.001}}, "cli")
+    assert baked.bake.window_s == 0 and baked.bake.p95_ms == 0.001
+    assert baked.bake.min_requests == spec.bake.min_requests
 
 
 @pytest.mark.parametrize(
@@ -36,6 +45,10 @@ def test_valid_spec_with_compact_schema_and_defaults(tmp_path):
         ({"name": "Credit Model"}, "name"),
         ({"schema": {"age": "integer"}}, "schema.0.type"),
         ({"approval": {"timeout_s": 0}}, "approval.timeout_s"),
+        ({"bake": {"window_s": -1}}, "bake.window_s"),
+        ({"bake": {"min_requests": 0}}, "bake.min_requests"),
+        ({"bake": {"p95_ms": 0}}, "bake.p95_ms"),
+        ({"bake": {"max_error_rate": 2}}, "bake.max_error_rate"),
         ({"unknown_key": 1}, "unknown_key"),
     ],
 )

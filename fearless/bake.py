@@ -1,0 +1,200 @@
+"""The bake window: after a promotion, watch production and roll back if it breaks the spec.
+
+The production front's `/metrics` (the model API's Prometheus counters) is read at the start
+of the window and again every few seconds; the difference is what production served since the
+switch. Only prediction routes count, and only 5xx answers are errors (a client's bad input is
+not the model's fault). The p95 is estimated from the latency histogram's buckets, the way
+Prometheus' `histogram_quantile` does.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel
+
+from fearless.promotion import PromotionResult, RollbackError, rollback
+from fearless.spec import ModelSpec
+
+BAKE_ACTOR = "fearless-bake"
+REQUESTS = "fearless_http_requests"
+LATENCY = "fearless_http_request_duration_seconds"
+SERVED_ROUTE_ENDINGS = ("predict", "infer")
+
+
+class Scrape(BaseModel):
+    """Prediction traffic counted so far: requests, 5xx answers, latency buckets (s, count)."""
+
+    requests: float = 0.0
+    server_errors: float = 0.0
+    buckets: list[tuple[float, float]] = []
+
+
+class BakeVerdict(BaseModel):
+    passed: bool
+    requests: int = 0
+    error_rate: float | None = None
+    p95_ms: float | None = None
+    watched_s: float = 0.0
+    reasons: list[str] = []
+    notes: list[str] = []
+
+    def summary(self) -> str:
+        measured = f"{self.requests} requests in {self.watched_s:.0f} s"
+        if self.error_rate is not None:
+            measured += f", error rate {self.error_rate:.2%}"
+        if self.p95_ms is not None:
+            measured += f", p95 {self.p95_ms:.1f} ms"
+        return "; ".join([measured, *self.reasons, *self.notes])
+
+
+def _served(labels: dict[str, str]) -> bool:
+    return labels.get("route", "").endswith(SERVED_ROUTE_ENDINGS)
+
+
+def parse_scrape(text: str) -> Scrape:
+    """The prediction traffic in one Prometheus text scrape of a model API."""
+    requests = errors = 0.0
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not _served(sample.labels):
+                continue
+            if sample.name == f"{REQUESTS}_total":
+                requests += sample.value
+                errors += sample.value if sample.labels.get("code", "").startswith("5") else 0
+            elif sample.name == f"{LATENCY}_bucket":
+                bound = float(sample.labels["le"])
+                buckets[bound] = buckets.get(bound, 0.0) + sample.value
+    return Scrape(requests=requests, server_errors=errors, buckets=sorted(buckets.items()))
+
+
+def _since(before: Scrape, after: Scrape) -> Scrape:
+    """What was counted between two scrapes (all of `after` if its counters were reset)."""
+    if after.requests < before.requests:
+        return after
+    earlier = dict(before.buckets)
+    return Scrape(
+        requests=after.requests - before.requests,
+        server_errors=after.server_errors - before.server_errors,
+        buckets=[(bound, count - earlier.get(bound, 0.0)) for bound, count in after.buckets],
+    )
+
+
+def quantile_s(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """The q-quantile from cumulative buckets, interpolated within its bucket."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower  # beyond the last finite bucket: its bound is all we know
+            share = (rank - below) / (count - below) if count > below else 1.0
+            return lower + (bound - lower) * share
+        lower, below = bound, count
+    return lower
+
+
+def evaluate_bake(before: Scrape, after: Scrape, spec: ModelSpec) -> BakeVerdict:
+    """Did production meet the bake thresholds between the two scrapes?"""
+    seen = _since(before, after)
+    requests = int(seen.requests)
+    max_error_rate = spec.bake.max_error_rate
+    max_error_rate = spec.slos.max_error_rate if max_error_rate is None else max_error_rate
+    p95_limit = spec.bake.p95_ms if spec.bake.p95_ms is not None else spec.slos.p95_ms
+    if requests < spec.bake.min_requests:
+        note = f"only {requests} requests (< {spec.bake.min_requests}): too little traffic to judge"
+        return BakeVerdict(passed=True, requests=requests, notes=[note])
+    error_rate = seen.server_errors / seen.requests
+    p95 = quantile_s(0.95, seen.buckets)
+    p95_ms = None if p95 is None else p95 * 1000
+    reasons = []
+    if error_rate > max_error_rate:
+        reasons.append(f"error rate {error_rate:.2%} > {max_error_rate:.2%}")
+    if p95_ms is not None and p95_ms > p95_limit:
+        reasons.append(f"p95 {p95_ms:.3f} ms > {p95_limit:g} ms")
+    return BakeVerdict(
+        passed=not reasons,
+        requests=requests,
+        error_rate=error_rate,
+        p95_ms=p95_ms,
+        reasons=reasons,
+    )
+
+
+def scrape_metrics(url: str) -> Scrape:
+    answer = httpx.get(f"{url}/metrics", timeout=10)
+    answer.raise_for_status()
+    return parse_scrape(answer.text)
+
+
+def watch(
+    url: str,
+    spec: ModelSpec,
+    *,
+    interval_s: float = 2.0,
+    scrape: Callable[[str], Scrape] = scrape_metrics,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> BakeVerdict:
+    """Watch `url` for the spec's window; stop early at the first breach."""
+    window = spec.bake.window_s
+    if window == 0:
+        return BakeVerdict(passed=True, notes=["bake window disabled (bake.window_s: 0)"])
+    started = clock()
+    try:
+        before = scrape(url)
+        while True:
+            sleep(max(0.0, min(interval_s, started + window - clock())))
+            verdict = evaluate_bake(before, scrape(url), spec)
+            verdict.watched_s = clock() - started
+            if not verdict.passed or verdict.watched_s >= window:
+                return verdict
+    except httpx.HTTPError as exc:
+        reason = f"production metrics unreadable: {exc!r}"
+        return BakeVerdict(passed=False, watched_s=clock() - started, reasons=[reason])
+
+
+class BakeResult(BaseModel):
+    model: str
+    digest: str
+    verdict: BakeVerdict
+    rolled_back_to: str | None = None
+    """The digest production went back to, when the bake failed and there was one."""
+
+
+def bake(
+    promotion: PromotionResult,
+    spec: ModelSpec,
+    registry,
+    production,
+    *,
+    watcher: Callable[[str, ModelSpec], BakeVerdict] = watch,
+) -> BakeResult:
+    """Watch a fresh promotion; on a breach put the previous version back (alias and service)."""
+    model, digest = promotion.model, promotion.digest
+    if registry.get_alias(model, "production") != digest:
+        note = f"not baked: {model}:production moved on from {digest} since its promotion"
+        return BakeResult(
+            model=model, digest=digest, verdict=BakeVerdict(passed=True, notes=[note])
+        )
+    verdict = watcher(promotion.url, spec)
+    result = BakeResult(model=model, digest=digest, verdict=verdict)
+    if verdict.passed:
+        return result
+    if registry.get_alias(model, "production") != digest:
+        verdict.notes.append(f"not rolled back: {model}:production moved on during the bake")
+        return result
+    reason = f"bake of {digest} failed: {'; '.join(verdict.reasons)}"
+    try:
+        back = rollback(model, registry, production, actor=BAKE_ACTOR, reason=reason)
+    except RollbackError as exc:
+        verdict.notes.append(f"{exc}: still serving {digest}")
+        return result
+    return result.model_copy(update={"rolled_back_to": back.digest})
