@@ -24,6 +24,7 @@ from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures, StandardSca
 from fearless.spec import (
     SPEC_FILENAME,
     Approval,
+    Bake,
     Column,
     ColumnType,
     DriftThresholds,
@@ -128,6 +129,7 @@ def build_spec() -> ModelSpec:
         drift=DriftThresholds(),
         load=LoadProfile(profile="steady", users=8, spawn_rate=8, duration_s=15),
         approval=Approval(timeout_s=3600),
+        bake=Bake(window_s=10),
         resources=Resources(cpu=0.5, memory_mb=1024),
     )
 

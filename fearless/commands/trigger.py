@@ -25,7 +25,8 @@ def trigger(
     """Start a release on its own queue; with --watch, exit 0 only when it was promoted.
 
     Exit codes: 0 promoted, 1 error, 10 rejected, 11 approval timed out, 12 load-test gate
-    failed, 13 drift gate failed, 14 inconclusive load test, 15 cancelled, 16 watch timed out.
+    failed, 13 drift gate failed, 14 inconclusive load test, 15 cancelled, 16 watch timed out,
+    17 rolled back by the bake window, 18 bake failed with nothing to roll back to.
     A summary goes to $GITHUB_STEP_SUMMARY when that is set.
     """
     import os
