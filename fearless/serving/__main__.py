@@ -53,27 +53,35 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_false",
         help="refuse .joblib/.pkl model files (only .skops loads)",
     )
+    parser.add_argument(
+        "--no-fast-path",
+        dest="fast_path",
+        action="store_false",
+        help="always score through the model itself, never its compiled NumPy form",
+    )
     return parser.parse_args(argv)
 
 
-def _source(args: argparse.Namespace) -> tuple[ModelSpec, Path, str]:
-    """The spec, model file and digest to serve, from a bundle or a bare project."""
+def _source(args: argparse.Namespace) -> tuple[ModelSpec, Path, Path, str]:
+    """The spec, model file, reference data and digest to serve, from a bundle or a bare
+    project."""
     from fearless.spec import load_spec, spec_path_of
 
     if args.bundle is not None:
         from fearless.bundle import open_bundle
 
         bundle = open_bundle(args.bundle)
-        return bundle.spec, bundle.model_path, bundle.digest
+        return bundle.spec, bundle.model_path, bundle.reference_path, bundle.digest
     spec_file = spec_path_of(args.spec)
     spec = load_spec(spec_file)
-    return spec, spec_file.parent / spec.model, DEV_DIGEST
+    root = spec_file.parent
+    return spec, root / spec.model, root / spec.reference_data, DEV_DIGEST
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
     try:
-        spec, model_path, digest = _source(args)
+        spec, model_path, reference_path, digest = _source(args)
     except (OSError, ValueError, KeyError) as exc:  # SpecError and BundleError are ValueErrors
         sys.exit(f"fearless.serving: cannot serve {args.bundle or args.spec}: {exc}")
     if not model_path.is_file():
@@ -87,8 +95,9 @@ def main(argv: list[str] | None = None) -> None:
         max_body_bytes=args.max_body_bytes,
         batch=BatchOptions(max_records=args.max_batch, max_wait_s=args.max_wait_ms / 1000),
         trust_pickle=args.trust_pickle,
+        fast_path=args.fast_path,
     )
-    app = create_app(spec, model_path, digest, args.log_dir, options)
+    app = create_app(spec, model_path, digest, args.log_dir, options, reference_path)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", workers=1)
 
 

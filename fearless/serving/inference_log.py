@@ -1,8 +1,10 @@
 """What the model API served, one JSON line per record: the drift check's view of live traffic.
 
 Layout: `<root>/<model>/<YYYY-MM-DD>/<pid>.jsonl` (UTC dates; one file per process, so
-several API processes can share a root without interleaving). A line is written and flushed
-before its answer is sent: a prediction that could not be logged is not served.
+several API processes can share a root without interleaving). The lines of a batch are
+written and flushed to the OS in one go before any of its answers is sent (group commit): a
+killed process loses no acknowledged row, and a prediction that could not be logged is not
+served (503). A machine crash can still lose what the OS had not yet put on disk.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,10 +28,17 @@ OUTPUT_COLUMNS = ["prediction", "score", "digest", "ts"]
 class InferenceLog:
     """Appends scored records under `root` for one model and digest."""
 
-    def __init__(self, root: Path, model: str, digest: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        model: str,
+        digest: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.root = Path(root)
         self.model = model
         self.digest = digest
+        self.clock = clock
         self._lock = threading.Lock()
 
     def path_for(self, when: datetime) -> Path:
@@ -51,7 +61,7 @@ class InferenceLog:
     ) -> Path:
         """Write the lines of several requests (id, inputs, outputs) scored together in one
         write, and flush; any OSError reaches the caller."""
-        now = datetime.now(UTC)
+        now = self.clock()
         ts, latency = now.isoformat(), round(latency_ms, 3)
         lines = b"".join(
             orjson.dumps(

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-from sklearn.pipeline import Pipeline
+from fearless.serving.fastpath import Scored, Unsupported, check_fast_path, compile_model
+from fearless.spec import Column
+
+logger = logging.getLogger(__name__)
+
+FAST, PANDAS = "numpy", "pandas"
 
 
 class Predictor:
     """Scores validated records; `score` is the positive class's probability (binary), the
     winning class's probability (multiclass), or None (regressors, classifiers without
-    probabilities)."""
+    probabilities).
 
-    def __init__(self, model: Any, columns: list[str]) -> None:
+    Scoring goes through the model itself (a DataFrame in, `predict`/`predict_proba` out)
+    until `use_fast_path` has shown the compiled model answers the same; `path` says which.
+    """
+
+    def __init__(self, model: Any, schema: list[Column]) -> None:
+        from sklearn.pipeline import Pipeline
+
         self.model = model
-        self.columns = columns
+        self.schema = list(schema)
+        self.columns = [c.name for c in self.schema]
         # Transform once, then ask the final step for labels and probabilities: half the cost
         # of calling predict and predict_proba on the whole pipeline, same answers.
         if isinstance(model, Pipeline) and len(model.steps) > 1:
@@ -24,23 +36,57 @@ class Predictor:
         else:
             self._features, self._estimator = None, model
         self._has_proba = hasattr(self._estimator, "predict_proba")
+        self._fast = None
+        self.path, self.path_detail = PANDAS, "not checked against a reference sample"
 
     @classmethod
-    def load(cls, path: Path, columns: list[str], *, trust_pickle: bool = True) -> Predictor:
+    def load(cls, path: Path, schema: list[Column], *, trust_pickle: bool = True) -> Predictor:
         """Load the model file safely (see `fearless.model_files`)."""
         from fearless.model_files import load_model_file
 
-        return cls(load_model_file(path, trust_pickle=trust_pickle), columns)
+        return cls(load_model_file(path, trust_pickle=trust_pickle), schema)
 
-    def predict(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def use_fast_path(self, sample: list[dict[str, Any]]) -> str:
+        """Compile the model and keep the result if it scores `sample` exactly as the model
+        does (see `fearless.serving.fastpath`); the path in use."""
+        try:
+            fast = compile_model(self.model, self.schema)
+            problem = check_fast_path(fast, self.score_model, sample) if sample else "no sample"
+        except Unsupported as exc:
+            problem = f"not compiled: {exc}"
+        if problem is None:
+            self._fast, self.path, self.path_detail = fast, FAST, fast.description
+            logger.info("scoring with the compiled model: %s", fast.description)
+        else:
+            self._fast, self.path, self.path_detail = None, PANDAS, problem
+            logger.warning("scoring through the model itself (slower): %s", problem)
+        return self.path
+
+    def score_model(self, records: list[dict[str, Any]]) -> Scored:
+        """Labels and scores from the model itself, given a DataFrame."""
+        import pandas as pd
+
         frame = pd.DataFrame({c: [record[c] for record in records] for c in self.columns})
         features = frame if self._features is None else self._features.transform(frame)
         labels = self._estimator.predict(features).tolist()
         if not self._has_proba:
-            return [{"prediction": label, "score": None} for label in labels]
+            return labels, None
         proba = self._estimator.predict_proba(features)
         scores = proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)
+        return labels, scores.tolist()
+
+    def predict(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        labels, scores = None, None
+        if self._fast is not None:
+            try:
+                labels, scores = self._fast(records)
+            except Exception:  # noqa: BLE001 - the model itself gives the answer, or the error
+                labels = None
+        if labels is None:
+            labels, scores = self.score_model(records)
+        if scores is None:
+            return [{"prediction": label, "score": None} for label in labels]
         return [
             {"prediction": label, "score": score}
-            for label, score in zip(labels, scores.tolist(), strict=True)
+            for label, score in zip(labels, scores, strict=True)
         ]

@@ -189,6 +189,7 @@ def test_probes_and_metadata(client):
     metadata = client.get("/metadata").json()
     assert (metadata["name"], metadata["digest"]) == ("credit", DIGEST)
     assert [c["name"] for c in metadata["schema"]][:2] == ["age", "income"]
+    assert metadata["scoring"]["path"] == "numpy"
 
 
 def test_not_ready_until_the_model_is_loaded(credit_project):
