@@ -10,6 +10,7 @@ under the digest "dev", so a data scientist can try the API before building anyt
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -98,7 +99,26 @@ def main(argv: list[str] | None = None) -> None:
         fast_path=args.fast_path,
     )
     app = create_app(spec, model_path, digest, args.log_dir, options, reference_path)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", workers=1)
+    shipper = _log_shipper(args.log_dir)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", workers=1)
+    finally:
+        if shipper is not None:
+            shipper.stop()  # a last pass: what was logged before the stop reaches S3 too
+
+
+def _log_shipper(log_dir: Path | None):
+    """On a container platform the task's disk dies with it: with FEARLESS_INFERENCE_LOG_S3
+    set, a background thread ships the inference log's chunks to S3 as they grow."""
+    if log_dir is None or not os.environ.get("FEARLESS_INFERENCE_LOG_S3"):
+        return None
+    from fearless.aws.inference_logs import shipper_for
+    from fearless.settings import get_settings
+
+    shipper = shipper_for(get_settings(), log_dir)
+    if shipper is not None:
+        shipper.start()
+    return shipper
 
 
 if __name__ == "__main__":
