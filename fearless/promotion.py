@@ -35,16 +35,17 @@ def promote(bundle: Bundle, registry, production, *, actor: str, reason: str) ->
     except AliasConflict:
         production.discard(instance)
         raise
+    before = registry.get_alias(bundle.name, "previous")
     if previous is not None and previous != bundle.digest:
         registry.set_alias(
-            bundle.name,
-            "previous",
-            previous,
-            expected=registry.get_alias(bundle.name, "previous"),
-            actor=actor,
-            reason=reason,
+            bundle.name, "previous", previous, expected=before, actor=actor, reason=reason
         )
-    production.switch(instance)
+    try:
+        production.switch(instance)
+    except Exception as exc:
+        _undo(registry, bundle, previous, before, actor, f"switch failed: {exc}")
+        production.discard(instance)
+        raise
     return PromotionResult(
         model=bundle.name,
         digest=bundle.digest,
@@ -53,6 +54,17 @@ def promote(bundle: Bundle, registry, production, *, actor: str, reason: str) ->
         started_at=started_at,
         finished_at=datetime.now(UTC),
     )
+
+
+def _undo(registry, bundle: Bundle, production: str | None, previous: str | None, actor, reason):
+    """Put the aliases back (compare-and-swap) when the service could not switch, so the
+    registry keeps naming what actually serves: the old service is still the one answering."""
+    model, digest = bundle.name, bundle.digest
+    registry.set_alias(model, "production", production, expected=digest, actor=actor, reason=reason)
+    if registry.get_alias(model, "previous") != previous:
+        registry.set_alias(
+            model, "previous", previous, expected=production, actor=actor, reason=reason
+        )
 
 
 class RollbackError(RuntimeError):

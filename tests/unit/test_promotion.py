@@ -70,6 +70,25 @@ def test_losing_a_race_discards_the_new_service_and_keeps_the_champion(tmp_path:
     assert registry.get_alias("credit", "production") == "sha256:rival"
 
 
+@pytest.mark.parametrize("champion", [None, "sha256:a"])
+def test_a_switch_that_fails_puts_the_aliases_back(tmp_path: Path, champion):
+    registry = LocalRegistry(tmp_path)
+
+    class Refusing(FakeProduction):
+        def switch(self, instance):  # e.g. ECS's circuit breaker rolled the deployment back
+            raise RuntimeError("deployment rolled back by the circuit breaker")
+
+    if champion:
+        promote(FakeBundle("credit", champion), registry, FakeProduction(), actor="a", reason="")
+    refusing = Refusing()
+    with pytest.raises(RuntimeError, match="circuit breaker"):
+        promote(FakeBundle("credit", "sha256:b"), registry, refusing, actor="bob", reason="r")
+    assert registry.get_alias("credit", "production") == champion
+    assert registry.get_alias("credit", "previous") is None
+    assert refusing.discarded == [FakeInstance("sha256:b")]
+    assert "switch failed: deployment rolled back" in registry.history("credit")[-1].reason
+
+
 def test_rollback_swaps_production_and_previous(tmp_path: Path):
     from fearless.promotion import RollbackError, rollback
 
