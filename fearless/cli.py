@@ -196,14 +196,19 @@ def rollback(
     by: Annotated[str, typer.Option("--by", help="Who rolls back.")],
     reason: Annotated[str, typer.Option(help="Why.")] = "",
 ) -> None:
-    """Put a model's previous version back in production."""
+    """Put a model's previous version back in production (holding the model's promotion
+    slot, like a promotion and its bake window do)."""
     from fearless.composition import build_services
     from fearless.promotion import RollbackError
     from fearless.promotion import rollback as roll_back
+    from fearless.promotion_slot import promotion_slot
 
     services = build_services(_settings())
     try:
-        result = roll_back(model, services.registry, services.production, actor=by, reason=reason)
+        with promotion_slot(model):
+            result = roll_back(
+                model, services.registry, services.production, actor=by, reason=reason
+            )
     except RollbackError as exc:
         _fail(str(exc))
     typer.echo(f"{model} production is back at {result.digest}, serving at {result.url}")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from prefect.concurrency.sync import concurrency
 
 from fearless.composition import build_services
 from fearless.promotion import PromotionResult, rollback
-from tasks.promote import promotion_limit
+from fearless.promotion_slot import promotion_slot
 
 
 @flow(name="rollback")
@@ -21,7 +20,7 @@ def rollback_model(model: str, actor: str = "prefect", reason: str = "") -> Prom
         reason: Why (recorded in the alias history).
     """
     services = build_services()
-    with concurrency(promotion_limit(model), occupy=1, strict=True, timeout_seconds=600):
+    with promotion_slot(model):
         result = rollback(model, services.registry, services.production, actor=actor, reason=reason)
     get_run_logger().info("%s production is back at %s (%s)", model, result.digest, result.url)
     return result

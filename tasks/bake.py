@@ -2,15 +2,14 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.concurrency.sync import concurrency
 from prefect.states import Completed, Failed, State
 
 from fearless.bake import BakeResult, bake
 from fearless.candidate import Candidate
 from fearless.composition import build_services
 from fearless.promotion import PromotionResult
+from fearless.promotion_slot import WAIT_S, promotion_slot
 from tasks import STEP
-from tasks.promote import promotion_limit
 
 
 @task(name="bake", **STEP)
@@ -20,7 +19,7 @@ def bake_release(release_id: str, candidate: Candidate, promotion: PromotionResu
     Holds the model's promotion slot, so no other promotion moves production meanwhile.
     """
     services = build_services()
-    with concurrency(promotion_limit(candidate.name), occupy=1, strict=True, timeout_seconds=600):
+    with promotion_slot(candidate.name, wait_s=WAIT_S + candidate.spec.bake.window_s):
         result = bake(promotion, candidate.spec, services.registry, services.production)
     create_markdown_artifact(
         key=f"bake-{release_id}",
