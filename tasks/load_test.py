@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_link_artifact, create_table_artifact
 
 from fearless.candidate import Candidate, TestEnvironments
 from fearless.composition import build_services
 from fearless.gates import LoadTestOutcome, run_load_test_gate
+from fearless.loadtest.runner import LoadTestResult
 from tasks import STEP
 
 
@@ -17,7 +18,32 @@ def run_load_test(release_id: str, candidate: Candidate, envs: TestEnvironments)
     create_table_artifact(
         key=f"load-test-{release_id}",
         table=[check.model_dump() for check in outcome.verdict.checks],
-        description=f"Load test of {candidate.digest}: report {outcome.result.report_html}",
+        description=f"SLO checks of {candidate.digest}",
+    )
+    runs = {"candidate": outcome.result, "champion": outcome.champion}
+    create_table_artifact(
+        key=f"load-test-figures-{release_id}",
+        table=[figures(role, result) for role, result in runs.items() if result is not None],
+        description="What Locust measured, under the same profile and traffic for each",
+    )
+    create_link_artifact(
+        key=f"load-test-report-{release_id}",
+        link=f"file://{outcome.result.report_html}",
+        link_text="Locust report of the candidate (HTML; CSVs beside it)",
     )
     get_run_logger().info("load test: %s", "; ".join(outcome.reasons) or "all SLOs met")
     return outcome
+
+
+def figures(role: str, result: LoadTestResult) -> dict:
+    """One row of the figures table."""
+    return {
+        "api": role,
+        "requests": result.requests,
+        "req/s": round(result.rps, 1),
+        "error rate": round(result.error_rate, 4),
+        "p50 ms": result.p50_ms,
+        "p95 ms": result.p95_ms,
+        "p99 ms": result.p99_ms,
+        "generator busy %": round(result.generator_busy_pct),
+    }
