@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from fearless.environments import EnvironmentBackend
 from fearless.environments.local import LocalEnvironments
 from fearless.preload import Launcher
 from fearless.production import LocalProductionService
+from fearless.production_service import ProductionService
 from fearless.registry import Registry
 from fearless.registry.local import LocalRegistry
 from fearless.settings import PROJECT_ROOT, Settings, get_settings
+
+# (model, since) -> a local folder holding that model's production inference log since then.
+ProductionLogs = Callable[[str, datetime], Path]
 
 
 @dataclass(frozen=True)
@@ -18,8 +26,9 @@ class Services:
     settings: Settings
     registry: Registry
     environments: EnvironmentBackend
-    production: LocalProductionService
+    production: ProductionService[Any]
     launcher: Launcher
+    production_logs: ProductionLogs
 
 
 def build_services(settings: Settings | None = None) -> Services:
@@ -28,29 +37,32 @@ def build_services(settings: Settings | None = None) -> Services:
     launcher = Launcher(paths.processes, cwd=PROJECT_ROOT)
     timeout = settings.health_timeout_s
     if settings.backend == "aws":
-        registry, environments = _aws_backends(settings)
-    else:
-        registry = LocalRegistry(paths.registry)
-        environments = LocalEnvironments(paths.environments, paths.runs, timeout, launcher)
+        return _aws_services(settings, launcher)
     return Services(
         settings=settings,
-        registry=registry,
-        environments=environments,
+        registry=LocalRegistry(paths.registry),
+        environments=LocalEnvironments(paths.environments, paths.runs, timeout, launcher),
         production=LocalProductionService(
             paths.production, paths.inference_logs, timeout, launcher
         ),
         launcher=launcher,
+        production_logs=lambda model, since: paths.inference_logs,  # written right there
     )
 
 
-def _aws_backends(settings: Settings) -> tuple[Registry, EnvironmentBackend]:
-    """The S3 registry and ECS environments; boto3 is imported only on this path."""
+def _aws_services(settings: Settings, launcher: Launcher) -> Services:
+    """S3 registry, ECS environments and production; boto3 is imported only on this path."""
     from fearless.aws import client, make_session
+    from fearless.aws.inference_logs import ProductionLogSync, production_logs
     from fearless.environments.ecs import EcsConfig, EcsEnvironments
+    from fearless.production_ecs import EcsProductionService, ProductionScaling
     from fearless.registry.s3 import S3Registry
 
     session = make_session(settings.aws_region)
-    endpoint = settings.aws_endpoint_url
+
+    def make(service: str):
+        return client(session, service, settings.aws_endpoint_url)
+
     config = EcsConfig(
         region=settings.aws_region,
         cluster=settings.aws_cluster,
@@ -62,17 +74,24 @@ def _aws_backends(settings: Settings) -> tuple[Registry, EnvironmentBackend]:
         task_role_arn=settings.aws_task_role_arn,
         log_group=settings.aws_log_group,
         creator=settings.aws_creator,
+        bucket=settings.aws_bucket,
+        inference_prefix=settings.aws_inference_prefix,
     )
-    registry = S3Registry(
-        client(session, "s3", endpoint),
-        settings.aws_bucket,
-        settings.aws_registry_prefix,
-        settings.paths.registry,
+    ecs, s3, paths = make("ecs"), make("s3"), settings.paths
+    scaling = ProductionScaling(
+        settings.aws_production_min_tasks,
+        settings.aws_production_max_tasks,
+        settings.aws_production_target_cpu_percent,
     )
-    environments = EcsEnvironments(
-        config,
-        client(session, "ecs", endpoint),
-        client(session, "servicediscovery", endpoint),
-        settings.paths.runs,
+    return Services(
+        settings=settings,
+        registry=S3Registry(s3, settings.aws_bucket, settings.aws_registry_prefix, paths.registry),
+        environments=EcsEnvironments(config, ecs, make("servicediscovery"), paths.runs, s3=s3),
+        production=EcsProductionService(config, ecs, make("application-autoscaling"), scaling),
+        launcher=launcher,
+        production_logs=ProductionLogSync(
+            s3,
+            production_logs(settings.aws_bucket, settings.aws_inference_prefix),
+            paths.inference_logs,
+        ),
     )
-    return registry, environments

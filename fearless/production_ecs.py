@@ -2,7 +2,8 @@
 
 Terraform (`infra/modules/production_service`) creates the service with its first task
 definition, target group and autoscaling. A promotion then registers a revision derived from
-the running one with only the bundle changed, rolls the service to it with ECS's deployment
+the running one with only the bundle changed (its inference log shipped under the production
+prefix, which the nightly drift check reads), rolls the service to it with ECS's deployment
 circuit breaker (tasks that never get healthy roll the service back by themselves), and
 asserts the same target-tracking autoscaling Terraform declares (`ProductionScaling`'s
 defaults are the module's variable defaults; tests/unit/test_infra.py checks they agree).
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from fearless.aws import TAG_PREFIX, tag_dict
+from fearless.aws.inference_logs import production_logs
 from fearless.bundle import Bundle
 from fearless.environments.ecs import definitions
 from fearless.environments.ecs.config import EcsConfig, production_service_name
@@ -107,6 +109,9 @@ class EcsProductionService:
             definitions.task_size(resources.cpu, resources.memory_mb, running),
             stream=None,
         )
+        if self.config.bucket:
+            where = production_logs(self.config.bucket, self.config.inference_prefix)
+            args = definitions.with_inference_log(args, where.url, "", self.config.region)
         tags = {
             f"{TAG_PREFIX}model": bundle.name,
             f"{TAG_PREFIX}digest": bundle.digest,

@@ -104,7 +104,7 @@ def server_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
             ],
         )
         processes.wait_until_ready(f"{settings.api_url}/health", handle, timeout_s)
-    ensure_work_pool(settings)
+    pool_type = ensure_work_pool(settings)
     if _read_handle(settings, WORKER) is None:
         _start(
             settings,
@@ -116,7 +116,7 @@ def server_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
                 "--pool",
                 settings.work_pool,
                 "--type",
-                "process",
+                pool_type,
                 "--name",
                 f"fearless-{settings.work_pool}",
                 "--install-policy",
@@ -126,17 +126,16 @@ def server_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
     return server_status(settings)
 
 
-def ensure_work_pool(settings: Settings) -> None:
+def ensure_work_pool(settings: Settings) -> str:
+    """Create or update the settings' pool as its backend's kind needs; its Prefect type."""
     use_server(settings)
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectAlreadyExists
+
+    from fearless import work_pools
 
     with get_client(sync_client=True) as client:
-        try:
-            client.create_work_pool(WorkPoolCreate(name=settings.work_pool, type="process"))
-        except ObjectAlreadyExists:
-            pass
+        work_pools.ensure_work_pool(client, settings)
+    return work_pools.kind_for(settings).type
 
 
 def server_status(settings: Settings) -> dict[str, str]:

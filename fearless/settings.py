@@ -71,6 +71,18 @@ class Settings(BaseSettings):
     aws_inference_prefix: str = Field(
         default="inference", description="S3 key prefix of the model APIs' inference logs."
     )
+    aws_production_min_tasks: int = Field(
+        default=2, ge=1, description="Fewest tasks of a production service (production_min_tasks)."
+    )
+    aws_production_max_tasks: int = Field(
+        default=10, ge=1, description="Most tasks of a production service (production_max_tasks)."
+    )
+    aws_production_target_cpu_percent: float = Field(
+        default=60.0,
+        gt=0,
+        le=100,
+        description="Average CPU production services scale to (production_target_cpu_percent).",
+    )
     inference_log_s3: str = Field(
         default="",
         description="s3://bucket/prefix a model API ships its inference log to; empty: keep local.",
@@ -92,6 +104,15 @@ class Settings(BaseSettings):
         missing = [f"FEARLESS_{n.upper()}" for n in required if not getattr(self, n)]
         if self.backend == "aws" and missing:
             raise ValueError(f"backend 'aws' needs {', '.join(missing)} (see infra/README.md)")
+        return self
+
+    @model_validator(mode="after")
+    def _production_scaling(self) -> Settings:
+        if self.aws_production_min_tasks > self.aws_production_max_tasks:
+            raise ValueError(
+                f"FEARLESS_AWS_PRODUCTION_MIN_TASKS ({self.aws_production_min_tasks}) is more "
+                f"than FEARLESS_AWS_PRODUCTION_MAX_TASKS ({self.aws_production_max_tasks})"
+            )
         return self
 
     @field_validator("state_dir")

@@ -30,7 +30,7 @@ def nightly_drift(hours: float = 24.0) -> list[ModelDrift]:
         return run_drift_subprocess(*args, launcher=services.launcher)
 
     results = check_production_drift(
-        services.registry, paths.inference_logs, paths.root / "drift", since, run_drift
+        services.registry, services.production_logs, paths.root / "drift", since, run_drift
     )
     for result in results:
         logger.info("%s: %s %s", result.model, result.status, "; ".join(result.reasons))

@@ -17,6 +17,7 @@ import re
 import socket
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
@@ -25,6 +26,7 @@ from fearless.aws import TAG_PREFIX
 log = logging.getLogger(__name__)
 CHUNK = re.compile(r"^(?P<file>.+)\.(?P<start>\d{12})-(?P<end>\d{12})\.jsonl$")
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+PRODUCTION = "production"
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,20 @@ class S3Location:
     def key(self, *parts: str) -> str:
         return "/".join(p for p in (self.prefix, *parts) if p)
 
+    @property
+    def url(self) -> str:
+        """What `parse` reads back (a model API's FEARLESS_INFERENCE_LOG_S3)."""
+        return f"s3://{self.bucket}/{self.prefix}"
+
 
 def environment_logs(bucket: str, prefix: str, release_id: str, role: str) -> S3Location:
     """Where a test environment's model API ships its log (and the drift step reads it)."""
     return S3Location(bucket, "/".join(p for p in (prefix, release_id, role) if p))
+
+
+def production_logs(bucket: str, prefix: str) -> S3Location:
+    """Where every production service ships its log (and the nightly drift check reads it)."""
+    return S3Location(bucket, "/".join(p for p in (prefix, PRODUCTION) if p))
 
 
 def _md5(data: bytes) -> tuple[str, str]:
@@ -188,3 +200,20 @@ def sync_inference_logs(
         partial.replace(target)  # a reader never sees half a chunk
         fetched.append(target)
     return fetched
+
+
+class ProductionLogSync:
+    """The nightly drift check's source of production logs on AWS: one model's chunks since a
+    day, fetched into `dest` (as a local production service would have written them)."""
+
+    def __init__(self, s3, location: S3Location, dest: Path) -> None:
+        self.s3, self.location, self.dest = s3, location, dest
+
+    def __call__(self, model: str, since: datetime) -> Path:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            sync_inference_logs(self.s3, self.location, self.dest, model, f"{since:%Y-%m-%d}")
+        except (BotoCoreError, ClientError) as exc:
+            raise OSError(f"cannot fetch {model}'s logs from {self.location.url}: {exc}") from exc
+        return self.dest

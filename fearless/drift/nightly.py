@@ -22,6 +22,8 @@ DRIFT_EVENT = "fearless.drift.detected"
 
 Status = Literal["passed", "drifted", "no-logs", "error"]
 DriftRunner = Callable[..., DriftScores]
+# A folder of logs, or (model, since) -> the folder after fetching them (e.g. from S3).
+LogSource = Path | Callable[[str, datetime], Path]
 
 
 class ModelDrift(BaseModel):
@@ -75,7 +77,7 @@ def _run_dir(out_root: Path, model: str, now: datetime) -> Path:
 
 def check_model_drift(
     registry: Registry,
-    inference_logs: Path,
+    inference_logs: LogSource,
     model: str,
     since: datetime,
     out_dir: Path,
@@ -90,6 +92,8 @@ def check_model_drift(
     result = {"model": model, "digest": digest, "since": since}
     try:
         bundle = registry.get_bundle(model, digest)
+        if callable(inference_logs):
+            inference_logs = inference_logs(model, since)
         served = read_inference_log(inference_logs, model, since)
     except (OSError, ValueError) as exc:
         return ModelDrift(**result, status="error", rows=0, reasons=[f"cannot read inputs: {exc}"])
@@ -117,7 +121,7 @@ def check_model_drift(
 
 def check_production_drift(
     registry: Registry,
-    inference_logs: Path,
+    inference_logs: LogSource,
     out_root: Path,
     since: datetime,
     run_drift: DriftRunner,
@@ -127,6 +131,8 @@ def check_production_drift(
 
     `run_drift(reference_path, current_path, spec_path, out_dir)` computes the scores, e.g.
     `fearless.drift.process.run_drift_subprocess`. Reports go under `out_root/<model>/<time>/`.
+    `inference_logs` may fetch each model's logs first (`Services.production_logs`); a fetch
+    that fails is that model's `error`.
     """
     now = datetime.now(UTC)
     names = models if models is not None else registry.models()

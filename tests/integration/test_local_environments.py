@@ -78,4 +78,5 @@ def test_production_switch_stops_the_old_instance(tmp_path, bundles):
     answer = httpx.post(f"{second.url}/predict", json={"records": [RECORD]})
     assert answer.json()["digest"] == bundles[1].digest
     assert list((tmp_path / "inference" / "credit").rglob("*.jsonl"))
-    assert service.stop_all() == ["credit"] and service.current("credit") is None
+    assert service.stop_all() == ["credit", "credit (front)"]
+    assert service.current("credit") is None

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fearless.aws import environment_tags, tag_list
+from fearless.aws.inference_logs import environment_logs, sync_inference_logs
 from fearless.aws.prices import ComputeCost, compute_cost
 from fearless.bundle import Bundle
 from fearless.environments import Environment, EnvironmentError_
@@ -35,9 +36,12 @@ class EcsEnvironments:
         runs_root: Path,
         waiter: Waiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        s3=None,
     ) -> None:
-        """`waiter` blocks until an environment answers (default: ECS stable + task healthy)."""
+        """`waiter` blocks until an environment answers (default: ECS stable + task healthy);
+        `s3` fetches the inference logs the model APIs ship to `config.bucket`."""
         self.config, self.ecs, self.discovery, self.runs_root = config, ecs, discovery, runs_root
+        self.s3 = s3
         self.inventory = Inventory(config, ecs, discovery, sleep)
         self.waiter = waiter or self._wait_stable_and_healthy
         self.sleep = sleep
@@ -46,7 +50,15 @@ class EcsEnvironments:
         return f"ECS Fargate services in cluster {self.config.cluster} ({self.config.region})"
 
     def inference_log_dir(self, env: Environment) -> Path:
-        return self.runs_root / env.release_id / "inference" / env.role
+        """The run's local copy of what `env`'s model API shipped so far, fetched first."""
+        local = self.runs_root / env.release_id / "inference" / env.role
+        local.mkdir(parents=True, exist_ok=True)
+        if self.s3 is not None and self.config.bucket:
+            where = environment_logs(
+                self.config.bucket, self.config.inference_prefix, env.release_id, env.role
+            )
+            sync_inference_logs(self.s3, where, local)
+        return local
 
     def image_uri(self, bundle: Bundle) -> str:
         return self.config.image_uri(bundle.short_digest)
@@ -155,6 +167,11 @@ class EcsEnvironments:
             args = definitions.derived_definition(
                 production, family, image, bundle.digest, size, release_id
             )
+        if self.config.bucket:
+            where = environment_logs(
+                self.config.bucket, self.config.inference_prefix, release_id, role
+            )
+            args = definitions.with_inference_log(args, where.url, release_id, self.config.region)
         return self.ecs.register_task_definition(**definitions.with_tags(args, tags))[
             "taskDefinition"
         ]["taskDefinitionArn"]

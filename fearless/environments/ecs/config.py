@@ -18,6 +18,12 @@ CONTAINER = "model-api"
 NAME_PREFIX = "fearless-"
 PRODUCTION_SUFFIX = "-production"
 DIGEST_VARIABLE = "FEARLESS_BUNDLE_DIGEST"
+LOG_VARIABLE = "FEARLESS_INFERENCE_LOG_S3"
+RUN_VARIABLE = "FEARLESS_RUN_ID"
+REGION_VARIABLE = "FEARLESS_AWS_REGION"
+# Where a model API task logs each prediction before shipping it (/tmp stays writable when
+# the root filesystem is read-only: the production_service module mounts a volume there).
+LOG_DIR = "/tmp/fearless-inference"
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,9 @@ class EcsConfig:
     log_group: str
     creator: str
     architecture: str = "x86_64"
+    bucket: str = ""
+    """Where model APIs ship their inference logs; empty: they keep them in the task."""
+    inference_prefix: str = "inference"
 
     def image_uri(self, short_digest: str) -> str:
         return f"{self.image_repository}:{short_digest}"

@@ -15,7 +15,16 @@ import json
 from fearless.aws import tag_list
 from fearless.aws.prices import TaskSize, fargate_size
 from fearless.environments import EnvironmentError_
-from fearless.environments.ecs.config import CONTAINER, DIGEST_VARIABLE, PORT, EcsConfig
+from fearless.environments.ecs.config import (
+    CONTAINER,
+    DIGEST_VARIABLE,
+    LOG_DIR,
+    LOG_VARIABLE,
+    PORT,
+    REGION_VARIABLE,
+    RUN_VARIABLE,
+    EcsConfig,
+)
 
 # What register_task_definition accepts of what describe_task_definition returns.
 REGISTERED = (
@@ -35,6 +44,10 @@ REGISTERED = (
 COMPARED = (*REGISTERED, "cpu", "memory")
 # Run-scoped by design, so never reported as a difference.
 STREAM_PREFIX = "awslogs-stream-prefix"
+RUN_SCOPED_VARIABLES = (DIGEST_VARIABLE, LOG_VARIABLE, RUN_VARIABLE)
+# The image's CMD (fearless.image.dockerfile_for), used when a definition names no command.
+SERVE_COMMAND = ("python", "-m", "fearless.serving", "--bundle", "/bundle", "--host", "0.0.0.0")
+SERVE_COMMAND += ("--port", str(PORT))
 
 
 def task_size(cpu: float, memory_mb: int, production: dict | None) -> TaskSize:
@@ -111,6 +124,22 @@ def derived_definition(
     return {**args, "family": family, "cpu": str(size.cpu_units), "memory": str(size.memory_mib)}
 
 
+def with_inference_log(args: dict, location: str, run_id: str, region: str) -> dict:
+    """`args` whose model API logs every prediction under LOG_DIR and ships it to `location`
+    (`s3://bucket/prefix`), tagged with `run_id` ('' for production)."""
+    args = copy.deepcopy(args)
+    container = next(c for c in args["containerDefinitions"] if c["name"] == CONTAINER)
+    command = list(container.get("command") or SERVE_COMMAND)
+    if "--log-dir" in command:  # production's own, copied: replace it
+        at = command.index("--log-dir")
+        del command[at : at + 2]
+    container["command"] = [*command, "--log-dir", LOG_DIR]
+    values = {LOG_VARIABLE: location, RUN_VARIABLE: run_id, REGION_VARIABLE: region}
+    kept = [e for e in container.get("environment", []) if e["name"] not in values]
+    container["environment"] = [*kept, *({"name": k, "value": v} for k, v in values.items() if v)]
+    return args
+
+
 def with_tags(args: dict, tags: dict[str, str]) -> dict:
     return {**args, "tags": tag_list(tags)}
 
@@ -157,7 +186,8 @@ def _comparable(definition: dict) -> dict:
         options.pop(STREAM_PREFIX, None)
         environment = {e["name"]: e["value"] for e in container.pop("environment", None) or []}
         if container["name"] == CONTAINER:
-            environment.pop(DIGEST_VARIABLE, None)
+            for name in RUN_SCOPED_VARIABLES:
+                environment.pop(name, None)
             container["image"] = _repository(container.get("image", ""))
         container["environment"] = environment
         containers[container.pop("name")] = container

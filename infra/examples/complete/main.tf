@@ -32,12 +32,13 @@ module "network" {
 }
 
 module "ecs" {
-  source         = "../../modules/ecs"
-  name           = var.name
-  kms_key_arn    = module.registry.kms_key_arn
-  repository_arn = module.registry.repository_arn
-  bucket_arn     = module.registry.bucket_arn
-  tags           = local.tags
+  source           = "../../modules/ecs"
+  name             = var.name
+  kms_key_arn      = module.registry.kms_key_arn
+  repository_arn   = module.registry.repository_arn
+  bucket_arn       = module.registry.bucket_arn
+  inference_prefix = var.inference_prefix
+  tags             = local.tags
 }
 
 module "prefect_worker" {
@@ -76,6 +77,7 @@ module "production_service" {
   execution_role_arn = module.ecs.execution_role_arn
   task_role_arn      = module.ecs.task_role_arn
   log_group_name     = module.ecs.log_group_names["production"]
+  inference_log_s3   = "s3://${module.registry.bucket_name}/${var.inference_prefix}/production"
   min_tasks          = var.production_min_tasks
   max_tasks          = var.production_max_tasks
   target_cpu_percent = var.production_target_cpu_percent

@@ -50,6 +50,18 @@ variable "prefect_auth_secret_arn" {
   type        = string
 }
 
+variable "inference_prefix" {
+  description = "Key prefix of the model APIs' inference logs in the registry bucket (FEARLESS_AWS_INFERENCE_PREFIX)."
+  type        = string
+  default     = "inference"
+}
+
+variable "flow_image" {
+  description = "Image of flow-run tasks: this project at /opt/fearless with its dependencies (FEARLESS_AWS_FLOW_IMAGE; empty: Prefect's image)."
+  type        = string
+  default     = ""
+}
+
 variable "production_models" {
   description = "Models served in production on ECS: host name under the ALB, listener rule priority (unique), first image."
   type = map(object({

@@ -79,9 +79,21 @@ resource "aws_iam_role" "task" {
 
 data "aws_iam_policy_document" "task" {
   statement {
+    # Chunks are uploaded with their tags (fearless:run-id) in the same PutObject call.
     sid       = "WriteInferenceLogs"
-    actions   = ["s3:PutObject"]
-    resources = ["${var.bucket_arn}/inference/*"]
+    actions   = ["s3:PutObject", "s3:PutObjectTagging"]
+    resources = ["${var.bucket_arn}/${var.inference_prefix}/*"]
+  }
+  statement {
+    # The shipper lists its own chunks to resume where a crashed task stopped.
+    sid       = "ListInferenceLogs"
+    actions   = ["s3:ListBucket"]
+    resources = [var.bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.inference_prefix}/*"]
+    }
   }
   statement {
     sid       = "EncryptInferenceLogs"

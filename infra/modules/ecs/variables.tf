@@ -20,8 +20,14 @@ variable "repository_arn" {
 }
 
 variable "bucket_arn" {
-  description = "Registry bucket; the model API writes its inference logs under inference/."
+  description = "Registry bucket; the model API writes its inference logs under inference_prefix."
   type        = string
+}
+
+variable "inference_prefix" {
+  description = "Key prefix the model APIs ship inference logs under (FEARLESS_AWS_INFERENCE_PREFIX)."
+  type        = string
+  default     = "inference"
 }
 
 variable "log_retention_days" {

@@ -65,7 +65,7 @@ resource "aws_iam_role" "worker" {
 }
 
 data "aws_iam_policy_document" "worker" {
-  #checkov:skip=CKV_AWS_111: "*" only where IAM has no resource-level permission (task definition registration/listing, ECR login, Cloud Map ListServices, registering scalable targets by ARNs that do not exist yet) or where the ecs:cluster condition confines it to our cluster
+  #checkov:skip=CKV_AWS_111: "*" only where IAM has no resource-level permission (task definition registration/listing, ECR login, Cloud Map ListServices, EC2 Describe*, registering scalable targets by ARNs that do not exist yet) or where the ecs:cluster condition confines it to our cluster
   #checkov:skip=CKV_AWS_356: as above; every "*" statement is either unrestrictable in IAM or conditioned on ecs:cluster
   statement {
     sid = "RunInCluster"
@@ -97,6 +97,13 @@ data "aws_iam_policy_document" "worker" {
     actions = [
       "application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy",
     ]
+    resources = ["*"]
+  }
+  statement {
+    # prefect-aws looks the VPC and subnets of a network configuration up before RunTask;
+    # EC2 Describe* calls have no resource-level permissions.
+    sid       = "DescribeNetwork"
+    actions   = ["ec2:DescribeVpcs", "ec2:DescribeSubnets"]
     resources = ["*"]
   }
   statement {

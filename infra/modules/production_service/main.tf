@@ -8,6 +8,17 @@ data "aws_region" "this" {}
 locals {
   service_name = "${var.model}-production"
   ready_check  = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/ready')"
+  # The image's CMD plus a log dir under the writable /tmp (fearless.environments.ecs.definitions)
+  command = [
+    "python", "-m", "fearless.serving", "--bundle", "/bundle", "--host", "0.0.0.0",
+    "--port", "8080", "--log-dir", "/tmp/fearless-inference",
+  ]
+  shipping = {
+    for k, v in {
+      FEARLESS_INFERENCE_LOG_S3 = var.inference_log_s3
+      FEARLESS_AWS_REGION       = data.aws_region.this.name
+    } : k => v if var.inference_log_s3 != ""
+  }
 }
 
 resource "aws_lb_target_group" "this" {
@@ -64,8 +75,9 @@ resource "aws_ecs_task_definition" "this" {
     readonlyRootFilesystem = true
     portMappings           = [{ containerPort = 8080, protocol = "tcp" }]
     mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+    command                = local.command
     environment = [
-      for k, v in merge(var.environment, { FEARLESS_BUNDLE_DIGEST = var.bundle_digest }) :
+      for k, v in merge(var.environment, local.shipping, { FEARLESS_BUNDLE_DIGEST = var.bundle_digest }) :
       { name = k, value = v }
     ]
     healthCheck = {

@@ -78,6 +78,12 @@ variable "environment" {
   default     = { FEARLESS_TRUST_PICKLE = "false" }
 }
 
+variable "inference_log_s3" {
+  description = "s3://bucket/prefix/production the model API ships its inference log to (the nightly drift check reads it); empty: not shipped."
+  type        = string
+  default     = ""
+}
+
 variable "execution_role_arn" {
   description = "Role ECS pulls the image and writes logs with (ecs module output)."
   type        = string
