@@ -86,7 +86,9 @@ def _aws_services(settings: Settings, launcher: Launcher) -> Services:
     return Services(
         settings=settings,
         registry=S3Registry(s3, settings.aws_bucket, settings.aws_registry_prefix, paths.registry),
-        environments=EcsEnvironments(config, ecs, make("servicediscovery"), paths.runs, s3=s3),
+        environments=EcsEnvironments(
+            config, ecs, make("servicediscovery"), paths.runs, s3=s3, ecr=make("ecr")
+        ),
         production=EcsProductionService(config, ecs, make("application-autoscaling"), scaling),
         launcher=launcher,
         production_logs=ProductionLogSync(

@@ -39,6 +39,10 @@ def build(
     except (BundleError, ImageError) as exc:
         _fail(str(exc), 2)
     typer.echo(f"build context for {bundle.name} {bundle.digest}: {context}")
+    if push:
+        ecr, repository = _repository(settings)
+        if _already_pushed(ecr, repository, bundle):
+            return
     missing = docker_available()
     if missing is not None:
         _fail(
@@ -47,7 +51,7 @@ def build(
         )
     try:
         tag = (
-            _push_tag(settings, bundle.digest)
+            _push_tag(ecr, repository, bundle.digest)
             if push
             else f"fearless/{bundle.name}:{bundle.short_digest}"
         )
@@ -81,14 +85,31 @@ def _resolve(target: str, registry, trust_pickle: bool):
     )
 
 
-def _push_tag(settings, digest: str) -> str:
-    """Make sure the ECR repository is there, log docker in, and name the image."""
+def _repository(settings):
+    """An ECR client and the repository's URI (created if missing)."""
     from fearless.aws import client, make_session
-    from fearless.aws.ecr import ensure_repository, image_uri, registry_login
-    from fearless.image import docker_login
+    from fearless.aws.ecr import ensure_repository
 
     ecr = client(make_session(settings.aws_region), "ecr", settings.aws_endpoint_url)
-    repository = ensure_repository(ecr, settings.aws_ecr_repository, settings.aws_creator)
+    return ecr, ensure_repository(ecr, settings.aws_ecr_repository, settings.aws_creator)
+
+
+def _already_pushed(ecr, repository: str, bundle) -> bool:
+    """Tags are immutable and builds not byte-reproducible: an image already pushed for this
+    digest is the one to keep (a re-run of CI succeeds instead of failing on the push)."""
+    from fearless.aws.ecr import image_exists, image_uri
+
+    if not image_exists(ecr, repository, bundle.short_digest):
+        return False
+    typer.echo(f"already in ECR: {image_uri(repository, bundle.digest)}")
+    return True
+
+
+def _push_tag(ecr, repository: str, digest: str) -> str:
+    """Log docker in to the repository's registry, and name the image."""
+    from fearless.aws.ecr import image_uri, registry_login
+    from fearless.image import docker_login
+
     login = registry_login(ecr)
     docker_login(login.endpoint, login.username, login.password)
     return image_uri(repository, digest)

@@ -1,7 +1,7 @@
 """The ECS backend against a moto server: every resource tagged, and nothing left behind.
 
 Moto runs no containers, so these tests skip the health waiter; serving HTTP is covered by
-the local backend's tests.
+the local backend's tests. Bundle images are pushed to moto's ECR as bare manifests.
 """
 
 from __future__ import annotations
@@ -17,9 +17,13 @@ from fearless.environments import EnvironmentError_
 from fearless.environments.ecs import EcsConfig, EcsEnvironments
 from fearless.janitor import sweep
 from fearless.spec import ModelSpec
+from tests.integration.test_aws_ecr import push_manifest
 
 REGION = "us-east-1"
 REQUIRED_TAGS = {"release-id", "model", "digest", "expires-at", "creator"}
+REPOSITORY = "fearless-environments"
+PUSHED = ("abababababab", "cdcdcdcdcdcd")  # the images of the bundles these tests provision
+UNPUSHED = "sha256:" + "ef" * 32
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +31,10 @@ def aws(moto_endpoint):
     def make(service):
         return boto3.client(service, region_name=REGION, endpoint_url=moto_endpoint)
 
-    ecs, discovery, ec2 = make("ecs"), make("servicediscovery"), make("ec2")
+    ecs, discovery, ec2, ecr = make("ecs"), make("servicediscovery"), make("ec2"), make("ecr")
+    repository = ecr.create_repository(repositoryName=REPOSITORY)["repository"]["repositoryUri"]
+    for tag in PUSHED:
+        push_manifest(ecr, REPOSITORY, tag)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName="envs", Description="envs", VpcId=vpc)["GroupId"]
@@ -40,20 +47,20 @@ def aws(moto_endpoint):
         cluster="fearless",
         subnets=[subnet],
         security_groups=[group],
-        image_repository="123456789012.dkr.ecr.us-east-1.amazonaws.com/fearless-models",
+        image_repository=repository,
         namespace_id=namespace,
         execution_role_arn="arn:aws:iam::123456789012:role/fearless-execution",
         task_role_arn="arn:aws:iam::123456789012:role/fearless-task",
         log_group="/fearless/environments",
         creator="tests",
     )
-    return config, ecs, discovery
+    return config, ecs, discovery, ecr
 
 
 @pytest.fixture
 def backend(aws, tmp_path):
-    config, ecs, discovery = aws
-    backend = EcsEnvironments(config, ecs, discovery, tmp_path, waiter=lambda env: None)
+    config, ecs, discovery, ecr = aws
+    backend = EcsEnvironments(config, ecs, discovery, tmp_path, ecr=ecr, waiter=lambda env: None)
     yield backend
     for env in backend.list():
         backend.teardown(env.release_id)
@@ -74,7 +81,7 @@ def bundle(tmp_path, digest="sha256:" + "ab" * 32) -> Bundle:
 
 def resources(aws) -> dict[str, dict]:
     """Every ECS service, task definition and Cloud Map service that exists, with its tags."""
-    config, ecs, discovery = aws
+    config, ecs, discovery, _ = aws
     found = {}
     for arn in ecs.list_services(cluster=config.cluster)["serviceArns"]:
         service = ecs.describe_services(cluster=config.cluster, services=[arn])["services"][0]
@@ -107,7 +114,7 @@ def test_provision_tags_every_resource_and_teardown_twice_leaves_nothing(aws, ba
     definition = aws[1].describe_task_definition(taskDefinition=env.handle["task_definition_arn"])
     task = definition["taskDefinition"]
     assert (task["cpu"], task["memory"]) == ("512", "1024")
-    assert task["containerDefinitions"][0]["image"].endswith("fearless-models:abababababab")
+    assert task["containerDefinitions"][0]["image"].endswith(f"/{REPOSITORY}:abababababab")
 
     again = backend.provision("credit-0001", "candidate", bundle(tmp_path), in_hour())
     assert (again.url, again.handle, again.expires_at) == (env.url, env.handle, env.expires_at)
@@ -122,9 +129,13 @@ def test_provision_tags_every_resource_and_teardown_twice_leaves_nothing(aws, ba
 
 
 def test_a_failure_half_way_through_provisioning_leaves_nothing(aws, tmp_path):
-    config, ecs, discovery = aws
+    config, ecs, discovery, ecr = aws
     broken = EcsEnvironments(
-        EcsConfig(**{**config.__dict__, "cluster": "no-such-cluster"}), ecs, discovery, tmp_path
+        EcsConfig(**{**config.__dict__, "cluster": "no-such-cluster"}),
+        ecs,
+        discovery,
+        tmp_path,
+        ecr=ecr,
     )
     with pytest.raises(EnvironmentError_, match="candidate environment for credit-0002"):
         broken.provision("credit-0002", "candidate", bundle(tmp_path), in_hour())
@@ -135,11 +146,44 @@ def test_a_failing_health_wait_leaves_nothing(aws, tmp_path):
     def unhealthy(env):
         raise TimeoutError("never HEALTHY")
 
-    config, ecs, discovery = aws
-    backend = EcsEnvironments(config, ecs, discovery, tmp_path, waiter=unhealthy)
+    config, ecs, discovery, ecr = aws
+    backend = EcsEnvironments(config, ecs, discovery, tmp_path, ecr=ecr, waiter=unhealthy)
     with pytest.raises(EnvironmentError_, match="never HEALTHY"):
         backend.provision("credit-0003", "candidate", bundle(tmp_path), in_hour())
     assert resources(aws) == {}
+
+
+def with_repository(aws, tmp_path, repository: str) -> EcsEnvironments:
+    config, ecs, discovery, ecr = aws
+    uri = config.image_repository.replace(REPOSITORY, repository)
+    config = EcsConfig(**{**config.__dict__, "image_repository": uri})
+    return EcsEnvironments(config, ecs, discovery, tmp_path, ecr=ecr, waiter=lambda env: None)
+
+
+@pytest.mark.parametrize("repository", [REPOSITORY, "no-such-repository"])
+def test_an_image_not_in_ecr_is_refused_before_anything_is_created(
+    aws, backend, tmp_path, repository
+):
+    unpushed = with_repository(aws, tmp_path, repository)
+    image = f"{unpushed.config.image_repository}:efefefefefef"
+    with pytest.raises(EnvironmentError_, match="fearless image build <project> --push") as info:
+        unpushed.provision("credit-0007", "candidate", bundle(tmp_path, UNPUSHED), in_hour())
+    assert f"candidate environment for credit-0007: image {image} is not in ECR" in str(info.value)
+    assert resources(aws) == {}
+    assert backend.list() == []
+
+
+def test_once_the_image_is_pushed_the_same_provision_goes_ahead(aws, backend, tmp_path):
+    _, _, _, ecr = aws
+    candidate = bundle(tmp_path, "sha256:" + "12" * 32)
+    with pytest.raises(EnvironmentError_, match="121212121212 is not in ECR"):
+        backend.provision("credit-0008", "candidate", candidate, in_hour())
+    push_manifest(ecr, REPOSITORY, "121212121212")
+    env = backend.provision("credit-0008", "candidate", candidate, in_hour())
+    assert len(resources(aws)) == 3
+    definition = aws[1].describe_task_definition(taskDefinition=env.handle["task_definition_arn"])
+    image = definition["taskDefinition"]["containerDefinitions"][0]["image"]
+    assert image == f"{backend.config.image_repository}:121212121212"
 
 
 class Crash(BaseException):
@@ -150,8 +194,8 @@ def test_a_crash_half_way_is_found_by_tags_and_removed_by_teardown(aws, backend,
     def crash(env):
         raise Crash
 
-    config, ecs, discovery = aws
-    crashing = EcsEnvironments(config, ecs, discovery, tmp_path, waiter=crash)
+    config, ecs, discovery, ecr = aws
+    crashing = EcsEnvironments(config, ecs, discovery, tmp_path, ecr=ecr, waiter=crash)
     with pytest.raises(Crash):
         crashing.provision("credit-0004", "candidate", bundle(tmp_path), in_hour())
     assert len(resources(aws)) == 3
@@ -161,7 +205,7 @@ def test_a_crash_half_way_is_found_by_tags_and_removed_by_teardown(aws, backend,
 
 
 def test_janitor_removes_only_expired_tagged_environments(aws, backend, tmp_path):
-    _, ecs, _ = aws
+    _, ecs, _, _ = aws
     past = datetime.now(UTC) - timedelta(minutes=1)
     backend.provision("credit-0005", "candidate", bundle(tmp_path), past)
     backend.provision("credit-0005", "champion", bundle(tmp_path, "sha256:" + "cd" * 32), past)

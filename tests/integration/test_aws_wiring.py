@@ -1,7 +1,8 @@
 """The AWS services as the composition root builds them from settings, against a moto server.
 
 Moto runs no containers, so what a model API task would do is done here by the real shipper,
-with the location and run id the task definition gives that container.
+with the location and run id the task definition gives that container. The bundles' images are
+bare manifests pushed to moto's ECR, which the environments check before creating anything.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fearless.aws.inference_logs import InferenceLogShipper, S3Location
 from fearless.bundle import Bundle
 from fearless.composition import build_services
 from fearless.drift.nightly import check_model_drift
+from fearless.environments import EnvironmentError_
 from fearless.environments.ecs import EcsEnvironments
 from fearless.environments.ecs.config import CONTAINER, DIGEST_VARIABLE, LOG_DIR
 from fearless.image import dockerfile_for
@@ -24,10 +26,12 @@ from fearless.serving.__main__ import _parse
 from fearless.serving.inference_log import InferenceLog, read_inference_log
 from fearless.settings import Settings
 from fearless.spec import ModelSpec
+from tests.integration.test_aws_ecr import push_manifest
 
 REGION = "us-east-1"
 CLUSTER = "wiring-tests"
 BUCKET = "fearless-wiring"
+REPOSITORY = "fearless-wiring"
 SPEC = ModelSpec.model_validate(
     {
         "name": "credit",
@@ -44,7 +48,9 @@ def settings(moto_endpoint, tmp_path_factory) -> Settings:
     def make(service):
         return boto3.client(service, region_name=REGION, endpoint_url=moto_endpoint)
 
-    ec2, discovery = make("ec2"), make("servicediscovery")
+    ec2, discovery, ecr = make("ec2"), make("servicediscovery"), make("ecr")
+    repository = ecr.create_repository(repositoryName=REPOSITORY)["repository"]["repositoryUri"]
+    push_manifest(ecr, REPOSITORY, "abababababab")
     vpc = ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.2.1.0/24")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName="wire", Description="wire", VpcId=vpc)["GroupId"]
@@ -60,7 +66,7 @@ def settings(moto_endpoint, tmp_path_factory) -> Settings:
         aws_cluster=CLUSTER,
         aws_subnets=[subnet],
         aws_security_groups=[group],
-        aws_ecr_repository="123456789012.dkr.ecr.us-east-1.amazonaws.com/fearless-models",
+        aws_ecr_repository=repository,
         aws_bucket=BUCKET,
         aws_namespace_id=next(n["Id"] for n in namespaces if n["Name"] == "wiring.internal"),
         aws_execution_role_arn="arn:aws:iam::123456789012:role/fearless-execution",
@@ -107,6 +113,7 @@ def test_settings_build_ecs_services_that_share_one_ecs_client(services):
     assert isinstance(environments, EcsEnvironments)
     assert production.ecs is environments.ecs
     assert environments.s3 is services.registry.s3
+    assert environments.ecr.meta.service_model.service_name == "ecr"
     scaling = production.scaling
     assert (scaling.min_tasks, scaling.max_tasks, scaling.target_cpu_percent) == (3, 7, 55.0)
 
@@ -187,6 +194,13 @@ def test_production_ships_under_the_production_prefix_and_nightly_drift_reads_it
     since = datetime.now(UTC) - timedelta(hours=1)
     folder = services.production_logs("credit", since)
     assert list(read_inference_log(folder, "credit")["age"]) == [25, 60]
+
+
+def test_an_environment_of_an_image_never_pushed_is_refused_naming_it(services, tmp_path):
+    unpushed = bundle(tmp_path, "sha256:" + "9f" * 32)
+    with pytest.raises(EnvironmentError_, match=f"{REPOSITORY}:9f9f9f9f9f9f is not in ECR"):
+        services.environments.provision("credit-0203", "candidate", unpushed, datetime.now(UTC))
+    assert services.environments.list() == []
 
 
 class OneModelRegistry:

@@ -52,3 +52,25 @@ def test_the_release_workflow_uses_the_action_that_runs_fearless_trigger():
     assert "echo" not in trigger["run"].replace('echo "exit-code', "")  # secrets are never printed
     ci = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())
     assert any("ci/run" in step.get("run", "") for step in ci["jobs"]["test"]["steps"])
+
+
+def test_on_aws_the_bundle_image_is_pushed_before_the_release_and_only_then():
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    steps = action["runs"]["steps"]
+    names = [step.get("id") or step.get("name") for step in steps]
+    push = next(step for step in steps if "fearless image build" in step.get("run", ""))
+    assert names.index(push["name"]) < names.index("trigger")
+    assert push["run"] == 'fearless image build "$PROJECT" --push'
+    assert push["if"] == "inputs.ecr-repository != ''"
+    assert push["env"]["FEARLESS_AWS_ECR_REPOSITORY"] == "${{ inputs.ecr-repository }}"
+    assert action["inputs"]["ecr-repository"]["default"] == ""  # no AWS: no push, as before
+
+    job = yaml.safe_load((ROOT / ".github/workflows/release.yml").read_text())["jobs"]["release"]
+    assert job["env"]["ECR_REPOSITORY"] == "${{ secrets.FEARLESS_AWS_ECR_REPOSITORY }}"
+    assert job["permissions"]["id-token"] == "write"
+    uses = [step.get("uses") for step in job["steps"]]
+    login = job["steps"][uses.index("aws-actions/configure-aws-credentials@v4")]
+    assert uses.index("aws-actions/configure-aws-credentials@v4") < uses.index("./")
+    assert login["if"] == "env.ECR_REPOSITORY != ''"
+    assert login["with"]["role-to-assume"] == "${{ env.ECR_ROLE_ARN }}"
+    assert job["steps"][uses.index("./")]["with"]["ecr-repository"] == "${{ env.ECR_REPOSITORY }}"

@@ -2,7 +2,8 @@
 
 Each environment is three resources, created in this order and removed in reverse: a Cloud Map
 service (the DNS name the load generator calls, `<role>-<release>.<namespace>:8080`), a task
-definition for the bundle's image, and an ECS service running one task of it. When the model's
+definition for the bundle's image, and an ECS service running one task of it. None is created
+unless that image is in ECR (tasks that cannot pull it would only fail slowly). When the model's
 production service exists (`<model>-production` in the cluster), the task definition and the
 network configuration are copied from it; otherwise they are built from settings.
 """
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fearless.aws import environment_tags, tag_list
+from fearless.aws.ecr import image_exists
 from fearless.aws.inference_logs import environment_logs, sync_inference_logs
 from fearless.aws.prices import ComputeCost, compute_cost
 from fearless.bundle import Bundle
@@ -37,11 +39,13 @@ class EcsEnvironments:
         waiter: Waiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
         s3=None,
+        ecr=None,
     ) -> None:
         """`waiter` blocks until an environment answers (default: ECS stable + task healthy);
-        `s3` fetches the inference logs the model APIs ship to `config.bucket`."""
+        `s3` fetches the inference logs the model APIs ship to `config.bucket`; `ecr` checks
+        the bundle's image was pushed before anything is created (None: not checked)."""
         self.config, self.ecs, self.discovery, self.runs_root = config, ecs, discovery, runs_root
-        self.s3 = s3
+        self.s3, self.ecr = s3, ecr
         self.inventory = Inventory(config, ecs, discovery, sleep)
         self.waiter = waiter or self._wait_stable_and_healthy
         self.sleep = sleep
@@ -70,6 +74,7 @@ class EcsEnvironments:
         found = [e for e in self.inventory.found(release_id) if e.role == role]
         if found and "service_arn" in found[0].handle:
             return found[0]
+        self._require_image(release_id, role, bundle)
         for leftover in found:  # of an attempt that died half-way
             self.inventory.remove(leftover)
         tags = environment_tags(
@@ -140,6 +145,22 @@ class EcsEnvironments:
         return self.ecs.describe_task_definition(taskDefinition=env.handle["task_definition_arn"])[
             "taskDefinition"
         ]
+
+    def _require_image(self, release_id: str, role: str, bundle: Bundle) -> None:
+        """Fail fast: a service whose tasks cannot pull their image only fails slowly and noisily."""
+        if self.ecr is None:
+            return
+        image, failed = self.image_uri(bundle), f"{role} environment for {release_id}"
+        try:
+            found = image_exists(self.ecr, self.config.image_repository, bundle.short_digest)
+        except Exception as exc:
+            raise EnvironmentError_(f"{failed}: cannot look up {image} in ECR: {exc}") from exc
+        if not found:
+            raise EnvironmentError_(
+                f"{failed}: image {image} is not in ECR; build and push it before releasing: "
+                f"`fearless image build <project> --push` where Docker runs, or the release "
+                f"workflow's image step (set the FEARLESS_AWS_ECR_REPOSITORY secret)"
+            )
 
     def _create_discovery(self, release_id: str, role: str, tags: dict) -> tuple[str, str]:
         _, dns_name = environment_names(release_id, role)
