@@ -128,9 +128,9 @@ def _whole_floats(series) -> bool:
     return pdt.is_float_dtype(series) and bool((values == values.round()).all())
 
 
-def load_model(path: Path, *, trust_pickle: bool = True):
-    """Load a `.skops` file, or a pickle/joblib one while `trust_pickle` (the default, as the
-    example is joblib); every way the file can be broken becomes a BundleError."""
+def load_model(path: Path, *, trust_pickle: bool = False):
+    """Load a `.skops` file, or a pickle/joblib one only when `trust_pickle` (pickles can run
+    code); every way the file can be broken becomes a BundleError."""
     from fearless.model_files import ModelFileError, load_model_file
 
     if not path.is_file():
@@ -198,7 +198,7 @@ def _git_source(folder: Path) -> dict:
     return source
 
 
-def stage_bundle(project: Path | str, into: Path, *, trust_pickle: bool = True) -> str:
+def stage_bundle(project: Path | str, into: Path, *, trust_pickle: bool = False) -> str:
     """Validate a model project and write its bundle files into `into`; return the digest.
 
     Everything that can be wrong with the inputs fails here, before anything is provisioned.
@@ -240,7 +240,7 @@ def stage_bundle(project: Path | str, into: Path, *, trust_pickle: bool = True) 
     return digest
 
 
-def build_bundle(project: Path | str, registry, *, trust_pickle: bool = True) -> Bundle:
+def build_bundle(project: Path | str, registry, *, trust_pickle: bool = False) -> Bundle:
     """Stage a bundle and store it in the registry; an existing digest is reused as is."""
     with tempfile.TemporaryDirectory(prefix="fearless-bundle-") as tmp:
         try:

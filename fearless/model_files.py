@@ -79,7 +79,7 @@ def _load_pickle(path: Path, head: bytes, trust_pickle: bool) -> Any:
         raise ModelFileError(
             f"{path}: a pickle/joblib file can run any code when loaded, and pickle files are "
             f"not trusted here; save the model with skops.io.dump as {SKOPS_SUFFIX}, or allow "
-            "pickle files explicitly (trust_pickle)"
+            "pickle files explicitly (FEARLESS_TRUST_PICKLE=1; fearless init --trust-pickle)"
         )
     if not head.startswith(PICKLE_MAGIC):
         raise ModelFileError(

@@ -33,8 +33,9 @@ class Settings(BaseSettings):
     )
     health_timeout_s: float = Field(default=60.0, gt=0)
     trust_pickle: bool = Field(
-        default=True,
-        description="Load joblib/pickle model files (they can run code); .skops files never need it.",
+        default=False,
+        description="Also load joblib/pickle model files: they can run code, so only when you "
+        "trust where they came from. .skops files never need it.",
     )
 
     aws_region: str = Field(default="us-east-1", description="Region of every AWS resource.")

@@ -2,7 +2,7 @@
 
     python examples/credit/train.py [--challenger] [--out DIR]
 
-Writes `model.joblib`, `reference.parquet` (held-out features, no target) and `fearless.yaml`
+Writes `model.skops`, `reference.parquet` (held-out features, no target) and `fearless.yaml`
 into DIR (default: this folder). Everything is seeded, so the same flag gives the same bytes,
 and therefore the same bundle digest.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import yaml
@@ -21,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures, StandardScaler
 
+from fearless.notebook import save_skops
 from fearless.spec import (
     SPEC_FILENAME,
     Approval,
@@ -122,7 +122,7 @@ def build_spec() -> ModelSpec:
     return ModelSpec(
         name="credit",
         description="Probability that a loan applicant defaults.",
-        model=Path("model.joblib"),
+        model=Path("model.skops"),
         reference_data=Path("reference.parquet"),
         input_schema=schema,
         slos=SLOs(p95_ms=250, p99_ms=500, max_error_rate=0.01),
@@ -143,7 +143,7 @@ def train(out: Path, challenger: bool = False) -> Path:
     model = build_pipeline(challenger).fit(training[features], training[TARGET])
 
     out.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, out / "model.joblib")
+    save_skops(model, out / "model.skops")
     reference[features].reset_index(drop=True).to_parquet(out / "reference.parquet", index=False)
     spec = build_spec().to_yaml_dict()
     (out / SPEC_FILENAME).write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -156,7 +156,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     args = parser.parse_args()
     out = train(args.out, args.challenger)
-    print(f"wrote {out / 'model.joblib'}, reference.parquet and {SPEC_FILENAME}")
+    print(f"wrote {out / 'model.skops'}, reference.parquet and {SPEC_FILENAME}")
 
 
 if __name__ == "__main__":

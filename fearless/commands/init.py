@@ -44,8 +44,7 @@ def init(
         )
         bundle = build_bundle(path, build_services().registry, trust_pickle=False)
     except (BundleError, ModelFileError) as exc:
-        hint = " (here: --trust-pickle)" if "trust_pickle" in str(exc) else ""
-        typer.secho(f"{exc}{hint}", fg=typer.colors.RED, err=True)
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     typer.echo(f"wrote {spec_path}\nbundled {bundle.name} {bundle.digest}")
 

@@ -151,11 +151,11 @@ def test_a_failed_slo_gate_stops_before_approval_and_tears_down(releases, credit
 
 
 def test_a_broken_model_fails_at_build_before_anything_is_provisioned(releases, project_copy):
-    (project_copy / "model.joblib").write_bytes(b"\x80\x04garbage")
+    (project_copy / "model.skops").write_bytes(b"PK\x03\x04garbage")
     started = releases.start(project_copy)
     run = releases.wait(started, paused_ok=False)
     assert run.state.is_failed()
-    assert "model.joblib" in run.state.message and "not a loadable model file" in run.state.message
+    assert "model.skops" in run.state.message and "not a loadable model file" in run.state.message
     assert (
         not releases.services.settings.paths.run_dir(started.release_id)
         .joinpath("loadtest")

@@ -55,7 +55,7 @@ def test_a_model_api_that_cannot_start_leaves_nothing(tmp_path, bundles):
     import shutil
 
     shutil.copytree(bundles[0].path, broken)
-    (broken / "model.joblib").write_bytes(b"garbage")
+    (broken / "model.skops").write_bytes(b"garbage")
     from fearless.bundle import open_bundle
 
     backend = LocalEnvironments(tmp_path / "envs", tmp_path / "runs", ready_timeout_s=60)

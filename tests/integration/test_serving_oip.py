@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fearless.model_files import load_model_file
 from tests.integration.test_serving_process import _free_port, _wait_ready
 
 FUZZ_EXAMPLES = 40  # per operation; keeps the whole fuzz run well under a minute
@@ -37,7 +38,6 @@ def api_url(credit_project, tmp_path_factory):
 
 @pytest.mark.parametrize("binary", [False, True])
 def test_tritonclient_scores_like_the_model(api_url, credit_project, binary):
-    import joblib
     import tritonclient.http as triton
 
     frame = pd.read_parquet(credit_project / "reference.parquet").head(8)
@@ -55,7 +55,7 @@ def test_tritonclient_scores_like_the_model(api_url, credit_project, binary):
 
     result = client.infer("credit", inputs)
 
-    model = joblib.load(credit_project / "model.joblib")
+    model = load_model_file(credit_project / "model.skops", trust_pickle=False)
     np.testing.assert_array_equal(result.as_numpy("prediction"), model.predict(frame))
     np.testing.assert_allclose(result.as_numpy("score"), model.predict_proba(frame)[:, 1])
 

@@ -22,7 +22,7 @@ def test_bundle_holds_what_it_promises(credit_project, tmp_path):
     manifest = json.loads((bundle.path / "manifest.json").read_text())
     assert set(manifest["files"]) >= {
         "fearless.yaml",
-        "model.joblib",
+        "model.skops",
         "reference.parquet",
         "schema.json",
         "reference_stats.json",
@@ -36,7 +36,7 @@ def test_bundle_holds_what_it_promises(credit_project, tmp_path):
 
 def test_changed_model_changes_digest(project_copy, credit_challenger, tmp_path):
     before = stage_bundle(project_copy, tmp_path / "a")
-    shutil.copyfile(credit_challenger / "model.joblib", project_copy / "model.joblib")
+    shutil.copyfile(credit_challenger / "model.skops", project_copy / "model.skops")
     assert stage_bundle(project_copy, tmp_path / "b") != before
 
 
@@ -45,21 +45,21 @@ def test_changed_model_changes_digest(project_copy, credit_challenger, tmp_path)
     [(b"not a model at all", "not a loadable model file"), (b"", "not a loadable model file")],
 )
 def test_broken_model_file_is_named(project_copy, tmp_path, content, message):
-    (project_copy / "model.joblib").write_bytes(content)
+    (project_copy / "model.skops").write_bytes(content)
     with pytest.raises(BundleError, match=message) as err:
         stage_bundle(project_copy, tmp_path / "out")
-    assert "model.joblib" in str(err.value)
+    assert "model.skops" in str(err.value)
 
 
 def test_truncated_model_file(project_copy, tmp_path):
-    model = project_copy / "model.joblib"
+    model = project_copy / "model.skops"
     model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
-    with pytest.raises(BundleError, match="model.joblib"):
+    with pytest.raises(BundleError, match="model.skops"):
         stage_bundle(project_copy, tmp_path / "out")
 
 
 def test_missing_model_file(project_copy, tmp_path):
-    (project_copy / "model.joblib").unlink()
+    (project_copy / "model.skops").unlink()
     with pytest.raises(BundleError, match="model file not found"):
         stage_bundle(project_copy, tmp_path / "out")
 
@@ -88,18 +88,21 @@ def test_reference_not_matching_schema(project_copy, tmp_path, change, message):
 
 def test_pickle_files_are_refused_unless_trusted_and_skops_needs_no_trust(project_copy, tmp_path):
     import joblib
-    import skops.io as sio
     import yaml
 
-    with pytest.raises(BundleError, match="model.joblib"):
-        stage_bundle(project_copy, tmp_path / "refused", trust_pickle=False)
-    sio.dump(joblib.load(project_copy / "model.joblib"), project_copy / "model.skops")
+    from fearless.model_files import load_model_file
+
+    assert stage_bundle(project_copy, tmp_path / "skops").startswith("sha256:")
+    model = load_model_file(project_copy / "model.skops", trust_pickle=False)
+    joblib.dump(model, project_copy / "model.joblib")
     spec_path = project_copy / "fearless.yaml"
     spec = yaml.safe_load(spec_path.read_text())
-    spec["model"] = "model.skops"
+    spec["model"] = "model.joblib"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    digest = stage_bundle(project_copy, tmp_path / "skops", trust_pickle=False)
-    assert digest.startswith("sha256:") and (tmp_path / "skops" / "model.skops").is_file()
+    with pytest.raises(BundleError, match="model.joblib.*FEARLESS_TRUST_PICKLE"):
+        stage_bundle(project_copy, tmp_path / "refused")
+    digest = stage_bundle(project_copy, tmp_path / "trusted", trust_pickle=True)
+    assert digest.startswith("sha256:") and (tmp_path / "trusted" / "model.joblib").is_file()
 
 
 def test_build_cache_keeps_the_first_build(credit_project, tmp_path):

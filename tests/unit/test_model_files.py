@@ -15,7 +15,14 @@ from fearless.model_files import ModelFileError, load_model_file
 
 @pytest.fixture(scope="module")
 def model(credit_project):
-    return joblib.load(credit_project / "model.joblib")
+    return load_model_file(credit_project / "model.skops", trust_pickle=False)
+
+
+@pytest.fixture(scope="module")
+def joblib_file(model, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("pickled") / "model.joblib"
+    joblib.dump(model, path)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -31,24 +38,24 @@ def test_a_skops_file_loads_without_trusting_pickle(model, frame, tmp_path):
     assert loaded.predict(frame).tolist() == model.predict(frame).tolist()
 
 
-def test_a_trusted_joblib_file_loads(credit_project, model, frame):
-    loaded = load_model_file(credit_project / "model.joblib", trust_pickle=True)
+def test_a_trusted_joblib_file_loads(joblib_file, model, frame):
+    loaded = load_model_file(joblib_file, trust_pickle=True)
 
     assert loaded.predict_proba(frame).tolist() == model.predict_proba(frame).tolist()
 
 
-def test_a_pickle_is_refused_without_trust(credit_project):
+def test_a_pickle_is_refused_without_trust(joblib_file):
     with pytest.raises(ModelFileError, match=r"not trusted.*skops\.io\.dump"):
-        load_model_file(credit_project / "model.joblib", trust_pickle=False)
+        load_model_file(joblib_file, trust_pickle=False)
 
 
 @pytest.mark.parametrize("suffix", [".joblib", ".skops"])
-def test_a_truncated_file_says_so(credit_project, model, tmp_path, suffix):
+def test_a_truncated_file_says_so(joblib_file, model, tmp_path, suffix):
     whole = tmp_path / f"whole{suffix}"
     if suffix == ".skops":
         sio.dump(model, whole)
     else:
-        shutil.copyfile(credit_project / "model.joblib", whole)
+        shutil.copyfile(joblib_file, whole)
     cut = tmp_path / f"cut{suffix}"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 import fearless
 from fearless.bundle import BundleError
 from fearless.cli import app
+from fearless.model_files import load_model_file
 from fearless.notebook import infer_schema, write_project
 from fearless.registry.local import LocalRegistry
 from fearless.spec import ColumnType, load_spec
@@ -18,7 +19,7 @@ from fearless.spec import ColumnType, load_spec
 @pytest.fixture(scope="module")
 def fitted(credit_project):
     """The example's model and a labelled sample of its data."""
-    model = joblib.load(credit_project / "model.joblib")
+    model = load_model_file(credit_project / "model.skops", trust_pickle=False)
     frame = pd.read_parquet(credit_project / "reference.parquet").head(300)
     return model, frame.assign(default=(frame["debt_ratio"] > 0.5).astype("int64"))
 

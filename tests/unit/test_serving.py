@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from fearless.model_files import load_model_file
 from fearless.serving.app import create_app
 from fearless.serving.inference_log import read_inference_log
 from fearless.spec import ModelSpec, load_spec
@@ -57,7 +58,7 @@ def test_predict_answers_one_prediction_per_record(client, records):
 
 
 def test_predictions_are_the_models_own(client, records, credit_project):
-    model = joblib.load(credit_project / "model.joblib")
+    model = load_model_file(credit_project / "model.skops", trust_pickle=False)
     frame = pd.DataFrame(records)
 
     predictions = client.post("/predict", json={"records": records}).json()["predictions"]

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from fearless.model_files import load_model_file
 from fearless.serving.app import ServingOptions, create_app
 from fearless.serving.batching import BatchOptions
 from fearless.serving.inference_log import read_inference_log
@@ -79,7 +80,7 @@ def test_metrics_count_requests_errors_and_latency(client, records):
 
 
 def test_v2_health_metadata_and_infer(client, records, credit_project):
-    model = pytest.importorskip("joblib").load(credit_project / "model.joblib")
+    model = load_model_file(credit_project / "model.skops", trust_pickle=False)
 
     assert client.get("/v2/health/live").status_code == 200
     assert client.get("/v2/health/ready").status_code == 200

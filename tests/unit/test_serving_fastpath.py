@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
-import joblib
 import pandas as pd
 import pytest
 
+from fearless.model_files import load_model_file
 from fearless.serving.inference_log import InferenceLog, read_inference_log
 from fearless.serving.predictor import Predictor
 from fearless.spec import load_spec
@@ -19,7 +19,7 @@ DIGEST = "sha256:" + "ab" * 32
 @pytest.mark.parametrize("version", ["credit_project", "credit_challenger"])
 def test_the_fast_path_scores_as_the_model_does(request, version):
     project = request.getfixturevalue(version)
-    spec, model = load_spec(project), joblib.load(project / "model.joblib")
+    spec, model = load_spec(project), load_model_file(project / "model.skops", trust_pickle=False)
     frame = pd.read_parquet(project / "reference.parquet")
     predictor = Predictor(model, spec.input_schema)
 
