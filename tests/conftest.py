@@ -19,6 +19,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "credit"
 
+# One applicant the example credit model scores; tests that need a valid record use it.
+CREDIT_RECORD = {
+    "age": 40,
+    "income": 52000.0,
+    "loan_amount": 12000.0,
+    "credit_history_months": 60,
+    "debt_ratio": 0.3,
+    "purpose": "car",
+    "employment": "salaried",
+}
+
 _STATE = Path(tempfile.mkdtemp(prefix="fearless-test-"))
 
 

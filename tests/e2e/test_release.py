@@ -11,6 +11,7 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from fearless.queues import queue_name_for
+from tests.conftest import CREDIT_RECORD
 from tests.e2e.conftest import FAST, fearless_cli
 
 pytestmark = pytest.mark.e2e
@@ -78,19 +79,7 @@ def test_two_releases_run_at_once_each_on_its_own_queue_then_approve_and_reject(
     assert instance.digest == digest
     answer = httpx.post(
         f"{instance.url}/predict",
-        json={
-            "records": [
-                {
-                    "age": 40,
-                    "income": 52000.0,
-                    "loan_amount": 12000.0,
-                    "credit_history_months": 60,
-                    "debt_ratio": 0.3,
-                    "purpose": "car",
-                    "employment": "salaried",
-                }
-            ]
-        },
+        json={"records": [CREDIT_RECORD]},
     )
     assert answer.status_code == 200 and answer.json()["digest"] == digest
     decisions = (releases.settings.paths.registry / "credit" / "decisions.jsonl").read_text()

@@ -20,3 +20,47 @@ def moto_endpoint():
         env.setenv("AWS_DEFAULT_REGION", AWS_REGION)
         yield f"http://{host}:{port}"
     server.stop()
+
+
+def s3_bucket(moto_endpoint: str, bucket: str):
+    """An S3 client of the moto server, with `bucket` created."""
+    import boto3
+
+    client = boto3.client("s3", region_name=AWS_REGION, endpoint_url=moto_endpoint)
+    client.create_bucket(Bucket=bucket)
+    return client
+
+
+def serve_model(project, log_dir=None):
+    """`python -m fearless.serving` for a model project on a free port, once it is ready."""
+    import subprocess
+    import sys
+
+    from tests.integration.test_loadtest_runner import _free_port, _wait_ready
+
+    port = _free_port()
+    argv = [sys.executable, "-m", "fearless.serving", "--spec", str(project / "fearless.yaml")]
+    argv += ["--port", str(port)] + (["--log-dir", str(log_dir)] if log_dir else [])
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    _wait_ready(proc, url, timeout_s=60)
+    return proc, url
+
+
+def stop_processes(*procs) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def model_api(credit_project, tmp_path_factory):
+    """The example credit model served as a data scientist would try it, logging what it
+    serves; one per test module, so each module's log holds only its own traffic."""
+    log_dir = tmp_path_factory.mktemp("served")
+    proc, url = serve_model(credit_project, log_dir)
+    try:
+        yield url, log_dir
+    finally:
+        stop_processes(proc)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import boto3
 import pytest
 
 from fearless.aws.inference_logs import (
@@ -16,6 +15,7 @@ from fearless.aws.inference_logs import (
 )
 from fearless.serving.inference_log import InferenceLog, read_inference_log
 from fearless.settings import Settings
+from tests.integration.conftest import s3_bucket
 
 REGION = "us-east-1"
 BUCKET = "fearless-inference"
@@ -23,9 +23,7 @@ BUCKET = "fearless-inference"
 
 @pytest.fixture(scope="module")
 def s3(moto_endpoint):
-    client = boto3.client("s3", region_name=REGION, endpoint_url=moto_endpoint)
-    client.create_bucket(Bucket=BUCKET)
-    return client
+    return s3_bucket(moto_endpoint, BUCKET)
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import threading
 
-import boto3
 import pytest
 
 from fearless.bundle import BundleError
 from fearless.registry import AliasConflict
 from fearless.registry.s3 import S3Registry
+from tests.integration.conftest import s3_bucket
 
 REGION = "us-east-1"
 BUCKET = "fearless-registry"
@@ -18,9 +18,7 @@ BUCKET = "fearless-registry"
 
 @pytest.fixture(scope="module")
 def s3(moto_endpoint):
-    client = boto3.client("s3", region_name=REGION, endpoint_url=moto_endpoint)
-    client.create_bucket(Bucket=BUCKET)
-    return client
+    return s3_bucket(moto_endpoint, BUCKET)
 
 
 @pytest.fixture

@@ -16,19 +16,8 @@ from fearless.loadtest.traffic import synthesize_traffic, write_traffic
 from fearless.serving.inference_log import read_inference_log
 from fearless.spec import LoadProfile, load_spec
 from tests.integration.test_loadtest_runner import _free_port
-from tests.integration.test_loadtest_simulations import _serve_model, _stop
 
 SHORT = LoadProfile(profile="steady", users=4, spawn_rate=100, duration_s=3, batch_size=2)
-
-
-@pytest.fixture(scope="module")
-def model_api(credit_project, tmp_path_factory):
-    log_dir = tmp_path_factory.mktemp("served")
-    proc, url = _serve_model(credit_project, log_dir)
-    try:
-        yield url, log_dir
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture(scope="module")

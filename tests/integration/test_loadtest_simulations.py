@@ -26,6 +26,7 @@ from fearless.loadtest.verdict import evaluate_load_test
 from fearless.spec import LoadProfile, SLOs, load_spec
 from simulations.profiles import PROFILES
 from simulations.scenarios import apply_scenario, load_scenarios
+from tests.integration.conftest import stop_processes
 from tests.integration.test_loadtest_runner import _free_port, _start_standin, _wait_ready
 
 # A bare asyncio HTTP server that answers every request with a canned 200 and parses nothing:
@@ -57,34 +58,6 @@ async def main(port):
     await server.serve_forever()
 asyncio.run(main(int(sys.argv[1])))
 """
-
-
-def _serve_model(project: Path, log_dir: Path | None = None) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    argv = [sys.executable, "-m", "fearless.serving", "--spec", str(project / "fearless.yaml")]
-    argv += ["--port", str(port)] + (["--log-dir", str(log_dir)] if log_dir else [])
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    _wait_ready(proc, url, timeout_s=60)
-    return proc, url
-
-
-def _stop(*procs: subprocess.Popen) -> None:
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def model_api(credit_project, tmp_path_factory):
-    """The example credit model served as a data scientist would try it, logging what it serves."""
-    log_dir = tmp_path_factory.mktemp("served")
-    proc, url = _serve_model(credit_project, log_dir)
-    try:
-        yield url, log_dir
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +136,7 @@ def champion_and_slower_challenger():
             _wait_ready(proc, url, timeout_s=60)  # slow on a busy machine
         yield {name: url for name, (_, url) in servers.items()}
     finally:
-        _stop(*(proc for proc, _ in servers.values()))
+        stop_processes(*(proc for proc, _ in servers.values()))
 
 
 def test_the_same_load_shows_a_slower_challenger_regressing(
@@ -202,7 +175,7 @@ def cheap_server():
     try:
         yield url
     finally:
-        _stop(proc)
+        stop_processes(proc)
 
 
 def test_a_saturated_generator_makes_the_verdict_inconclusive(cheap_server, tmp_path):
@@ -218,69 +191,3 @@ def test_a_saturated_generator_makes_the_verdict_inconclusive(cheap_server, tmp_
     verdict = evaluate_load_test(result, SLOs(p95_ms=10_000, p99_ms=10_000))
     assert verdict.inconclusive and not verdict.passed
     assert verdict.reasons[0].startswith("inconclusive: the load generator was busy")
-
-
-def test_a_simulation_drives_the_live_candidate_and_keeps_its_results(
-    credit_project, model_api, tmp_path
-):
-    from fearless.bundle import build_bundle
-    from fearless.loadtest.simulation import SimulationRequest, run_simulation
-    from fearless.registry.local import LocalRegistry
-    from tests.unit.test_loadtest_simulation import FakeEnvironments, env
-
-    registry = LocalRegistry(tmp_path / "registry")
-    bundle = build_bundle(credit_project, registry)
-    live = env("r1", "candidate").model_copy(update={"url": model_api[0], "digest": bundle.digest})
-    request = SimulationRequest(
-        release_id="r1", profile="spike", users=4, duration_s=2, scenario="missing-debt-ratio"
-    )
-    run_dir = tmp_path / "runs" / "r1"
-
-    outcome = run_simulation(request, FakeEnvironments(live), registry, run_dir, tmp_path / "none")
-
-    assert outcome.number == 1 and outcome.out_dir == str(run_dir / "simulations" / "1")
-    assert outcome.result.profile == "spike" and outcome.result.requests > 0
-    assert 0.05 <= outcome.result.error_rate <= 0.15  # the scenario's missing values: 422s
-    assert not outcome.verdict.passed
-    saved = (run_dir / "simulations" / "1" / "simulation.json").read_text()
-    assert '"scenario": "missing-debt-ratio"' in saved
-    assert (run_dir / "simulations" / "1" / "locust.html").is_file()
-
-
-def test_a_simulation_from_the_cli_lands_in_the_release_evidence(
-    credit_project, model_api, tmp_path, monkeypatch
-):
-    """`fearless simulate` through the real composition root: the local registry and a live
-    candidate recorded in the state dir (the module's model API), then the rebuilt evidence."""
-    from typer.testing import CliRunner
-
-    from fearless.bundle import build_bundle
-    from fearless.cli import app
-    from fearless.evidence import write_evidence
-    from fearless.registry.local import LocalRegistry
-    from fearless.settings import Settings
-    from tests.unit.test_evidence import evidence, plotted
-    from tests.unit.test_loadtest_simulation import env
-
-    monkeypatch.setenv("FEARLESS_STATE_DIR", str(tmp_path))
-    paths = Settings().paths
-    bundle = build_bundle(credit_project, LocalRegistry(paths.registry))
-    live = env("r1", "candidate").model_copy(update={"url": model_api[0], "digest": bundle.digest})
-    (paths.environments / "r1").mkdir(parents=True)
-    (paths.environments / "r1" / "candidate.json").write_text(live.model_dump_json())
-    files = write_evidence(paths.run_dir("r1"), evidence())
-
-    args = ["simulate", "r1", "--profile", "spike", "--users", "4", "--duration", "2"]
-    out = CliRunner().invoke(app, [*args, "--scenario", "new-purpose"])
-
-    assert out.exit_code == 0, out.output
-    assert f"evidence updated: {files.html}" in out.output
-    md = files.markdown.read_text()
-    row = next(line for line in md.splitlines() if line.startswith("| 1 | spike |"))
-    assert row.startswith("| 1 | spike | new-purpose | synthetic | 4 | ")
-    assert row.endswith(f"| `{paths.run_dir('r1') / 'simulations' / '1' / 'locust.html'}` |")
-    # The chart draws Locust's real per-second history of the simulation.
-    sim = plotted(files.html.read_text(), "simulation-1")
-    assert max(next(t for t in sim if t["name"] == "requests/s")["y"]) > 0
-    # A 2 s spike is at its peak for under a second, between two of Locust's 1 s samples.
-    assert 1 <= max(next(t for t in sim if t["name"] == "users")["y"]) <= 4

@@ -12,16 +12,9 @@ from fearless.environments.local import LocalEnvironments
 from fearless.processes import ProcessHandle
 from fearless.production import LocalProductionService
 from fearless.registry.local import LocalRegistry
+from tests.conftest import CREDIT_RECORD
 
-RECORD = {
-    "age": 40,
-    "income": 52000.0,
-    "loan_amount": 12000.0,
-    "credit_history_months": 60,
-    "debt_ratio": 0.3,
-    "purpose": "car",
-    "employment": "salaried",
-}
+RECORD = CREDIT_RECORD
 
 
 @pytest.fixture(scope="module")

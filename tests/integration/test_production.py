@@ -21,17 +21,9 @@ from fearless.production import LocalProductionService
 from fearless.promotion import promote
 from fearless.registry.local import LocalRegistry
 from fearless.spec import with_overrides
-from tests.conftest import ROOT
+from tests.conftest import CREDIT_RECORD, ROOT
 
-RECORD = {
-    "age": 40,
-    "income": 52000.0,
-    "loan_amount": 12000.0,
-    "credit_history_months": 60,
-    "debt_ratio": 0.3,
-    "purpose": "car",
-    "employment": "salaried",
-}
+RECORD = CREDIT_RECORD
 
 
 class Traffic:

@@ -10,23 +10,6 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from fearless.environments.ecs.config import (
-    CONTAINER,
-    DIGEST_VARIABLE,
-    LOG_DIR,
-    LOG_VARIABLE,
-    PORT,
-    production_service_name,
-)
-from fearless.environments.ecs.definitions import SERVE_COMMAND
-from fearless.production_ecs import (
-    CIRCUIT_BREAKER,
-    URL_TAG,
-    ProductionScaling,
-    scaling_policy_name,
-)
-from fearless.settings import Settings
-
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 MODULES = sorted(p for p in (INFRA / "modules").iterdir() if p.is_dir())
 ROOTS = [*MODULES, INFRA / "examples" / "complete"]
@@ -157,97 +140,6 @@ def test_no_wildcard_actions_and_wildcard_resources_only_where_iam_allows_nothin
             resources = one(statement.get("resources", []))
             if "*" in ([resources] if isinstance(resources, str) else resources):
                 assert sid in WILDCARD_RESOURCE_OK, f"{name}/{sid} has resource '*'"
-
-
-def defaults(folder: Path) -> dict:
-    return {
-        n: one(b.get("default")) for item in parsed(folder)["variable"] for n, b in item.items()
-    }
-
-
-def test_terraform_and_the_backend_agree_on_the_production_service():
-    """Names, circuit breaker and target tracking: the backend re-asserts what Terraform made."""
-    module = INFRA / "modules" / "production_service"
-    name = one(one(parsed(module)["locals"])["service_name"])
-    assert name.replace("${var.model}", "credit") == production_service_name("credit")
-    service = resource(module, "aws_ecs_service")
-    assert one(service["deployment_circuit_breaker"]) == {
-        k: [v] for k, v in CIRCUIT_BREAKER.items()
-    }
-    ignored = one(one(service["lifecycle"])["ignore_changes"])
-    assert {"${task_definition}", "${desired_count}"} <= set(ignored)
-    assert f"'{URL_TAG}'" in one(service["tags"])
-    policy = resource(module, "aws_appautoscaling_policy")
-    assert one(policy["name"]).replace("${var.model}", "credit") == scaling_policy_name("credit")
-    tracking = one(policy["target_tracking_scaling_policy_configuration"])
-    metric = one(one(tracking["predefined_metric_specification"])["predefined_metric_type"])
-    assert metric == "ECSServiceAverageCPUUtilization"
-    assert one(tracking["target_value"]) == "${var.target_cpu_percent}"
-    scaling, module_defaults = ProductionScaling(), defaults(module)
-    for field in ("min_tasks", "max_tasks", "target_cpu_percent", "scale_in_cooldown_s"):
-        assert module_defaults[field] == getattr(scaling, field), field
-    assert module_defaults["scale_out_cooldown_s"] == scaling.scale_out_cooldown_s
-    example = defaults(INFRA / "examples" / "complete")
-    for field in ("min_tasks", "max_tasks", "target_cpu_percent"):
-        assert example[f"production_{field}"] == getattr(scaling, field), field
-    container = one(resource(module, "aws_ecs_task_definition")["container_definitions"])
-    for expected in (f"'name': '{CONTAINER}'", f"'containerPort': {PORT}", DIGEST_VARIABLE):
-        assert expected in container
-
-
-@pytest.mark.parametrize(
-    ("values", "problem"),
-    [
-        ({"min_tasks": 0}, "min_tasks"),
-        ({"max_tasks": 1}, "max_tasks"),
-        ({"target_cpu_percent": 0}, "target"),
-    ],
-)
-def test_bad_production_scaling_is_refused_naming_the_value(values, problem):
-    with pytest.raises(ValueError, match=problem):
-        ProductionScaling(**values)
-
-
-def statements(folder: Path, document: str) -> dict[str, dict]:
-    body = next(b for t, n, b in blocks(folder, "data") if n == document)
-    return {one(st["sid"]): {k: one(v) for k, v in st.items()} for st in body["statement"]}
-
-
-def test_worker_looks_up_networks_and_model_api_ships_and_lists_only_its_prefix():
-    found = statements(INFRA / "modules" / "prefect_worker", "worker")["DescribeNetwork"]
-    assert set(found["actions"]) == {"ec2:DescribeVpcs", "ec2:DescribeSubnets"}
-    found = statements(INFRA / "modules" / "ecs", "task")
-    write, listing = found["WriteInferenceLogs"], found["ListInferenceLogs"]
-    assert set(write["actions"]) == {"s3:PutObject", "s3:PutObjectTagging"}
-    assert write["resources"] == ["${var.bucket_arn}/${var.inference_prefix}/*"]
-    condition = one(listing["condition"])
-    assert (listing["actions"], one(condition["variable"])) == (["s3:ListBucket"], "s3:prefix")
-    assert one(condition["values"]) == ["${var.inference_prefix}/*"]
-    prefix = defaults(INFRA / "modules" / "ecs")["inference_prefix"]
-    assert prefix == Settings().aws_inference_prefix
-
-
-def test_production_command_shipping_and_exported_settings_match_the_backend():
-    module, example = INFRA / "modules" / "production_service", INFRA / "examples" / "complete"
-    local = one(parsed(module)["locals"])
-    assert one(local["command"]) == [*SERVE_COMMAND, "--log-dir", LOG_DIR]
-    assert LOG_VARIABLE in str(one(local["shipping"]))
-    container = one(resource(module, "aws_ecs_task_definition")["container_definitions"])
-    assert "${local.command}" in container and "local.shipping" in container
-    root = {
-        f"{k}.{n}": b
-        for k in ("module", "output")
-        for i in parsed(example)[k]
-        for n, b in i.items()
-    }
-    shipped = one(root["module.production_service"]["inference_log_s3"])
-    assert shipped.endswith("/${var.inference_prefix}/production")
-    exported = one(root["output.fearless_env"]["value"])
-    names = {f"FEARLESS_{n.upper()}" for n in Settings.model_fields}
-    assert set(exported) <= names, set(exported) - names  # each one a setting that exists
-    needed = ("VPC_ID", "FLOW_IMAGE", "FLOW_TASK_ROLE_ARN", "INFERENCE_PREFIX")
-    assert {f"FEARLESS_AWS_{n}" for n in needed} <= set(exported)
-    assert exported["FEARLESS_AWS_FLOW_TASK_ROLE_ARN"] == "${module.prefect_worker.worker_role_arn}"
 
 
 def test_checkov_finds_no_failed_checks():
