@@ -33,6 +33,13 @@ def _settings():
     return settings
 
 
+@app.callback()
+def _use_the_configured_server() -> None:
+    """Before any command: Prefect reads its settings once, when first imported, and a client
+    with no API URL quietly starts a throwaway server of its own (seconds, and not ours)."""
+    _settings()
+
+
 def _fail(message: str, code: int = 1):
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
