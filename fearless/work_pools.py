@@ -57,9 +57,15 @@ def check_template(template: dict[str, Any], source: str = "base job template") 
                 )
 
 
+# The flow-run task runs Locust and the Evidently check besides the flow: never below this.
+FLOW_RUN_FLOOR = Resources(cpu=1.0, memory_mb=2048)
+
+
 def ecs_job_variables(resources: Resources) -> dict[str, int]:
-    """CPU units and MiB of the smallest Fargate task with the spec's resources (0.5 -> 512)."""
-    size = fargate_size(resources.cpu, resources.memory_mb)
+    """CPU units and MiB of the smallest Fargate task with the spec's resources, and at least
+    `FLOW_RUN_FLOOR` (0.5 vCPU, 1 GB -> 1024, 2048; 2 vCPU, 4 GB -> 2048, 4096)."""
+    cpu = max(resources.cpu, FLOW_RUN_FLOOR.cpu)
+    size = fargate_size(cpu, max(resources.memory_mb, FLOW_RUN_FLOOR.memory_mb))
     return {"cpu": size.cpu_units, "memory": size.memory_mib}
 
 

@@ -79,10 +79,10 @@ def test_a_template_that_drops_a_placeholder_is_refused_by_name():
 @pytest.mark.parametrize(
     ("cpu", "memory_mb", "expected"),
     [
-        (0.5, 1024, {"cpu": 512, "memory": 1024}),
-        (0.25, 512, {"cpu": 256, "memory": 512}),
-        (1.0, 1024, {"cpu": 1024, "memory": 2048}),  # 1 vCPU needs at least 2 GB on Fargate
-        (0.3, 3000, {"cpu": 512, "memory": 3072}),  # rounded up to a valid Fargate size
+        (0.5, 1024, {"cpu": 1024, "memory": 2048}),  # the floor: Locust and Evidently run there
+        (0.25, 512, {"cpu": 1024, "memory": 2048}),
+        (2.0, 1024, {"cpu": 2048, "memory": 4096}),  # 2 vCPU needs at least 4 GB on Fargate
+        (1.0, 3000, {"cpu": 1024, "memory": 3072}),  # rounded up to a valid Fargate size
         (16, 122_880, {"cpu": 16384, "memory": 122_880}),
     ],
 )
@@ -122,8 +122,8 @@ def test_a_release_run_renders_into_a_sized_task_definition_and_run_task(templat
 
     values = ecs_job_variables(Resources(cpu=0.5, memory_mb=1024))
     config = asyncio.run(ECSJobConfiguration.from_template_and_values(template, values))
-    assert (config.task_definition["cpu"], config.task_definition["memory"]) == (512, 1024)
-    assert config.task_run_request["overrides"]["cpu"] == 512
+    assert (config.task_definition["cpu"], config.task_definition["memory"]) == (1024, 2048)
+    assert config.task_run_request["overrides"]["cpu"] == 1024
     assert config.cluster == "fearless"
 
 
