@@ -48,10 +48,17 @@ def serve_model(project, log_dir=None):
 
 
 def stop_processes(*procs) -> None:
+    """Terminate, then kill what has not exited within 10 s."""
+    import subprocess
+
     for proc in procs:
         proc.terminate()
     for proc in procs:
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture(scope="module")

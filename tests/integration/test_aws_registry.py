@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 
@@ -11,6 +10,7 @@ from fearless.bundle import BundleError
 from fearless.registry import AliasConflict
 from fearless.registry.s3 import S3Registry
 from tests.integration.conftest import s3_bucket
+from tests.unit.test_registry import race_for_the_alias
 
 REGION = "us-east-1"
 BUCKET = "fearless-registry"
@@ -72,24 +72,7 @@ def test_a_stale_etag_loses_even_when_the_digest_check_passed(registry, s3):
 
 
 def test_racing_moves_have_exactly_one_winner(registry):
-    winners, losers = [], []
-    barrier = threading.Barrier(8)
-
-    def race(i: int) -> None:
-        barrier.wait()
-        try:
-            registry.set_alias(
-                "credit", "production", f"sha256:{i}", expected=None, actor=str(i), reason="race"
-            )
-            winners.append(i)
-        except AliasConflict:
-            losers.append(i)
-
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    winners, losers = race_for_the_alias(registry)
     assert len(winners) == 1 and len(losers) == 7
     assert registry.get_alias("credit", "production") == f"sha256:{winners[0]}"
     assert len(registry.history("credit")) == 1

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from fearless.model_files import load_model_file
+from tests.integration.conftest import stop_processes
 from tests.integration.test_serving_process import _free_port, _wait_ready
 
 FUZZ_EXAMPLES = 40  # per operation; keeps the whole fuzz run well under a minute
@@ -28,12 +29,7 @@ def api_url(credit_project, tmp_path_factory):
         _wait_ready(url, process, output)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_processes(process)
 
 
 @pytest.mark.parametrize("binary", [False, True])

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from fearless.serving.inference_log import read_inference_log
+from tests.integration.conftest import stop_processes
 
 READY_TIMEOUT_S = 60
 
@@ -70,12 +71,7 @@ def served(credit_project, tmp_path):
         _wait_ready(url, process, output)
         yield Served(url=url, process=process, log_dir=log_dir, output=output)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_processes(process)
 
 
 def test_the_process_serves_logs_and_stays_quiet(served, credit_project):

@@ -26,10 +26,10 @@ def test_alias_moves_by_compare_and_swap(tmp_path):
     ]
 
 
-def test_racing_moves_have_exactly_one_winner(tmp_path):
-    registry = LocalRegistry(Path(tmp_path))
+def race_for_the_alias(registry, racers: int = 8) -> tuple[list[int], list[int]]:
+    """`racers` threads move `credit:production` from nothing at the same moment; who won."""
     winners, losers = [], []
-    barrier = threading.Barrier(8)
+    barrier = threading.Barrier(racers)
 
     def race(i: int) -> None:
         barrier.wait()
@@ -41,11 +41,17 @@ def test_racing_moves_have_exactly_one_winner(tmp_path):
         except AliasConflict:
             losers.append(i)
 
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(racers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return winners, losers
+
+
+def test_racing_moves_have_exactly_one_winner(tmp_path):
+    registry = LocalRegistry(Path(tmp_path))
+    winners, losers = race_for_the_alias(registry)
     assert len(winners) == 1 and len(losers) == 7
     assert registry.get_alias("credit", "production") == f"sha256:{winners[0]}"
     assert len(registry.history("credit")) == 1
