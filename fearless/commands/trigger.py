@@ -36,12 +36,10 @@ def trigger(
 
     from fearless.outcomes import EXIT_CODES, Outcome, outcome_of
     from fearless.releases import follow, start_release
-    from fearless.server import use_server
     from fearless.settings import get_settings
     from fearless.spec import SpecError, overrides_from_pairs
 
-    settings = get_settings()
-    use_server(settings)
+    settings = get_settings()  # the CLI's callback already pointed Prefect at its server
     try:
         overrides = overrides_from_pairs(set_)
         started = start_release(
