@@ -152,7 +152,7 @@ def _serve(project: Path, log: Path) -> tuple[subprocess.Popen, str]:
 
 def _traffic(project: Path, into: Path) -> tuple[Path, Path]:
     """The same records for both tools: JSONL for Fearless, one request body a line for wrk."""
-    from fearless.bundle import read_reference
+    from fearless.bundles.bundle import read_reference
     from fearless.loadtest.traffic import synthesize_traffic, write_traffic
     from fearless.spec import load_spec
 

@@ -52,7 +52,7 @@ def timed_release(settings, project: Path) -> tuple[list[tuple[str, float]], flo
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    from fearless.releases import decide, follow, start_release
+    from fearless.release.runs import decide, follow, start_release
 
     overrides = {"load": {"duration_s": LOAD_S}, "bake": {"window_s": BAKE_S}}
     began = time.monotonic()
@@ -87,8 +87,8 @@ def timed_release(settings, project: Path) -> tuple[list[tuple[str, float]], flo
 def main() -> None:
     state = _configure()
     from fearless.composition import build_services
-    from fearless.deploy import deploy
-    from fearless.server import server_down, server_up
+    from fearless.platform.deploy import deploy
+    from fearless.platform.server import server_down, server_up
     from fearless.settings import get_settings
 
     settings = get_settings()

@@ -162,7 +162,7 @@ def bench(connections: int, duration_s: float, rounds: int) -> None:
     sys.path.insert(0, str(ROOT))
     import pandas as pd
 
-    from fearless.bundle import build_bundle
+    from fearless.bundles.bundle import build_bundle
     from fearless.registry.local import LocalRegistry
 
     tmp = Path(tempfile.mkdtemp(prefix="fearless-bench-serving-"))

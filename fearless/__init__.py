@@ -11,8 +11,8 @@ def bundle_model(model, sample_frame, name: str, target: str | None = None, **op
     """A fitted model and a sample of its data as a model project and a built bundle.
 
     `fearless.bundle_model(model, frame, name="credit", target="default")`; see
-    `fearless.notebook.bundle_model` for the options (project_dir, registry, spec fields).
+    `fearless.bundles.notebook.bundle_model` for the options (project_dir, registry, spec fields).
     """
-    from fearless.notebook import bundle_model as make
+    from fearless.bundles.notebook import bundle_model as make
 
     return make(model, sample_frame, name, target, **options)

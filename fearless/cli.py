@@ -25,7 +25,7 @@ app.add_typer(server_app, name="server")
 
 
 def _settings():
-    from fearless.server import use_server
+    from fearless.platform.server import use_server
     from fearless.settings import get_settings
 
     settings = get_settings()
@@ -48,7 +48,7 @@ def _fail(message: str, code: int = 1):
 @server_app.command("up")
 def server_up() -> None:
     """Start the local Prefect server and a worker (no-op if running)."""
-    from fearless.server import server_up as up
+    from fearless.platform.server import server_up as up
 
     for key, value in up(_settings()).items():
         typer.echo(f"{key:>17}: {value}")
@@ -58,7 +58,7 @@ def server_up() -> None:
 def server_down() -> None:
     """Stop the worker, the server and every local model API Fearless started."""
     from fearless.composition import build_services
-    from fearless.server import server_down as down
+    from fearless.platform.server import server_down as down
 
     settings = _settings()
     stopped = down(settings, build_services(settings))
@@ -68,7 +68,7 @@ def server_down() -> None:
 @server_app.command("status")
 def server_status() -> None:
     """Show whether the server and worker are up, and where."""
-    from fearless.server import server_status as status
+    from fearless.platform.server import server_status as status
 
     for key, value in status(_settings()).items():
         typer.echo(f"{key:>17}: {value}")
@@ -77,7 +77,7 @@ def server_status() -> None:
 @app.command()
 def deploy() -> None:
     """Apply prefect.yaml and the automations to the server (safe to repeat)."""
-    from fearless.deploy import deploy as apply
+    from fearless.platform.deploy import deploy as apply
 
     typer.echo("deployed: " + ", ".join(apply(_settings())))
 
@@ -94,7 +94,7 @@ def release(
     """Start a release of a model project on a work queue of its own."""
     from pathlib import Path
 
-    from fearless.releases import start_release
+    from fearless.release.runs import start_release
     from fearless.spec import SpecError, overrides_from_pairs
 
     settings = _settings()
@@ -118,7 +118,7 @@ def _follow(flow_run_id: str, stop_when_paused: bool) -> None:
 
     from prefect.client.orchestration import get_client
 
-    from fearless.releases import follow
+    from fearless.release.runs import follow
 
     with get_client(sync_client=True) as client:
         run = follow(client, UUID(flow_run_id), typer.echo, stop_when_paused=stop_when_paused)
@@ -131,7 +131,7 @@ def _follow(flow_run_id: str, stop_when_paused: bool) -> None:
 def _decide(run_id: str, approve: bool, by: str, comment: str, wait: bool) -> None:
     from prefect.client.orchestration import get_client
 
-    from fearless.releases import decide
+    from fearless.release.runs import decide
 
     _settings()
     with get_client(sync_client=True) as client:
@@ -174,7 +174,7 @@ def status(
     ] = None,
 ) -> None:
     """Releases and their states, and what serves in production."""
-    from fearless.status import print_status
+    from fearless.commands.status import print_status
 
     print_status(_settings(), run_id, typer.echo)
 
@@ -182,7 +182,7 @@ def status(
 @app.command()
 def pending() -> None:
     """Releases waiting at their approval gate, with where their evidence is."""
-    from fearless.status import print_pending
+    from fearless.commands.status import print_pending
 
     print_pending(_settings(), typer.echo)
 
@@ -191,7 +191,7 @@ def pending() -> None:
 def teardown(run_id: Annotated[str, typer.Argument(help="Release id.")]) -> None:
     """Remove everything a release created (environments, queue); safe to repeat."""
     from fearless.composition import build_services
-    from fearless.releases import finish_release
+    from fearless.release.runs import finish_release
 
     removed = finish_release(build_services(_settings()), run_id)
     typer.echo("removed: " + (", ".join(removed) or "nothing left"))
@@ -206,9 +206,9 @@ def rollback(
     """Put a model's previous version back in production (holding the model's promotion
     slot, like a promotion and its bake window do)."""
     from fearless.composition import build_services
-    from fearless.promotion import RollbackError
-    from fearless.promotion import rollback as roll_back
-    from fearless.promotion_slot import promotion_slot
+    from fearless.production.promotion import RollbackError
+    from fearless.production.promotion import rollback as roll_back
+    from fearless.production.slot import promotion_slot
 
     services = build_services(_settings())
     try:
@@ -225,7 +225,7 @@ def rollback(
 def janitor(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list.")] = False) -> None:
     """Remove test environments past their expiry (--dry-run: only list them)."""
     from fearless.composition import build_services
-    from fearless.janitor import sweep
+    from fearless.environments.janitor import sweep
 
     removed = sweep(build_services(_settings()).environments, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"

@@ -10,9 +10,9 @@ from typing import Any
 
 from fearless.environments import EnvironmentBackend
 from fearless.environments.local import LocalEnvironments
-from fearless.preload import Launcher
-from fearless.production import LocalProductionService
-from fearless.production_service import ProductionService
+from fearless.platform.preload import Launcher
+from fearless.production.local import LocalProductionService
+from fearless.production.service import ProductionService
 from fearless.registry import Registry
 from fearless.registry.local import LocalRegistry
 from fearless.settings import PROJECT_ROOT, Settings, get_settings
@@ -55,7 +55,7 @@ def _aws_services(settings: Settings, launcher: Launcher) -> Services:
     from fearless.aws import client, make_session
     from fearless.aws.inference_logs import ProductionLogSync, production_logs
     from fearless.environments.ecs import EcsConfig, EcsEnvironments
-    from fearless.production_ecs import EcsProductionService, ProductionScaling
+    from fearless.production.ecs import EcsProductionService, ProductionScaling
     from fearless.registry.s3 import S3Registry
 
     session = make_session(settings.aws_region)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from fearless.composition import build_services
-from fearless.janitor import sweep
+from fearless.environments.janitor import sweep
 
 
 @flow(name="janitor")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from fearless.release_options import ReleaseOptions
-from fearless.releases import ReleaseStarted, start_release
+from fearless.release.options import ReleaseOptions
+from fearless.release.runs import ReleaseStarted, start_release
 from fearless.settings import get_settings
 
 

@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 
 from fearless.composition import build_services
-from fearless.releases import close_release
+from fearless.release.runs import close_release
 
 
 @flow(name="release-cleanup")

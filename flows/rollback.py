@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from fearless.composition import build_services
-from fearless.promotion import PromotionResult, rollback
-from fearless.promotion_slot import promotion_slot
+from fearless.production.promotion import PromotionResult, rollback
+from fearless.production.slot import promotion_slot
 
 
 @flow(name="rollback")

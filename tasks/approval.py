@@ -6,11 +6,11 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.flow_runs import suspend_flow_run
 
-from fearless import approval
-from fearless.candidate import Candidate, TestEnvironments
 from fearless.composition import build_services
 from fearless.evidence import Evidence, EvidenceFiles, environment_costs, write_evidence
-from fearless.gates import DriftOutcome, LoadTestOutcome
+from fearless.release import approval
+from fearless.release.candidate import Candidate, TestEnvironments
+from fearless.release.gates import DriftOutcome, LoadTestOutcome
 from tasks import STEP
 
 

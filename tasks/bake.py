@@ -4,11 +4,11 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Completed, Failed, State
 
-from fearless.bake import BakeResult, bake
-from fearless.candidate import Candidate
 from fearless.composition import build_services
-from fearless.promotion import PromotionResult
-from fearless.promotion_slot import WAIT_S, promotion_slot
+from fearless.production.bake import BakeResult, bake
+from fearless.production.promotion import PromotionResult
+from fearless.production.slot import WAIT_S, promotion_slot
+from fearless.release.candidate import Candidate
 from tasks import STEP
 
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from fearless import bundle as bundles
-from fearless.candidate import Candidate
+from fearless.bundles import bundle as bundles
 from fearless.composition import build_services
+from fearless.release.candidate import Candidate
 from fearless.spec import with_overrides
 from tasks import STEP
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
-from fearless.candidate import Candidate, TestEnvironments
 from fearless.composition import build_services
-from fearless.gates import DriftOutcome, run_drift_gate
+from fearless.release.candidate import Candidate, TestEnvironments
+from fearless.release.gates import DriftOutcome, run_drift_gate
 from tasks import STEP
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
-from fearless.candidate import Candidate, TestEnvironments
 from fearless.composition import build_services
-from fearless.gates import LoadTestOutcome, run_load_test_gate
 from fearless.loadtest.runner import LoadTestResult
+from fearless.release.candidate import Candidate, TestEnvironments
+from fearless.release.gates import LoadTestOutcome, run_load_test_gate
 from tasks import STEP
 
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from fearless.candidate import Candidate
 from fearless.composition import build_services
-from fearless.promotion import PromotionResult, promote
-from fearless.promotion_slot import promotion_slot
+from fearless.production.promotion import PromotionResult, promote
+from fearless.production.slot import promotion_slot
+from fearless.release.candidate import Candidate
 from tasks import STEP
 
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from fearless.candidate import Candidate, TestEnvironments
 from fearless.composition import build_services
-from fearless.environments.provisioning import provision_test_environments
+from fearless.release.candidate import Candidate, TestEnvironments
+from fearless.release.provisioning import provision_test_environments
 from tasks import STEP
 
 

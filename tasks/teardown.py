@@ -7,7 +7,7 @@ import logging
 from prefect import get_run_logger, task
 
 from fearless.composition import build_services
-from fearless.releases import finish_release
+from fearless.release.runs import finish_release
 
 logger = logging.getLogger("fearless.teardown")
 

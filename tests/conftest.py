@@ -82,8 +82,8 @@ def project_copy(credit_project, tmp_path) -> Path:
 def platform():
     """The one Prefect server, worker and deployments shared by the whole test session."""
     from fearless.composition import build_services
-    from fearless.deploy import deploy
-    from fearless.server import server_down, server_up
+    from fearless.platform.deploy import deploy
+    from fearless.platform.server import server_down, server_up
     from fearless.settings import get_settings
 
     settings = get_settings()

@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures, StandardScaler
 
-from fearless.notebook import save_skops
+from fearless.bundles.notebook import save_skops
 from fearless.spec import (
     SPEC_FILENAME,
     Approval,

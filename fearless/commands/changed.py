@@ -18,7 +18,7 @@ def changed_projects(
     import subprocess
     from pathlib import Path
 
-    from fearless.projects import changed_projects as find
+    from fearless.bundles.projects import changed_projects as find
 
     root = Path(
         subprocess.run(

@@ -23,9 +23,14 @@ def build(
 ) -> None:
     """Write the image's build context (bundle + Dockerfile + fearless wheel), then docker
     build it, and with --push tag it `<ecr repo>:<digest12>` and push it."""
-    from fearless.bundle import BundleError
+    from fearless.bundles.bundle import BundleError
+    from fearless.bundles.image import (
+        ImageError,
+        build_image,
+        docker_available,
+        write_build_context,
+    )
     from fearless.composition import build_services
-    from fearless.image import ImageError, build_image, docker_available, write_build_context
     from fearless.settings import PROJECT_ROOT
 
     services = build_services()
@@ -57,7 +62,7 @@ def build(
         )
         build_image(context, tag)
         if push:
-            from fearless.image import push_image
+            from fearless.bundles.image import push_image
 
             push_image(tag)
     except ImageError as exc:
@@ -67,7 +72,7 @@ def build(
 
 def _resolve(target: str, registry, trust_pickle: bool):
     """A bundle folder as is, a project built into the registry, or a digest looked up in it."""
-    from fearless.bundle import MANIFEST, BundleError, build_bundle, open_bundle
+    from fearless.bundles.bundle import MANIFEST, BundleError, build_bundle, open_bundle
 
     path = Path(target)
     if (path / MANIFEST).is_file():
@@ -108,7 +113,7 @@ def _already_pushed(ecr, repository: str, bundle) -> bool:
 def _push_tag(ecr, repository: str, digest: str) -> str:
     """Log docker in to the repository's registry, and name the image."""
     from fearless.aws.ecr import image_uri, registry_login
-    from fearless.image import docker_login
+    from fearless.bundles.image import docker_login
 
     login = registry_login(ecr)
     docker_login(login.endpoint, login.username, login.password)

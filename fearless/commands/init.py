@@ -25,10 +25,10 @@ def init(
 ) -> None:
     """Write fearless.yaml (schema inferred from the data), model.skops and reference data,
     then build the bundle and print its digest."""
-    from fearless.bundle import BundleError, build_bundle
+    from fearless.bundles.bundle import BundleError, build_bundle
+    from fearless.bundles.model_files import ModelFileError, load_model_file
+    from fearless.bundles.notebook import write_project
     from fearless.composition import build_services
-    from fearless.model_files import ModelFileError, load_model_file
-    from fearless.notebook import write_project
 
     try:
         fitted = load_model_file(model, trust_pickle=trust_pickle)
@@ -52,7 +52,7 @@ def init(
 def _read_data(path: Path):
     import pandas as pd
 
-    from fearless.bundle import BundleError
+    from fearless.bundles.bundle import BundleError
 
     if not path.is_file():
         raise BundleError(f"{path}: data file not found")

@@ -24,7 +24,7 @@ def serve(
     A project's pickle/joblib model loads only with FEARLESS_TRUST_PICKLE=1 (a bundle's
     model was vetted when it was built).
     """
-    from fearless.bundle import MANIFEST
+    from fearless.bundles.bundle import MANIFEST
     from fearless.serving.__main__ import main
     from fearless.settings import get_settings
 

@@ -34,8 +34,8 @@ def trigger(
 
     from prefect.client.orchestration import get_client
 
-    from fearless.outcomes import EXIT_CODES, Outcome, outcome_of
-    from fearless.releases import follow, start_release
+    from fearless.release.outcomes import EXIT_CODES, Outcome, outcome_of
+    from fearless.release.runs import follow, start_release
     from fearless.settings import get_settings
     from fearless.spec import SpecError, overrides_from_pairs
 

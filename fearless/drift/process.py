@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from fearless.drift.verdict import DriftError, DriftScores
-from fearless.preload import Launcher
+from fearless.platform.preload import Launcher
 
 SCORES_JSON = "scores.json"
 STDERR_TAIL_CHARS = 3000

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from fearless.bundle import Bundle
+from fearless.bundles.bundle import Bundle
 
 
 class EnvironmentError_(RuntimeError):

@@ -6,10 +6,10 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fearless import processes
-from fearless.bundle import Bundle
+from fearless.bundles.bundle import Bundle
 from fearless.environments import Environment, EnvironmentError_
-from fearless.preload import Launcher
+from fearless.platform import processes
+from fearless.platform.preload import Launcher
 
 
 class LocalEnvironments:

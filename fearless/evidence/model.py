@@ -13,10 +13,10 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from fearless.aws.prices import ComputeCost, PriceError
-from fearless.candidate import TestEnvironments
 from fearless.environments import EnvironmentBackend
-from fearless.gates import DriftOutcome, LoadTestOutcome
 from fearless.loadtest.simulation import SimulationOutcome
+from fearless.release.candidate import TestEnvironments
+from fearless.release.gates import DriftOutcome, LoadTestOutcome
 
 EVIDENCE_JSON = "evidence.json"
 

@@ -86,7 +86,7 @@ def build_traffic(
     request: SimulationRequest, spec: ModelSpec, reference_path: Path, inference_logs: Path
 ) -> tuple[list[dict], list[float] | None]:
     """The records to send (scenario applied) and, for a timed replay, their offsets."""
-    from fearless.bundle import read_reference
+    from fearless.bundles.bundle import read_reference
     from fearless.loadtest.traffic import read_replay, synthesize_traffic
     from simulations.scenarios import apply_scenario, load_scenarios
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fearless.bundle import Bundle, BundleError, open_bundle
+from fearless.bundles.bundle import Bundle, BundleError, open_bundle
 from fearless.registry import AliasConflict, AliasMove
 
 

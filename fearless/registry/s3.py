@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
-from fearless.bundle import MANIFEST, Bundle, BundleError, open_bundle
+from fearless.bundles.bundle import MANIFEST, Bundle, BundleError, open_bundle
 from fearless.registry import AliasConflict, AliasMove
 
 LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}

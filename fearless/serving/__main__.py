@@ -69,7 +69,7 @@ def _source(args: argparse.Namespace) -> tuple[ModelSpec, Path, Path, str]:
     from fearless.spec import load_spec, spec_path_of
 
     if args.bundle is not None:
-        from fearless.bundle import open_bundle
+        from fearless.bundles.bundle import open_bundle
 
         bundle = open_bundle(args.bundle)
         return bundle.spec, bundle.model_path, bundle.reference_path, bundle.digest

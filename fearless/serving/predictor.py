@@ -41,8 +41,8 @@ class Predictor:
 
     @classmethod
     def load(cls, path: Path, schema: list[Column], *, trust_pickle: bool = True) -> Predictor:
-        """Load the model file safely (see `fearless.model_files`)."""
-        from fearless.model_files import load_model_file
+        """Load the model file safely (see `fearless.bundles.model_files`)."""
+        from fearless.bundles.model_files import load_model_file
 
         return cls(load_model_file(path, trust_pickle=trust_pickle), schema)
 

@@ -70,7 +70,7 @@ class ServedModel:
     def reference_sample(self) -> list[dict[str, Any]]:
         """Up to REFERENCE_SAMPLE_ROWS reference records as the API would receive them;
         none when there is no readable reference data."""
-        from fearless.bundle import BundleError, read_reference
+        from fearless.bundles.bundle import BundleError, read_reference
 
         if self.reference_path is None:
             return []

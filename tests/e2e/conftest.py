@@ -25,7 +25,7 @@ def releases(platform):
     """Start releases and follow them; everything is torn down by the pipeline itself."""
     from prefect.client.orchestration import get_client
 
-    from fearless.releases import follow, start_release
+    from fearless.release.runs import follow, start_release
 
     class Releases:
         services = platform

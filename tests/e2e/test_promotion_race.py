@@ -13,10 +13,10 @@ import yaml
 from prefect import flow
 from prefect.client.orchestration import get_client
 
-from fearless.bake import BakeResult
-from fearless.bundle import build_bundle
-from fearless.candidate import Candidate
-from fearless.promotion import PromotionResult
+from fearless.bundles.bundle import build_bundle
+from fearless.production.bake import BakeResult
+from fearless.production.promotion import PromotionResult
+from fearless.release.candidate import Candidate
 from fearless.spec import with_overrides
 from tasks.bake import bake_end_state, bake_release
 from tasks.promote import promote_model

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prefect.client.orchestration import get_client
 
-from fearless.queues import queue_name_for
+from fearless.platform.queues import queue_name_for
 from tests.conftest import CREDIT_RECORD
 from tests.e2e.conftest import FAST, fearless_cli
 

@@ -12,10 +12,10 @@ import boto3
 import pytest
 
 from fearless.aws import TAG_PREFIX, tag_dict
-from fearless.bundle import Bundle
+from fearless.bundles.bundle import Bundle
 from fearless.environments import EnvironmentError_
 from fearless.environments.ecs import EcsConfig, EcsEnvironments
-from fearless.janitor import sweep
+from fearless.environments.janitor import sweep
 from fearless.spec import ModelSpec
 from tests.integration.test_aws_ecr import push_manifest
 

@@ -13,11 +13,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from fearless.bundle import Bundle
+from fearless.bundles.bundle import Bundle
 from fearless.environments.ecs import EcsConfig, EcsEnvironments
 from fearless.environments.ecs.config import DIGEST_VARIABLE
 from fearless.environments.ecs.definitions import differences
-from fearless.production_ecs import EcsProductionService, ProductionError
+from fearless.production.ecs import EcsProductionService, ProductionError
 from fearless.spec import ModelSpec
 
 REGION = "us-east-1"

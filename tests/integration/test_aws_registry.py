@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fearless.bundle import BundleError
+from fearless.bundles.bundle import BundleError
 from fearless.registry import AliasConflict
 from fearless.registry.s3 import S3Registry
 from tests.integration.conftest import s3_bucket

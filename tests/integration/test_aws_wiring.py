@@ -14,14 +14,14 @@ import boto3
 import pytest
 
 from fearless.aws.inference_logs import InferenceLogShipper, S3Location
-from fearless.bundle import Bundle
+from fearless.bundles.bundle import Bundle
+from fearless.bundles.image import dockerfile_for
 from fearless.composition import build_services
 from fearless.drift.nightly import check_model_drift
 from fearless.environments import EnvironmentError_
 from fearless.environments.ecs import EcsEnvironments
 from fearless.environments.ecs.config import CONTAINER, DIGEST_VARIABLE, LOG_DIR
-from fearless.image import dockerfile_for
-from fearless.production_ecs import EcsProductionService
+from fearless.production.ecs import EcsProductionService
 from fearless.serving.__main__ import _parse
 from fearless.serving.inference_log import InferenceLog, read_inference_log
 from fearless.settings import Settings

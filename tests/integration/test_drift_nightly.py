@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from fearless.bundle import build_bundle, read_reference
+from fearless.bundles.bundle import build_bundle, read_reference
 from fearless.drift.nightly import check_production_drift
 from fearless.drift.process import run_drift_subprocess
 from fearless.registry.local import LocalRegistry

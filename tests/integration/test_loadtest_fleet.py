@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import psutil
 import pytest
 
-from fearless.bundle import read_reference
+from fearless.bundles.bundle import read_reference
 from fearless.loadtest.fleet import LocalFleet, LocustFleet
 from fearless.loadtest.runner import LoadTestError, run_load_test
 from fearless.loadtest.traffic import synthesize_traffic, write_traffic

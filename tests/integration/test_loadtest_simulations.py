@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fearless.bundle import read_reference
+from fearless.bundles.bundle import read_reference
 from fearless.loadtest.compare import compare_to_champion
 from fearless.loadtest.paired import run_paired_load_test
 from fearless.loadtest.runner import run_load_test

@@ -6,11 +6,11 @@ import httpx
 import psutil
 import pytest
 
-from fearless.bundle import build_bundle
+from fearless.bundles.bundle import build_bundle
 from fearless.environments import EnvironmentError_
 from fearless.environments.local import LocalEnvironments
-from fearless.processes import ProcessHandle
-from fearless.production import LocalProductionService
+from fearless.platform.processes import ProcessHandle
+from fearless.production.local import LocalProductionService
 from fearless.registry.local import LocalRegistry
 from tests.conftest import CREDIT_RECORD
 
@@ -49,7 +49,7 @@ def test_a_model_api_that_cannot_start_leaves_nothing(tmp_path, bundles):
 
     shutil.copytree(bundles[0].path, broken)
     (broken / "model.skops").write_bytes(b"garbage")
-    from fearless.bundle import open_bundle
+    from fearless.bundles.bundle import open_bundle
 
     backend = LocalEnvironments(tmp_path / "envs", tmp_path / "runs", ready_timeout_s=60)
     with pytest.raises(EnvironmentError_, match="did not start"):

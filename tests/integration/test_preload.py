@@ -7,9 +7,9 @@ import httpx
 import psutil
 import pytest
 
-from fearless import processes
-from fearless.bundle import build_bundle
-from fearless.preload import PRELOADS, Launcher
+from fearless.bundles.bundle import build_bundle
+from fearless.platform import processes
+from fearless.platform.preload import PRELOADS, Launcher
 from fearless.registry.local import LocalRegistry
 
 
@@ -22,7 +22,7 @@ def preloaded(tmp_path_factory):
         [
             sys.executable,
             "-m",
-            "fearless.preload",
+            "fearless.platform.preload",
             "--socket",
             str(folder / "preload-model-api.sock"),
             *imports,

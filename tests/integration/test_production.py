@@ -13,12 +13,12 @@ from typing import Self
 import httpx
 import pytest
 
-from fearless import processes
-from fearless.bake import BAKE_ACTOR, bake
-from fearless.bundle import build_bundle
-from fearless.preload import PRELOADS, Launcher
-from fearless.production import LocalProductionService
-from fearless.promotion import promote
+from fearless.bundles.bundle import build_bundle
+from fearless.platform import processes
+from fearless.platform.preload import PRELOADS, Launcher
+from fearless.production.bake import BAKE_ACTOR, bake
+from fearless.production.local import LocalProductionService
+from fearless.production.promotion import promote
 from fearless.registry.local import LocalRegistry
 from fearless.spec import with_overrides
 from tests.conftest import CREDIT_RECORD, ROOT
@@ -72,7 +72,7 @@ def preloaded(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("preload")
     sock = folder / "preload-model-api.sock"
     imports = [arg for module in PRELOADS["model-api"] for arg in ("--import", module)]
-    argv = [sys.executable, "-m", "fearless.preload", "--socket", str(sock), *imports]
+    argv = [sys.executable, "-m", "fearless.platform.preload", "--socket", str(sock), *imports]
     parent = processes.spawn(argv, folder / "parent.log")
     try:
         deadline = time.monotonic() + 90

@@ -15,8 +15,8 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from fearless.processes import free_port
-from fearless.production_front import ADMIN_PATH, create_front
+from fearless.platform.processes import free_port
+from fearless.production.front import ADMIN_PATH, create_front
 
 
 def upstream_app(name: str, delay_s: float) -> Starlette:

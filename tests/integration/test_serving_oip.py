@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fearless.model_files import load_model_file
+from fearless.bundles.model_files import load_model_file
 from tests.integration.conftest import stop_processes
 from tests.integration.test_serving_process import _free_port, _wait_ready
 

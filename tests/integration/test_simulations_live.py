@@ -6,7 +6,7 @@ from __future__ import annotations
 def test_a_simulation_drives_the_live_candidate_and_keeps_its_results(
     credit_project, model_api, tmp_path
 ):
-    from fearless.bundle import build_bundle
+    from fearless.bundles.bundle import build_bundle
     from fearless.loadtest.simulation import SimulationRequest, run_simulation
     from fearless.registry.local import LocalRegistry
     from tests.unit.test_loadtest_simulation import FakeEnvironments, env
@@ -37,7 +37,7 @@ def test_a_simulation_from_the_cli_lands_in_the_release_evidence(
     candidate recorded in the state dir (the module's model API), then the rebuilt evidence."""
     from typer.testing import CliRunner
 
-    from fearless.bundle import build_bundle
+    from fearless.bundles.bundle import build_bundle
     from fearless.cli import app
     from fearless.evidence import write_evidence
     from fearless.registry.local import LocalRegistry

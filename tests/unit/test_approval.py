@@ -3,7 +3,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from fearless.approval import ApprovalDecision, record_decision
+from fearless.release.approval import ApprovalDecision, record_decision
 
 
 def test_form_defaults_to_reject_and_requires_an_approver():

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fearless.bake import (
+from fearless.production.bake import (
     BAKE_ACTOR,
     BakeVerdict,
     Scrape,
@@ -17,7 +17,7 @@ from fearless.bake import (
     quantile_s,
     watch,
 )
-from fearless.promotion import PromotionResult, promote
+from fearless.production.promotion import PromotionResult, promote
 from fearless.registry.local import LocalRegistry
 from fearless.serving.metrics import Metrics
 from fearless.spec import ModelSpec
@@ -168,7 +168,7 @@ def test_a_passed_or_superseded_bake_leaves_production_alone(tmp_path: Path):
 
 
 def test_a_release_ends_rolled_back_bake_failed_or_promoted():
-    from fearless.bake import BakeResult
+    from fearless.production.bake import BakeResult
     from tasks.bake import bake_end_state, bake_markdown
 
     promotion = PromotionResult(model="credit", digest="sha256:b", previous_digest=None, url="u")

@@ -4,7 +4,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from fearless.bundle import BundleError, build_bundle, open_bundle, stage_bundle
+from fearless.bundles.bundle import BundleError, build_bundle, open_bundle, stage_bundle
 from fearless.registry.local import LocalRegistry
 
 
@@ -90,7 +90,7 @@ def test_pickle_files_are_refused_unless_trusted_and_skops_needs_no_trust(projec
     import joblib
     import yaml
 
-    from fearless.model_files import load_model_file
+    from fearless.bundles.model_files import load_model_file
 
     assert stage_bundle(project_copy, tmp_path / "skops").startswith("sha256:")
     model = load_model_file(project_copy / "model.skops", trust_pickle=False)

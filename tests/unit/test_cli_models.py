@@ -3,7 +3,7 @@ import shutil
 import yaml
 from typer.testing import CliRunner
 
-from fearless.bundle import build_bundle
+from fearless.bundles.bundle import build_bundle
 from fearless.cli import app
 from fearless.commands.models import model_rows
 from fearless.registry.local import LocalRegistry

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from fearless.aws.prices import compute_cost
-from fearless.candidate import TestEnvironments
 from fearless.drift.verdict import evaluate_drift
 from fearless.evidence import (
     CostLine,
@@ -20,10 +19,11 @@ from fearless.evidence import (
     write_evidence,
 )
 from fearless.evidence.history import read_drift_scores
-from fearless.gates import DriftOutcome, LoadTestOutcome
 from fearless.loadtest.compare import compare_to_champion
 from fearless.loadtest.simulation import SimulationOutcome, SimulationRequest
 from fearless.loadtest.verdict import evaluate_load_test
+from fearless.release.candidate import TestEnvironments
+from fearless.release.gates import DriftOutcome, LoadTestOutcome
 from fearless.spec import DriftThresholds, SLOs
 from tests.unit.test_loadtest_simulation import env
 from tests.unit.test_loadtest_verdict import result

@@ -6,9 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from fearless.cli import app
+from fearless.commands.status import evidence_lines
 from fearless.evidence import write_evidence
 from fearless.settings import Settings
-from fearless.status import evidence_lines
 from tests.unit.test_evidence import evidence
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fearless.bundle import build_bundle
+from fearless.bundles.bundle import build_bundle
+from fearless.bundles.image import dockerfile_for
 from fearless.cli import app
-from fearless.image import dockerfile_for
 from fearless.registry.local import LocalRegistry
 from fearless.spec import load_spec
 

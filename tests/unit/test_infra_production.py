@@ -16,7 +16,7 @@ from fearless.environments.ecs.config import (
     production_service_name,
 )
 from fearless.environments.ecs.definitions import SERVE_COMMAND
-from fearless.production_ecs import (
+from fearless.production.ecs import (
     CIRCUIT_BREAKER,
     URL_TAG,
     ProductionScaling,

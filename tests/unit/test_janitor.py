@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from fearless.environments import Environment
-from fearless.janitor import sweep
+from fearless.environments.janitor import sweep
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

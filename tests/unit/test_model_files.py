@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import skops.io as sio
 
-from fearless.model_files import ModelFileError, load_model_file
+from fearless.bundles.model_files import ModelFileError, load_model_file
 
 
 @pytest.fixture(scope="module")

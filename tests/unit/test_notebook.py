@@ -8,10 +8,10 @@ import yaml
 from typer.testing import CliRunner
 
 import fearless
-from fearless.bundle import BundleError
+from fearless.bundles.bundle import BundleError
+from fearless.bundles.model_files import load_model_file
+from fearless.bundles.notebook import infer_schema, write_project
 from fearless.cli import app
-from fearless.model_files import load_model_file
-from fearless.notebook import infer_schema, write_project
 from fearless.registry.local import LocalRegistry
 from fearless.spec import ColumnType, load_spec
 

@@ -1,6 +1,6 @@
 import pytest
 
-from fearless.outcomes import EXIT_CODES, PAUSE_EXPIRED, Outcome, outcome_of
+from fearless.release.outcomes import EXIT_CODES, PAUSE_EXPIRED, Outcome, outcome_of
 
 
 @pytest.mark.parametrize(

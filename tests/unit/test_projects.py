@@ -1,4 +1,4 @@
-from fearless.projects import changed_projects
+from fearless.bundles.projects import changed_projects
 
 
 def test_changed_files_map_to_their_model_projects(tmp_path):

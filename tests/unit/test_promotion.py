@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from fearless.promotion import promote
+from fearless.production.promotion import promote
 from fearless.registry import AliasConflict
 from fearless.registry.local import LocalRegistry
 
@@ -90,7 +90,7 @@ def test_a_switch_that_fails_puts_the_aliases_back(tmp_path: Path, champion):
 
 
 def test_rollback_swaps_production_and_previous(tmp_path: Path):
-    from fearless.promotion import RollbackError, rollback
+    from fearless.production.promotion import RollbackError, rollback
 
     class Registry(LocalRegistry):
         def get_bundle(self, model, digest):

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from fearless.release_options import ReleaseOptions
+from fearless.release.options import ReleaseOptions
 
 
 def test_only_filled_fields_become_overrides():

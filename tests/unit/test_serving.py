@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from fearless.model_files import load_model_file
+from fearless.bundles.model_files import load_model_file
 from fearless.serving.app import create_app
 from fearless.serving.inference_log import read_inference_log
 from fearless.spec import ModelSpec, load_spec

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from fearless.model_files import load_model_file
+from fearless.bundles.model_files import load_model_file
 from fearless.serving.app import ServingOptions, create_app
 from fearless.serving.batching import BatchOptions
 from fearless.serving.inference_log import read_inference_log

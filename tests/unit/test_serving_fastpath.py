@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from fearless.model_files import load_model_file
+from fearless.bundles.model_files import load_model_file
 from fearless.serving.inference_log import InferenceLog, read_inference_log
 from fearless.serving.predictor import Predictor
 from fearless.spec import load_spec

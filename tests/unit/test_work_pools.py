@@ -8,9 +8,7 @@ import json
 
 import pytest
 
-from fearless.settings import Settings
-from fearless.spec import Resources
-from fearless.work_pools import (
+from fearless.platform.work_pools import (
     ECS_TEMPLATE_FILE,
     WorkPoolError,
     check_job_variables,
@@ -22,6 +20,8 @@ from fearless.work_pools import (
     kind_for,
     load_ecs_template,
 )
+from fearless.settings import Settings
+from fearless.spec import Resources
 
 AWS = {
     "backend": "aws",

@@ -19,7 +19,7 @@ from fearless.aws import environment_tags, tag_list
 from fearless.aws.ecr import image_exists
 from fearless.aws.inference_logs import environment_logs, sync_inference_logs
 from fearless.aws.prices import ComputeCost, compute_cost
-from fearless.bundle import Bundle
+from fearless.bundles.bundle import Bundle
 from fearless.environments import Environment, EnvironmentError_
 from fearless.environments.ecs import definitions
 from fearless.environments.ecs.config import EcsConfig, environment_from_tags, environment_names

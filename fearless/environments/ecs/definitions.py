@@ -45,7 +45,7 @@ COMPARED = (*REGISTERED, "cpu", "memory")
 # Run-scoped by design, so never reported as a difference.
 STREAM_PREFIX = "awslogs-stream-prefix"
 RUN_SCOPED_VARIABLES = (DIGEST_VARIABLE, LOG_VARIABLE, RUN_VARIABLE)
-# The image's CMD (fearless.image.dockerfile_for), used when a definition names no command.
+# The image's CMD (fearless.bundles.image.dockerfile_for), used when a definition names no command.
 SERVE_COMMAND = ("python", "-m", "fearless.serving", "--bundle", "/bundle", "--host", "0.0.0.0")
 SERVE_COMMAND += ("--port", str(PORT))
 

@@ -13,7 +13,7 @@ output "fearless_env" {
     FEARLESS_AWS_TASK_ROLE_ARN      = module.ecs.task_role_arn
     FEARLESS_AWS_LOG_GROUP          = module.ecs.log_group_names["environments"]
     FEARLESS_WORK_POOL              = "fearless-ecs"
-    # the ECS work pool's flow-run tasks (fearless.work_pools.ecs_template_for)
+    # the ECS work pool's flow-run tasks (fearless.platform.work_pools.ecs_template_for)
     FEARLESS_AWS_VPC_ID             = var.vpc_id
     FEARLESS_AWS_FLOW_IMAGE         = var.flow_image
     FEARLESS_AWS_FLOW_TASK_ROLE_ARN = module.prefect_worker.worker_role_arn

@@ -99,7 +99,7 @@ variable "log_group_name" {
   type        = string
 }
 
-# Autoscaling: fearless.production_ecs.ProductionScaling has the same defaults
+# Autoscaling: fearless.production.ecs.ProductionScaling has the same defaults
 # (tests/unit/test_infra.py checks), and the backend asserts the same policy on each promotion.
 variable "min_tasks" {
   description = "Fewest tasks the service scales in to."

@@ -1,7 +1,7 @@
 """What promotion, rollback and status need of a model's production service, on any platform.
 
-`fearless.production.LocalProductionService` (processes behind a local front) and
-`fearless.production_ecs.EcsProductionService` (an ECS service behind the ALB) both fit;
+`fearless.production.local.LocalProductionService` (processes behind a local front) and
+`fearless.production.ecs.EcsProductionService` (an ECS service behind the ALB) both fit;
 `fearless.composition` builds one of them from settings.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol, TypeVar
 
-from fearless.bundle import Bundle
+from fearless.bundles.bundle import Bundle
 
 
 class ProductionRevision(Protocol):

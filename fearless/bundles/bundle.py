@@ -131,7 +131,7 @@ def _whole_floats(series) -> bool:
 def load_model(path: Path, *, trust_pickle: bool = False):
     """Load a `.skops` file, or a pickle/joblib one only when `trust_pickle` (pickles can run
     code); every way the file can be broken becomes a BundleError."""
-    from fearless.model_files import ModelFileError, load_model_file
+    from fearless.bundles.model_files import ModelFileError, load_model_file
 
     if not path.is_file():
         raise BundleError(f"{path}: model file not found (spec field 'model')")
@@ -225,7 +225,7 @@ def stage_bundle(project: Path | str, into: Path, *, trust_pickle: bool = False)
     stats = _reference_stats(reference, spec)
     (into / "reference_stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True))
     (into / "requirements.txt").write_text(_requirements())
-    from fearless.image import dockerfile_for
+    from fearless.bundles.image import dockerfile_for
 
     (into / "Dockerfile").write_text(dockerfile_for(bundled))
 

@@ -6,7 +6,7 @@ preloaded parent per kind; a process asked of it is forked ready-made in a fract
 second, in a session of its own, and runs its module as `python -m` would. Where no parent is
 listening, `Launcher` starts processes the ordinary way.
 
-    python -m fearless.preload --socket PATH --import MODULE [--import MODULE ...]
+    python -m fearless.platform.preload --socket PATH --import MODULE [--import MODULE ...]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 import traceback
 from pathlib import Path
 
-from fearless import processes
+from fearless.platform import processes
 
 PRELOADS = {
     "model-api": [
@@ -162,7 +162,7 @@ class Launcher:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fearless.preload")
+    parser = argparse.ArgumentParser(prog="python -m fearless.platform.preload")
     parser.add_argument("--socket", type=Path, required=True)
     parser.add_argument("--import", dest="modules", action="append", default=[])
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """The production service of each model on the embedded default.
 
-Each model has a front (`fearless.production_front`) on a port of its own that never changes,
+Each model has a front (`fearless.production.front`) on a port of its own that never changes,
 forwarding to the model API of the version in production. A switch starts the new version,
 waits until it is ready, points the front at it, waits for the requests still in flight on the
 old one (up to a drain timeout), then stops the old one: clients see no failed request, and a
@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel
 
-from fearless import processes
-from fearless.bundle import Bundle
-from fearless.preload import Launcher
-from fearless.production_front import ADMIN_PATH
+from fearless.bundles.bundle import Bundle
+from fearless.platform import processes
+from fearless.platform.preload import Launcher
+from fearless.production.front import ADMIN_PATH
 
-FRONT_MODULE = "fearless.production_front"
+FRONT_MODULE = "fearless.production.front"
 
 
 class ProductionInstance(BaseModel):

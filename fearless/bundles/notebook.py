@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from fearless.bundle import Bundle, BundleError, build_bundle, check_model_predicts
+from fearless.bundles.bundle import Bundle, BundleError, build_bundle, check_model_predicts
 from fearless.spec import SPEC_FILENAME, Column, ColumnType, ModelSpec, SpecError, with_overrides
 
 MODEL_FILE = "model.skops"
@@ -69,7 +69,7 @@ def save_skops(model, path: Path) -> None:
     the zip is rewritten with a fixed time."""
     import skops.io as sio
 
-    from fearless.model_files import ModelFileError, load_model_file
+    from fearless.bundles.model_files import ModelFileError, load_model_file
 
     with zipfile.ZipFile(io.BytesIO(sio.dumps(model))) as src:
         names = set(src.namelist()) - {"schema.json"}

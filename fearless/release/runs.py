@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel
 
-from fearless.outcomes import PAUSE_EXPIRED
+from fearless.release.outcomes import PAUSE_EXPIRED
 from fearless.settings import Settings
 from fearless.spec import load_spec, with_overrides
 
@@ -45,8 +45,8 @@ def start_release(
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
-    from fearless.queues import create_release_queue, delete_release_queue
-    from fearless.work_pools import job_variables_for
+    from fearless.platform.queues import create_release_queue, delete_release_queue
+    from fearless.platform.work_pools import job_variables_for
 
     release_id = new_release_id(spec.name)
     with get_client(sync_client=True) as client:
@@ -154,7 +154,7 @@ def finish_release(services, release_id: str) -> list[str]:
     """Remove everything a release created: its environments, then its work queue."""
     from prefect.client.orchestration import get_client
 
-    from fearless.queues import delete_release_queue
+    from fearless.platform.queues import delete_release_queue
 
     removed = [f"{e.role} environment {e.url}" for e in services.environments.teardown(release_id)]
     with get_client(sync_client=True) as client:
@@ -171,7 +171,7 @@ def close_release(services, client, flow_run_id: UUID) -> list[str]:
     """
     from prefect.states import Failed
 
-    from fearless.approval import TIMEOUT_APPROVER, record_decision
+    from fearless.release.approval import TIMEOUT_APPROVER, record_decision
 
     run = client.read_flow_run(flow_run_id)
     release_id = run.parameters.get("release_id")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fearless.candidate import Candidate, TestEnvironments, environment_expiry
+from fearless.release.candidate import Candidate, TestEnvironments, environment_expiry
 
 
 def provision_test_environments(

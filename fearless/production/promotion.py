@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from fearless.bundle import Bundle
+from fearless.bundles.bundle import Bundle
 from fearless.registry import AliasConflict
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from fearless import processes
-from fearless.preload import PRELOADS
+from fearless.platform import processes
+from fearless.platform.preload import PRELOADS
 from fearless.settings import PROJECT_ROOT, Settings
 
 SERVER = "prefect-server"
@@ -86,7 +86,14 @@ def server_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
             _start(
                 settings,
                 f"preload-{kind}",
-                [sys.executable, "-m", "fearless.preload", "--socket", str(sock), *imports],
+                [
+                    sys.executable,
+                    "-m",
+                    "fearless.platform.preload",
+                    "--socket",
+                    str(sock),
+                    *imports,
+                ],
             )
     prefect = [sys.executable, "-m", "prefect"]
     if not server_healthy(settings):
@@ -131,7 +138,7 @@ def ensure_work_pool(settings: Settings) -> str:
     use_server(settings)
     from prefect.client.orchestration import get_client
 
-    from fearless import work_pools
+    from fearless.platform import work_pools
 
     with get_client(sync_client=True) as client:
         work_pools.ensure_work_pool(client, settings)

@@ -11,7 +11,7 @@ def print_status(settings, run_id: str | None, emit: Callable[[str], None]) -> N
     from prefect.client.schemas.sorting import FlowRunSort
 
     from fearless.composition import build_services
-    from fearless.releases import find_flow_run
+    from fearless.release.runs import find_flow_run
 
     services = build_services(settings)
     with get_client(sync_client=True) as client:

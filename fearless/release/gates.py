@@ -12,11 +12,11 @@ import httpx
 import yaml
 from pydantic import BaseModel
 
-from fearless.candidate import Candidate, TestEnvironments
 from fearless.drift.verdict import DriftScores, DriftVerdict, evaluate_drift
 from fearless.loadtest.compare import RegressionVerdict, compare_to_champion
 from fearless.loadtest.runner import LoadTestResult
 from fearless.loadtest.verdict import LoadTestVerdict, evaluate_load_test
+from fearless.release.candidate import Candidate, TestEnvironments
 
 TRAFFIC_RECORDS = 2000
 SCORING_BATCH = 500
@@ -50,7 +50,7 @@ def run_load_test_gate(
     candidate: Candidate, envs: TestEnvironments, out_dir: Path
 ) -> LoadTestOutcome:
     """Drive the candidate's API with traffic drawn from its reference data; judge the SLOs."""
-    from fearless.bundle import read_reference
+    from fearless.bundles.bundle import read_reference
     from fearless.loadtest.paired import run_paired_load_test
     from fearless.loadtest.runner import run_load_test
     from fearless.loadtest.traffic import synthesize_traffic, write_traffic

@@ -17,7 +17,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
-from fearless.promotion import PromotionResult, RollbackError, rollback
+from fearless.production.promotion import PromotionResult, RollbackError, rollback
 from fearless.spec import ModelSpec
 
 BAKE_ACTOR = "fearless-bake"

@@ -12,9 +12,9 @@ import sys
 
 import yaml
 
-from fearless.server import prefect_env
+from fearless.platform.server import prefect_env
+from fearless.platform.work_pools import ensure_work_pool, kind_for
 from fearless.settings import PROJECT_ROOT, Settings
-from fearless.work_pools import ensure_work_pool, kind_for
 
 AUTOMATIONS_FILE = PROJECT_ROOT / "deployments" / "automations.yaml"
 

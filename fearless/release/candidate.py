@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from fearless.bundle import Bundle, open_bundle
+from fearless.bundles.bundle import Bundle, open_bundle
 from fearless.environments import Environment
 from fearless.spec import ModelSpec
 

@@ -4,7 +4,7 @@ Clients keep one URL (and their keep-alive connections) across promotions. A swi
 changes where the front sends new requests; requests already in flight finish on the old
 upstream, and the front counts them so the old one is stopped only once they have.
 
-    python -m fearless.production_front --port N [--host H] [--upstream URL]
+    python -m fearless.production.front --port N [--host H] [--upstream URL]
 
 Admin (from loopback only): `GET /-/front` (upstream, in-flight counts),
 `PUT /-/front/upstream {"url": ...}` (switch).
@@ -129,7 +129,7 @@ def _length(response: Response) -> list[tuple[bytes, bytes]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fearless.production_front")
+    parser = argparse.ArgumentParser(prog="python -m fearless.production.front")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", help="the model API to forward to at first")

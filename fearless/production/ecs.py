@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from fearless.aws import TAG_PREFIX, tag_dict
 from fearless.aws.inference_logs import production_logs
-from fearless.bundle import Bundle
+from fearless.bundles.bundle import Bundle
 from fearless.environments.ecs import definitions
 from fearless.environments.ecs.config import EcsConfig, production_service_name
 from fearless.environments.ecs.inventory import Inventory
