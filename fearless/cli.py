@@ -168,26 +168,6 @@ def reject(
 
 
 @app.command()
-def status(
-    run_id: Annotated[
-        str | None, typer.Argument(help="A release; all recent ones if omitted.")
-    ] = None,
-) -> None:
-    """Releases and their states, and what serves in production."""
-    from fearless.commands.status import print_status
-
-    print_status(_settings(), run_id, typer.echo)
-
-
-@app.command()
-def pending() -> None:
-    """Releases waiting at their approval gate, with where their evidence is."""
-    from fearless.commands.status import print_pending
-
-    print_pending(_settings(), typer.echo)
-
-
-@app.command()
 def teardown(run_id: Annotated[str, typer.Argument(help="Release id.")]) -> None:
     """Remove everything a release created (environments, queue); safe to repeat."""
     from fearless.composition import build_services

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
+
+import typer
 
 
 def print_status(settings, run_id: str | None, emit: Callable[[str], None]) -> None:
@@ -84,3 +87,26 @@ def evidence_lines(settings, release_id: str) -> list[str]:
     for path in (files.html, files.markdown):
         lines.append(f"            {path}" + ("" if path.is_file() else "  (not written)"))
     return lines
+
+
+def status(
+    run_id: Annotated[
+        str | None, typer.Argument(help="A release; all recent ones if omitted.")
+    ] = None,
+) -> None:
+    """Releases and their states, and what serves in production."""
+    from fearless.settings import get_settings
+
+    print_status(get_settings(), run_id, typer.echo)
+
+
+def pending() -> None:
+    """Releases waiting at their approval gate, with where their evidence is."""
+    from fearless.settings import get_settings
+
+    print_pending(get_settings(), typer.echo)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(status)
+    app.command()(pending)
