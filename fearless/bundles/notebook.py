@@ -165,11 +165,11 @@ def bundle_model(
     target: str | None = None,
     *,
     project_dir: Path | str | None = None,
-    registry=None,
+    registry,
     **spec_fields: Any,
 ) -> Bundle:
     """Make a model project of a fitted model and a sample of its data (in `project_dir`,
-    default `./<name>`), build its bundle into the registry, print and return it.
+    default `./<name>`), build its bundle into `registry`, print and return it.
 
     Running it again with the same model and data gives the same digest (and reuses the bundle).
     """
@@ -177,10 +177,6 @@ def bundle_model(
     write_project(
         model, sample_frame, project, name=name, target=target, overwrite=True, **spec_fields
     )
-    if registry is None:
-        from fearless.composition import build_services
-
-        registry = build_services().registry
     bundle = build_bundle(project, registry, trust_pickle=False)
     print(f"bundled {bundle.name} {bundle.digest}\n  project: {project}\n  bundle:  {bundle.path}")
     return bundle
