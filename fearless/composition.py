@@ -54,7 +54,8 @@ def _aws_services(settings: Settings, launcher: Launcher) -> Services:
     """S3 registry, ECS environments and production; boto3 is imported only on this path."""
     from fearless.aws import client, make_session
     from fearless.aws.inference_logs import ProductionLogSync, production_logs
-    from fearless.environments.ecs import EcsConfig, EcsEnvironments
+    from fearless.environments.ecs.backend import EcsEnvironments
+    from fearless.environments.ecs.config import EcsConfig
     from fearless.production.ecs import EcsProductionService, ProductionScaling
     from fearless.registry.s3 import S3Registry
 

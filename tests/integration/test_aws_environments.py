@@ -14,7 +14,8 @@ import pytest
 from fearless.aws import TAG_PREFIX, tag_dict
 from fearless.bundles.bundle import Bundle
 from fearless.environments import EnvironmentError_
-from fearless.environments.ecs import EcsConfig, EcsEnvironments
+from fearless.environments.ecs.backend import EcsEnvironments
+from fearless.environments.ecs.config import EcsConfig
 from fearless.environments.janitor import sweep
 from fearless.spec import ModelSpec
 from tests.integration.test_aws_ecr import push_manifest

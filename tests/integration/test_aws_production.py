@@ -14,8 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from fearless.bundles.bundle import Bundle
-from fearless.environments.ecs import EcsConfig, EcsEnvironments
-from fearless.environments.ecs.config import DIGEST_VARIABLE
+from fearless.environments.ecs.backend import EcsEnvironments
+from fearless.environments.ecs.config import DIGEST_VARIABLE, EcsConfig
 from fearless.environments.ecs.definitions import differences
 from fearless.production.ecs import EcsProductionService, ProductionError
 from fearless.spec import ModelSpec

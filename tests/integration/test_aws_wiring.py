@@ -19,7 +19,7 @@ from fearless.bundles.image import dockerfile_for
 from fearless.composition import build_services
 from fearless.drift.nightly import check_model_drift
 from fearless.environments import EnvironmentError_
-from fearless.environments.ecs import EcsEnvironments
+from fearless.environments.ecs.backend import EcsEnvironments
 from fearless.environments.ecs.config import CONTAINER, DIGEST_VARIABLE, LOG_DIR
 from fearless.production.ecs import EcsProductionService
 from fearless.serving.__main__ import _parse

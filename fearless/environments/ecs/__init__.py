@@ -1,6 +1,3 @@
-"""The ECS backend of test environments (see `backend`), split by what each part does."""
-
-from fearless.environments.ecs.backend import EcsEnvironments
-from fearless.environments.ecs.config import EcsConfig
-
-__all__ = ["EcsConfig", "EcsEnvironments"]
+"""The ECS backend of test environments, split by what each part does: `backend` (the
+EnvironmentBackend), `config`, `definitions` (task definitions), `inventory` (what a run
+created, by tag) and `waiting`."""
