@@ -39,7 +39,7 @@ test: install system-deps lint
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 unit: install
-	$(UV) run --frozen pytest tests/unit $(PYTEST_ARGS)
+	$(UV) run --frozen pytest tests/unit tests/security $(PYTEST_ARGS)
 
 bench: install system-deps
 	$(UV) run --frozen python bench/pipeline.py

@@ -113,7 +113,8 @@ class Resources(_Strict):
 
 
 class ModelSpec(_Strict):
-    """What a model project declares about itself. Paths are relative to the spec's folder."""
+    """What a model project declares about itself. Paths are relative to the spec's folder
+    and stay inside it (no absolute paths, no `..`)."""
 
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     description: str = ""
@@ -128,6 +129,17 @@ class ModelSpec(_Strict):
     resources: Resources = Resources()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("model", "reference_data")
+    @classmethod
+    def _inside_the_project(cls, value: Path) -> Path:
+        """A project may bundle only its own files, not any file the build can read."""
+        if value.is_absolute() or ".." in value.parts:
+            raise ValueError(
+                f"{str(value)!r} is outside the project: give a path relative to the spec's "
+                "folder, without '..'"
+            )
+        return value
 
     @field_validator("input_schema", mode="before")
     @classmethod
