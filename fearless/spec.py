@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 SPEC_FILENAME = "fearless.yaml"
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
+DOTTED_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 
 
 class SpecError(ValueError):
@@ -120,6 +121,12 @@ class ModelSpec(_Strict):
     description: str = ""
     model: Path
     reference_data: Path
+    trusted_types: list[Annotated[str, Field(pattern=DOTTED_NAME_PATTERN)]] = Field(
+        default_factory=list,
+        description="Types and functions a .skops model file may name besides the ones real "
+        "scikit-learn models need (fearless.bundles.trusted_types), in full as a refusal names "
+        "them, e.g. numpy.clip. Loading the model calls them: list only what you trust.",
+    )
     input_schema: list[Column] = Field(alias="schema", min_length=1)
     slos: SLOs = SLOs()
     drift: DriftThresholds = DriftThresholds()
@@ -171,6 +178,8 @@ class ModelSpec(_Strict):
 
     def to_yaml_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if not data["trusted_types"]:
+            del data["trusted_types"]
         data["schema"] = {
             c["name"]: {k: v for k, v in c.items() if k != "name" and v not in (None, False)}
             for c in data["schema"]

@@ -128,15 +128,17 @@ def _whole_floats(series) -> bool:
     return pdt.is_float_dtype(series) and bool((values == values.round()).all())
 
 
-def load_model(path: Path, *, trust_pickle: bool = False):
-    """Load a `.skops` file, or a pickle/joblib one only when `trust_pickle` (pickles can run
-    code); every way the file can be broken becomes a BundleError."""
+def load_model(
+    path: Path, *, trust_pickle: bool = False, trusted_types: list[str] | tuple[str, ...] = ()
+):
+    """Load a `.skops` file (with the spec's `trusted_types`), or a pickle/joblib one only when
+    `trust_pickle` (pickles can run code); every way the file can be broken is a BundleError."""
     from fearless.bundles.model_files import ModelFileError, load_model_file
 
     if not path.is_file():
         raise BundleError(f"{path}: model file not found (spec field 'model')")
     try:
-        return load_model_file(path, trust_pickle=trust_pickle)
+        return load_model_file(path, trust_pickle=trust_pickle, trusted_types=trusted_types)
     except ModelFileError as exc:
         raise BundleError(str(exc)) from exc
 
@@ -208,7 +210,7 @@ def stage_bundle(project: Path | str, into: Path, *, trust_pickle: bool = False)
     root = spec_file.parent
     model_src, reference_src = root / spec.model, root / spec.reference_data
     reference = read_reference(spec, reference_src)
-    model = load_model(model_src, trust_pickle=trust_pickle)
+    model = load_model(model_src, trust_pickle=trust_pickle, trusted_types=spec.trusted_types)
     check_model_predicts(model, reference, model_src)
 
     into.mkdir(parents=True, exist_ok=True)

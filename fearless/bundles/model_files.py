@@ -1,18 +1,22 @@
 """Loading model files without running code they were not meant to carry.
 
 A pickle (and a joblib file, which is pickle inside) can execute anything when it is loaded,
-so it is loaded only when the caller trusts it. A `.skops` file is loaded with skops, which
-rebuilds only the types it is allowed to: here scikit-learn's, NumPy's and SciPy's.
+so it is loaded only when the caller trusts it. A `.skops` file is loaded with skops, and only
+when every type and function it names is one skops trusts by default, one on Fearless's list
+of what real scikit-learn models hold (`fearless.bundles.trusted_types`), or one the model
+spec adds (`trusted_types`): names are matched in full, never by prefix.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from fearless.bundles.trusted_types import default_trusted_types
+
 SKOPS_SUFFIX = ".skops"
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 # How each kind of file begins: pickle protocol 2+, joblib's compressed variants, and zip.
 PICKLE_MAGIC = (b"\x80", b"\x78", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x04\x22\x4d\x18")
 ZIP_MAGIC = b"PK\x03\x04"
@@ -22,9 +26,10 @@ class ModelFileError(ValueError):
     """A model file is missing, of an unknown kind, untrusted, truncated or not a model."""
 
 
-def load_model_file(path: Path, *, trust_pickle: bool) -> Any:
+def load_model_file(path: Path, *, trust_pickle: bool, trusted_types: Iterable[str] = ()) -> Any:
     """The model in `path` (`.skops`, or `.joblib`/`.pkl` when `trust_pickle`); every way the
-    file can be wrong becomes a ModelFileError naming the file."""
+    file can be wrong becomes a ModelFileError naming the file. `trusted_types` (the spec's)
+    are loaded from a `.skops` file besides the default ones."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: model file not found")
@@ -34,7 +39,7 @@ def load_model_file(path: Path, *, trust_pickle: bool) -> Any:
     if not head:
         raise ModelFileError(f"{path}: not a loadable model file: the file is empty")
     if suffix == SKOPS_SUFFIX:
-        model = _load_skops(path, head)
+        model = _load_skops(path, head, trusted_types)
     elif suffix in PICKLE_SUFFIXES:
         model = _load_pickle(path, head, trust_pickle)
     else:
@@ -47,7 +52,7 @@ def load_model_file(path: Path, *, trust_pickle: bool) -> Any:
     return model
 
 
-def _load_skops(path: Path, head: bytes) -> Any:
+def _load_skops(path: Path, head: bytes, trusted_types: Iterable[str]) -> Any:
     if not head.startswith(ZIP_MAGIC):
         raise ModelFileError(
             f"{path}: not a loadable model file: not a skops file (it is not a zip archive)"
@@ -60,11 +65,13 @@ def _load_skops(path: Path, head: bytes) -> Any:
         raise ModelFileError(
             f"{path}: not a loadable model file: truncated or corrupt skops file ({exc})"
         ) from exc
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    allowed = default_trusted_types() | set(trusted_types)
+    refused = sorted(t for t in untrusted if t not in allowed)
     if refused:
         raise ModelFileError(
-            f"{path}: the skops file holds types outside scikit-learn/NumPy/SciPy, "
-            f"not loaded: {', '.join(sorted(refused))}"
+            f"{path}: not loaded: the skops file names types or functions that are not "
+            f"trusted (loading it would call them): {', '.join(refused)}; if the model really "
+            "needs them and you trust them, list them under trusted_types in fearless.yaml"
         )
     try:
         return sio.load(path, trusted=untrusted)

@@ -63,10 +63,11 @@ def infer_schema(frame) -> list[Column]:
     return columns
 
 
-def save_skops(model, path: Path) -> None:
+def save_skops(model, path: Path, trusted_types: list[str] | tuple[str, ...] = ()) -> None:
     """Save with skops, byte for byte the same for the same model: skops names arrays and
     objects by `id()` and stamps the time, so ids are renumbered in order of appearance and
-    the zip is rewritten with a fixed time."""
+    the zip is rewritten with a fixed time. The file must load back with the default trusted
+    types and `trusted_types` (the spec's)."""
     import skops.io as sio
 
     from fearless.bundles.model_files import ModelFileError, load_model_file
@@ -95,7 +96,7 @@ def save_skops(model, path: Path) -> None:
             for old, new in files.items():
                 out.writestr(_entry(new), src.read(old))
     try:
-        load_model_file(path, trust_pickle=False)
+        load_model_file(path, trust_pickle=False, trusted_types=trusted_types)
     except ModelFileError as exc:
         raise BundleError(f"the model cannot be kept as a safe skops file: {exc}") from exc
 
@@ -152,7 +153,7 @@ def write_project(
     if model_file is not None and model_file.suffix == ".skops":
         shutil.copyfile(model_file, into / MODEL_FILE)
     else:
-        save_skops(model, into / MODEL_FILE)
+        save_skops(model, into / MODEL_FILE, trusted_types=spec.trusted_types)
     frame.reset_index(drop=True).to_parquet(into / REFERENCE_FILE, index=False)
     spec_path.write_text(yaml.safe_dump(spec.to_yaml_dict(), sort_keys=False))
     return spec_path

@@ -21,6 +21,14 @@ def init(
     trust_pickle: Annotated[
         bool, typer.Option("--trust-pickle", help="Load a pickle/joblib model (it can run code).")
     ] = False,
+    trust_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust-type",
+            help="A type or function the .skops model may name beyond the defaults (repeat it); "
+            "kept in the spec's trusted_types.",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing spec.")] = False,
 ) -> None:
     """Write fearless.yaml (schema inferred from the data), model.skops and reference data,
@@ -31,7 +39,8 @@ def init(
     from fearless.composition import build_services
 
     try:
-        fitted = load_model_file(model, trust_pickle=trust_pickle)
+        trusted_types = trust_type or []
+        fitted = load_model_file(model, trust_pickle=trust_pickle, trusted_types=trusted_types)
         frame = _read_data(data)
         spec_path = write_project(
             fitted,
@@ -41,6 +50,7 @@ def init(
             target=target,
             model_file=model,
             overwrite=force,
+            trusted_types=trusted_types,
         )
         bundle = build_bundle(path, build_services().registry, trust_pickle=False)
     except (BundleError, ModelFileError) as exc:

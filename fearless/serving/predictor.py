@@ -40,11 +40,20 @@ class Predictor:
         self.path, self.path_detail = PANDAS, "not checked against a reference sample"
 
     @classmethod
-    def load(cls, path: Path, schema: list[Column], *, trust_pickle: bool = True) -> Predictor:
-        """Load the model file safely (see `fearless.bundles.model_files`)."""
+    def load(
+        cls,
+        path: Path,
+        schema: list[Column],
+        *,
+        trust_pickle: bool = True,
+        trusted_types: list[str] | tuple[str, ...] = (),
+    ) -> Predictor:
+        """Load the model file safely (see `fearless.bundles.model_files`); `trusted_types`
+        are the spec's."""
         from fearless.bundles.model_files import load_model_file
 
-        return cls(load_model_file(path, trust_pickle=trust_pickle), schema)
+        model = load_model_file(path, trust_pickle=trust_pickle, trusted_types=trusted_types)
+        return cls(model, schema)
 
     def use_fast_path(self, sample: list[dict[str, Any]]) -> str:
         """Compile the model and keep the result if it scores `sample` exactly as the model

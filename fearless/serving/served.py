@@ -59,7 +59,10 @@ class ServedModel:
         """The model, on its fast path when that answers as the model does on the reference
         sample (see `fearless.serving.fastpath`)."""
         predictor = Predictor.load(
-            self.model_path, self.spec.input_schema, trust_pickle=self.options.trust_pickle
+            self.model_path,
+            self.spec.input_schema,
+            trust_pickle=self.options.trust_pickle,
+            trusted_types=self.spec.trusted_types,
         )
         if self.options.fast_path:
             predictor.use_fast_path(self.reference_sample())
