@@ -171,9 +171,13 @@ def reject(
 def teardown(run_id: Annotated[str, typer.Argument(help="Release id.")]) -> None:
     """Remove everything a release created (environments, queue); safe to repeat."""
     from fearless.composition import build_services
+    from fearless.ids import InvalidId
     from fearless.release.runs import finish_release
 
-    removed = finish_release(build_services(_settings()), run_id)
+    try:
+        removed = finish_release(build_services(_settings()), run_id)
+    except InvalidId as exc:
+        _fail(str(exc), code=2)
     typer.echo("removed: " + (", ".join(removed) or "nothing left"))
 
 

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fearless.ids import checked_id
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -148,7 +150,7 @@ class StatePaths:
         self.processes = root / "processes"
 
     def run_dir(self, release_id: str) -> Path:
-        return self.runs / release_id
+        return self.runs / checked_id(release_id, "release id")
 
 
 def get_settings() -> Settings:

@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import quote, urlparse
 
 from fearless.aws import TAG_PREFIX
+from fearless.ids import ID_PATTERN
 
 log = logging.getLogger(__name__)
 CHUNK = re.compile(r"^(?P<file>.+)\.(?P<start>\d{12})-(?P<end>\d{12})\.jsonl$")
@@ -184,7 +185,9 @@ def sync_inference_logs(
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=prefix)
     for obj in (o for page in pages for o in page.get("Contents", [])):
         parts = obj["Key"][len(location.key()) :].strip("/").split("/")
-        if len(parts) != 3 or not DAY.match(parts[1]) or not CHUNK.match(parts[2]):
+        if len(parts) != 3 or not ID_PATTERN.fullmatch(parts[0]):  # a model name, not `..`
+            continue
+        if not DAY.match(parts[1]) or not CHUNK.match(parts[2]):
             continue
         if since_day is not None and parts[1] < since_day:
             continue

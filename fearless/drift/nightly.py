@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from fearless.drift.verdict import DriftError, DriftScores, DriftVerdict, evaluate_drift
+from fearless.ids import checked_id
 from fearless.registry import Registry
 
 PRODUCTION = "production"
@@ -72,7 +73,7 @@ def drift_event(result: ModelDrift) -> dict:
 
 
 def _run_dir(out_root: Path, model: str, now: datetime) -> Path:
-    return out_root / model / now.strftime("%Y%m%dT%H%M%SZ")
+    return out_root / checked_id(model, "model name") / now.strftime("%Y%m%dT%H%M%SZ")
 
 
 def check_model_drift(

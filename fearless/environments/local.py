@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fearless.bundles.bundle import Bundle
 from fearless.environments import Environment, EnvironmentError_
+from fearless.ids import checked_id, path_inside
 from fearless.platform import processes
 from fearless.platform.preload import Launcher
 
@@ -26,10 +27,12 @@ class LocalEnvironments:
         self.launcher = launcher or Launcher()
 
     def _record(self, release_id: str, role: str) -> Path:
-        return self.root / release_id / f"{role}.json"
+        role = checked_id(role, "role")
+        return self.root / checked_id(release_id, "release id") / f"{role}.json"
 
     def inference_log_dir(self, env: Environment) -> Path:
-        return self.runs_root / env.release_id / "inference" / env.role
+        release_id, role = checked_id(env.release_id, "release id"), checked_id(env.role, "role")
+        return self.runs_root / release_id / "inference" / role
 
     def provision(
         self, release_id: str, role: str, bundle: Bundle, expires_at: datetime
@@ -70,7 +73,7 @@ class LocalEnvironments:
 
     def teardown(self, release_id: str) -> list[Environment]:
         removed = []
-        folder = self.root / release_id
+        folder = path_inside(self.root, checked_id(release_id, "release id"))
         for record in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             env = Environment.model_validate_json(record.read_text())
             processes.stop(processes.ProcessHandle(**env.handle))

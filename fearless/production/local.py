@@ -17,6 +17,7 @@ import httpx
 from pydantic import BaseModel
 
 from fearless.bundles.bundle import Bundle
+from fearless.ids import checked_id
 from fearless.platform import processes
 from fearless.platform.preload import Launcher
 from fearless.production.front import ADMIN_PATH
@@ -67,10 +68,10 @@ class LocalProductionService:
         self.drain_timeout_s = drain_timeout_s
 
     def _record(self, model: str) -> Path:
-        return self.root / f"{model}.json"
+        return self.root / f"{checked_id(model, 'model name')}.json"
 
     def _front_record(self, model: str) -> Path:
-        return self.root / "fronts" / f"{model}.json"
+        return self.root / "fronts" / f"{checked_id(model, 'model name')}.json"
 
     def current(self, model: str) -> ProductionInstance | None:
         try:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fearless.bundles.bundle import Bundle, BundleError, open_bundle
+from fearless.ids import checked_digest, checked_id
 from fearless.registry import AliasConflict, AliasMove
 
 
@@ -23,11 +24,11 @@ class LocalRegistry:
         self.root = root
 
     def _model_dir(self, model: str) -> Path:
-        return self.root / model
+        return self.root / checked_id(model, "model name")
 
     def store_bundle(self, staged: Path, digest: str) -> Bundle:
         name = json.loads((staged / "manifest.json").read_text())["name"]
-        target = self._model_dir(name) / "bundles" / digest.removeprefix("sha256:")
+        target = self._model_dir(name) / "bundles" / checked_digest(digest)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.{os.getpid()}")
@@ -39,13 +40,13 @@ class LocalRegistry:
         return open_bundle(target)
 
     def get_bundle(self, model: str, digest: str) -> Bundle:
-        path = self._model_dir(model) / "bundles" / digest.removeprefix("sha256:")
+        path = self._model_dir(model) / "bundles" / checked_digest(digest)
         if not path.is_dir():
             raise BundleError(f"{model}@{digest}: no such bundle in the registry at {self.root}")
         return open_bundle(path)
 
     def _alias_file(self, model: str, alias: str) -> Path:
-        return self._model_dir(model) / "aliases" / f"{alias}.json"
+        return self._model_dir(model) / "aliases" / f"{checked_id(alias, 'alias')}.json"
 
     def get_alias(self, model: str, alias: str) -> str | None:
         try:

@@ -19,6 +19,7 @@ from pathlib import Path
 from uuid import uuid4
 
 from fearless.bundles.bundle import MANIFEST, Bundle, BundleError, open_bundle
+from fearless.ids import checked_digest, checked_id, path_inside
 from fearless.registry import AliasConflict, AliasMove
 
 LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
@@ -30,10 +31,10 @@ class S3Registry:
         self.s3, self.bucket, self.prefix, self.cache = s3, bucket, prefix.strip("/"), cache
 
     def _key(self, model: str, *parts: str) -> str:
-        return "/".join([self.prefix, model, *parts])
+        return "/".join([self.prefix, checked_id(model, "model name"), *parts])
 
     def _bundle_key(self, model: str, digest: str, name: str = "") -> str:
-        return self._key(model, "bundles", digest.removeprefix("sha256:"), name)
+        return self._key(model, "bundles", checked_digest(digest), name)
 
     def store_bundle(self, staged: Path, digest: str) -> Bundle:
         name = json.loads((staged / MANIFEST).read_text())["name"]
@@ -46,7 +47,7 @@ class S3Registry:
         return self.get_bundle(name, digest)
 
     def get_bundle(self, model: str, digest: str) -> Bundle:
-        target = self.cache / model / "bundles" / digest.removeprefix("sha256:")
+        target = self.cache / checked_id(model, "model name") / "bundles" / checked_digest(digest)
         if (target / MANIFEST).is_file():
             return open_bundle(target)
         prefix = self._bundle_key(model, digest)
@@ -56,7 +57,8 @@ class S3Registry:
         tmp = target.with_name(f".{target.name}.{uuid4().hex[:8]}")
         tmp.mkdir(parents=True)
         for key in keys:
-            self.s3.download_file(self.bucket, key, str(tmp / key.removeprefix(prefix)))
+            target_file = path_inside(tmp, key.removeprefix(prefix))
+            self.s3.download_file(self.bucket, key, str(target_file))
         try:
             tmp.rename(target)
         except OSError:  # another download of the same digest won: it is identical

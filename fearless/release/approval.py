@@ -13,6 +13,8 @@ from pathlib import Path
 from prefect.input import RunInput
 from pydantic import Field
 
+from fearless.ids import checked_id
+
 APPROVAL_KEY = "approval"
 TIMEOUT_APPROVER = "fearless:approval-timeout"
 
@@ -29,7 +31,7 @@ def record_decision(
     registry_root: Path, model: str, release_id: str, digest: str, decision: dict, shown: dict
 ) -> Path:
     """Append who decided what, when, for which digest and on which figures."""
-    log = registry_root / model / "decisions.jsonl"
+    log = registry_root / checked_id(model, "model name") / "decisions.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     entry = {
         "at": datetime.now(UTC).isoformat(),

@@ -154,8 +154,10 @@ def finish_release(services, release_id: str) -> list[str]:
     """Remove everything a release created: its environments, then its work queue."""
     from prefect.client.orchestration import get_client
 
+    from fearless.ids import checked_id
     from fearless.platform.queues import delete_release_queue
 
+    release_id = checked_id(release_id, "release id")
     removed = [f"{e.role} environment {e.url}" for e in services.environments.teardown(release_id)]
     with get_client(sync_client=True) as client:
         if delete_release_queue(client, services.settings.work_pool, release_id):

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from fearless.ids import checked_id
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -105,7 +107,7 @@ def read_inference_log(root: Path, model: str, since: datetime | None = None) ->
 
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    folder = Path(root) / model
+    folder = Path(root) / checked_id(model, "model name")
     rows: list[dict[str, Any]] = []
     for day in sorted(folder.iterdir()) if folder.is_dir() else []:
         if since is not None and day.name < since.strftime("%Y-%m-%d"):

@@ -25,6 +25,7 @@ from fearless.environments.ecs import definitions
 from fearless.environments.ecs.config import EcsConfig, environment_from_tags, environment_names
 from fearless.environments.ecs.inventory import Inventory
 from fearless.environments.ecs.waiting import wait_stable_and_healthy
+from fearless.ids import checked_id
 
 Waiter = Callable[[Environment], None]
 
@@ -55,7 +56,8 @@ class EcsEnvironments:
 
     def inference_log_dir(self, env: Environment) -> Path:
         """The run's local copy of what `env`'s model API shipped so far, fetched first."""
-        local = self.runs_root / env.release_id / "inference" / env.role
+        release_id, role = checked_id(env.release_id, "release id"), checked_id(env.role, "role")
+        local = self.runs_root / release_id / "inference" / role
         local.mkdir(parents=True, exist_ok=True)
         if self.s3 is not None and self.config.bucket:
             where = environment_logs(
