@@ -200,10 +200,13 @@ def _git_source(folder: Path) -> dict:
     return source
 
 
-def stage_bundle(project: Path | str, into: Path, *, trust_pickle: bool = False) -> str:
+def stage_bundle(
+    project: Path | str, into: Path, *, trust_pickle: bool = False, source: dict | None = None
+) -> str:
     """Validate a model project and write its bundle files into `into`; return the digest.
 
     Everything that can be wrong with the inputs fails here, before anything is provisioned.
+    `source` says where the project came from (default: its folder and git commit).
     """
     spec_file = spec_path_of(project)
     spec = load_spec(spec_file)
@@ -236,17 +239,19 @@ def stage_bundle(project: Path | str, into: Path, *, trust_pickle: bool = False)
     digest = "sha256:" + hashlib.sha256(canonical).hexdigest()
     # Where it came from is recorded, not hashed: the same files from another commit are the
     # same artifact (the build cache keeps the first build's source).
-    source = _git_source(root)
+    source = source if source is not None else _git_source(root)
     manifest = {"name": spec.name, "digest": digest, "files": files, "source": source}
     (into / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return digest
 
 
-def build_bundle(project: Path | str, registry, *, trust_pickle: bool = False) -> Bundle:
+def build_bundle(
+    project: Path | str, registry, *, trust_pickle: bool = False, source: dict | None = None
+) -> Bundle:
     """Stage a bundle and store it in the registry; an existing digest is reused as is."""
     with tempfile.TemporaryDirectory(prefix="fearless-bundle-") as tmp:
         try:
-            digest = stage_bundle(project, Path(tmp), trust_pickle=trust_pickle)
+            digest = stage_bundle(project, Path(tmp), trust_pickle=trust_pickle, source=source)
         except SpecError as exc:
             raise BundleError(str(exc)) from None
         return registry.store_bundle(Path(tmp), digest)

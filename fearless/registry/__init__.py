@@ -1,4 +1,5 @@
-"""The model registry: bundles by digest, and aliases (`production`, ...) that move atomically."""
+"""The model registry: bundles by digest, the source packs releases build them from (see
+`fearless.bundles.source`), and aliases (`production`, ...) that move atomically."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ class Registry(Protocol):
     def store_bundle(self, staged: Path, digest: str) -> Bundle: ...
 
     def get_bundle(self, model: str, digest: str) -> Bundle: ...
+
+    def store_source(self, model: str, digest: str, archive: Path) -> None: ...
+
+    def get_source(self, model: str, digest: str) -> Path: ...
 
     def get_alias(self, model: str, alias: str) -> str | None: ...
 

@@ -45,6 +45,23 @@ class LocalRegistry:
             raise BundleError(f"{model}@{digest}: no such bundle in the registry at {self.root}")
         return open_bundle(path)
 
+    def _source_file(self, model: str, digest: str) -> Path:
+        return self._model_dir(model) / "sources" / (checked_digest(digest) + ".tar")
+
+    def store_source(self, model: str, digest: str, archive: Path) -> None:
+        """Keep a project's source pack under its digest (written beside, then renamed)."""
+        target = self._source_file(model, digest)
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}")
+        shutil.copyfile(archive, tmp)
+        tmp.replace(target)
+
+    def get_source(self, model: str, digest: str) -> Path:
+        """The stored pack (the caller checks it against its digest before using it)."""
+        return self._source_file(model, digest)
+
     def _alias_file(self, model: str, alias: str) -> Path:
         return self._model_dir(model) / "aliases" / f"{checked_id(alias, 'alias')}.json"
 

@@ -65,6 +65,27 @@ class S3Registry:
             shutil.rmtree(tmp, ignore_errors=True)
         return open_bundle(target)
 
+    def _source_key(self, model: str, digest: str) -> str:
+        return self._key(model, "sources", checked_digest(digest) + ".tar")
+
+    def store_source(self, model: str, digest: str, archive: Path) -> None:
+        """Upload a project's source pack under its digest (the same digest is the same pack)."""
+        key = self._source_key(model, digest)
+        if not self._exists(key):
+            self.s3.upload_file(str(archive), self.bucket, key)
+
+    def get_source(self, model: str, digest: str) -> Path:
+        """The pack, downloaded into the cache; a missing one is a path that does not exist
+        (the caller checks it against its digest before using it)."""
+        name = checked_digest(digest) + ".tar"
+        target = self.cache / checked_id(model, "model name") / "sources" / name
+        if not target.is_file() and self._exists(self._source_key(model, digest)):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{uuid4().hex[:8]}")
+            self.s3.download_file(self.bucket, self._source_key(model, digest), str(tmp))
+            tmp.replace(target)
+        return target
+
     def _read_alias(self, model: str, alias: str) -> tuple[dict | None, str | None]:
         try:
             obj = self.s3.get_object(

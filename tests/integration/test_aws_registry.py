@@ -99,3 +99,23 @@ def test_bundles_are_stored_by_digest_and_fetched_into_the_cache(registry, tmp_p
     assert fresh.get_bundle("credit", "sha256:d1").digest == "sha256:d1"
     with pytest.raises(BundleError, match="no such bundle"):
         fresh.get_bundle("credit", "sha256:nope")
+
+
+def test_a_source_pack_uploaded_by_ci_is_what_the_worker_builds(registry, credit_project, tmp_path):
+    """CI packs and uploads; a worker with another cache (another machine) fetches that pack."""
+    from fearless.bundles.source import SourceError, build_from_source, pack_project
+
+    source, archive = pack_project(
+        credit_project, model="credit", git_ref=None, packed_by="ci", into=tmp_path / "ci"
+    )
+    registry.store_source("credit", source.digest, archive)
+    keys = [o["Key"] for o in registry._objects(registry._key("credit", "sources"))]
+    assert keys == [registry._key("credit", "sources", source.digest[7:] + ".tar")]
+
+    worker = S3Registry(registry.s3, BUCKET, registry.prefix, tmp_path / "worker-cache")
+    bundle = build_from_source(source, worker, trust_pickle=False)
+    assert json.loads((bundle.path / "manifest.json").read_text())["source"]["packed_by"] == "ci"
+
+    missing = source.model_copy(update={"digest": "sha256:" + "0" * 64})
+    with pytest.raises(SourceError, match="not in the store"):
+        build_from_source(missing, worker, trust_pickle=False)
