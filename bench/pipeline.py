@@ -56,7 +56,12 @@ def timed_release(settings, project: Path) -> tuple[list[tuple[str, float]], flo
 
     overrides = {"load": {"duration_s": LOAD_S}, "bake": {"window_s": BAKE_S}}
     began = time.monotonic()
-    started = start_release(settings, str(project), overrides=overrides, started_by="bench")
+    from fearless.composition import build_services
+
+    registry = build_services(settings).registry
+    started = start_release(
+        settings, registry, str(project), overrides=overrides, started_by="bench"
+    )
     quiet = lambda _line: None
     with get_client(sync_client=True) as client:
         run_id = UUID(started.flow_run_id)

@@ -94,6 +94,8 @@ def release(
     """Start a release of a model project on a work queue of its own."""
     from pathlib import Path
 
+    from fearless.bundles.source import SourceError
+    from fearless.composition import build_services
     from fearless.release.runs import start_release
     from fearless.spec import SpecError, overrides_from_pairs
 
@@ -101,14 +103,16 @@ def release(
     try:
         started = start_release(
             settings,
+            build_services(settings).registry,
             str(Path(path).resolve()),
             overrides=overrides_from_pairs(set_),
             git_ref=ref,
             started_by="cli",
         )
-    except SpecError as exc:
+    except (SpecError, SourceError) as exc:
         _fail(str(exc), code=2)
     typer.echo(f"release {started.release_id} on queue {started.queue}\n  {started.url}")
+    typer.echo(f"  source: {started.source.describe()}")
     if follow:
         _follow(started.flow_run_id, stop_when_paused=True)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.states import Failed, State
 
+from fearless.bundles.source import ProjectSource
 from tasks.approval import await_approval, publish_evidence, record_decision
 from tasks.bake import bake_end_state, bake_release
 from tasks.build import build_bundle
@@ -28,10 +29,11 @@ FINAL_HOOKS = [teardown_release]
     on_crashed=FINAL_HOOKS,
 )
 def release_pipeline(
-    model_path: str, release_id: str, overrides: dict | None = None, git_ref: str | None = None
+    source: ProjectSource, release_id: str, overrides: dict | None = None
 ) -> State:
-    """Put one candidate through every gate; its own work queue was made for it by the starter."""
-    candidate = build_bundle(model_path, overrides)
+    """Put one candidate through every gate; its source pack and its own work queue were made
+    for it by the starter (`fearless.release.runs.start_release`)."""
+    candidate = build_bundle(source, overrides)
     envs = provision_env(release_id, candidate)
     load = run_load_test(release_id, candidate, envs)
     if load.inconclusive:

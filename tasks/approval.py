@@ -27,7 +27,7 @@ def publish_evidence(
     costs, cost_note = environment_costs(services.environments, envs)
     evidence = Evidence(
         release_id=release_id, model=candidate.name, candidate_digest=candidate.digest,
-        envs=envs, load=load, drift=drift, backend=services.settings.backend,
+        source=candidate.source, envs=envs, load=load, drift=drift, backend=services.settings.backend,
         costs=costs, cost_note=cost_note, parity=services.environments.parity(envs.candidate),
     )  # fmt: skip
     files = write_evidence(services.settings.paths.run_dir(release_id), evidence)

@@ -34,6 +34,8 @@ def trigger(
 
     from prefect.client.orchestration import get_client
 
+    from fearless.bundles.source import SourceError
+    from fearless.composition import build_services
     from fearless.release.outcomes import EXIT_CODES, Outcome, outcome_of
     from fearless.release.runs import follow, start_release
     from fearless.settings import get_settings
@@ -43,13 +45,19 @@ def trigger(
     try:
         overrides = overrides_from_pairs(set_)
         started = start_release(
-            settings, project, overrides=overrides, git_ref=ref, started_by="ci"
+            settings,
+            build_services(settings).registry,
+            project,
+            overrides=overrides,
+            git_ref=ref,
+            started_by="ci",
         )
-    except SpecError as exc:
+    except (SpecError, SourceError) as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(EXIT_CODES[Outcome.error]) from None
     typer.echo(
         f"release {started.release_id} ({project} at {ref or 'working tree'})\n  {started.url}"
+        f"\n  source: {started.source.describe()}"
     )
     if not watch:
         return
@@ -74,6 +82,7 @@ def trigger(
             handle.write(
                 f"### Fearless release `{started.release_id}`: {outcome.value}\n\n"
                 f"- project: `{project}` at `{ref or 'working tree'}`\n- {detail}\n"
+                f"- source: {started.source.describe()}\n"
                 f"- run: {started.url}\n"
             )
     raise typer.Exit(EXIT_CODES[outcome])

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from fearless.aws.prices import ComputeCost, PriceError
+from fearless.bundles.source import ProjectSource
 from fearless.environments import EnvironmentBackend
 from fearless.loadtest.simulation import SimulationOutcome
 from fearless.release.candidate import TestEnvironments
@@ -40,6 +41,7 @@ class Evidence(BaseModel):
     model: str
     candidate_digest: str
     envs: TestEnvironments
+    source: ProjectSource | None = None
     load: LoadTestOutcome
     drift: DriftOutcome
     backend: str

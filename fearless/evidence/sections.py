@@ -67,7 +67,8 @@ def _figures(r) -> str:
 def summary_section(ev: Evidence, page: str | None) -> Section:
     env = ev.envs.candidate
     items = [
-        f"candidate: `{ev.candidate_digest}`",
+        f"candidate: `{ev.candidate_digest}`, built from "
+        + (ev.source.describe() if ev.source else "an unrecorded source"),
         f"champion: `{ev.champion_digest or 'none (first release)'}`",
         f"test environment: {env.url} (expires {env.expires_at:%Y-%m-%d %H:%M} UTC)",
         (

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from fearless.bundles.bundle import Bundle, open_bundle
+from fearless.bundles.source import ProjectSource
 from fearless.environments import Environment
 from fearless.spec import ModelSpec
 
@@ -18,6 +19,7 @@ class Candidate(BaseModel):
     bundle_path: str
     digest: str
     spec: ModelSpec
+    source: ProjectSource | None = None
 
     @property
     def name(self) -> str:

@@ -6,16 +6,19 @@ started from the UI, a schedule or a terminal behaves the same.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel
 
+from fearless.bundles.source import ProjectSource, pack_project
 from fearless.release.outcomes import PAUSE_EXPIRED
 from fearless.settings import Settings
-from fearless.spec import load_spec, with_overrides
+from fearless.spec import load_spec, spec_path_of, with_overrides
 
 PIPELINE_DEPLOYMENT = "release-pipeline/release-pipeline"
 
@@ -25,6 +28,7 @@ class ReleaseStarted(BaseModel):
     flow_run_id: str
     queue: str
     url: str
+    source: ProjectSource
 
 
 def new_release_id(model: str) -> str:
@@ -33,15 +37,24 @@ def new_release_id(model: str) -> str:
 
 def start_release(
     settings: Settings,
+    registry,
     model_path: str,
     *,
     overrides: dict[str, Any] | None = None,
     git_ref: str | None = None,
     started_by: str = "cli",
 ) -> ReleaseStarted:
-    """Validate the spec, create the release's own queue and submit its pipeline run there,
-    sized by the spec's resources where the pool sizes runs (ECS)."""
-    spec = with_overrides(load_spec(model_path), overrides, source=f"{model_path} (overrides)")
+    """Validate the spec, pack the project (checked against `git_ref` when given) into the
+    registry, create the release's own queue and submit its pipeline run there, sized by the
+    spec's resources where the pool sizes runs (ECS). The run builds that pack and nothing else.
+    """
+    spec_file = spec_path_of(model_path)
+    spec = with_overrides(load_spec(spec_file), overrides, source=f"{model_path} (overrides)")
+    with tempfile.TemporaryDirectory(prefix="fearless-pack-") as tmp:
+        source, archive = pack_project(
+            spec_file.parent, model=spec.name, git_ref=git_ref, packed_by=started_by, into=Path(tmp)
+        )
+        registry.store_source(spec.name, source.digest, archive)
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
@@ -59,10 +72,9 @@ def start_release(
             flow_run = run_deployment(
                 PIPELINE_DEPLOYMENT,
                 parameters={
-                    "model_path": model_path,
+                    "source": source.model_dump(mode="json"),
                     "release_id": release_id,
                     "overrides": overrides or {},
-                    "git_ref": git_ref,
                 },
                 work_queue_name=queue,
                 job_variables=job_variables or None,
@@ -80,6 +92,7 @@ def start_release(
         flow_run_id=str(flow_run.id),
         queue=queue,
         url=f"{settings.ui_url}/runs/flow-run/{flow_run.id}",
+        source=source,
     )
 
 

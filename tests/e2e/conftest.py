@@ -32,7 +32,13 @@ def releases(platform):
         settings = platform.settings
 
         def start(self, path, overrides=FAST):
-            return start_release(self.settings, str(path), overrides=overrides, started_by="test")
+            return start_release(
+                self.settings,
+                self.services.registry,
+                str(path),
+                overrides=overrides,
+                started_by="test",
+            )
 
         def wait(self, started, paused_ok=True, timeout_s=240):
             with get_client(sync_client=True) as client:

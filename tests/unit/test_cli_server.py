@@ -27,7 +27,7 @@ def _closed_port() -> int:
     [
         ["approve", "credit-0000", "--by", "ann"],
         ["reject", "credit-0000", "--by", "ann"],
-        ["trigger", "{project}", "--ref", "abc123"],
+        ["trigger", "{project}"],
     ],
     ids=lambda argv: argv[0],
 )

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fearless.aws.prices import compute_cost
+from fearless.bundles.source import ProjectSource
 from fearless.drift.verdict import evaluate_drift
 from fearless.evidence import (
     CostLine,
@@ -94,6 +95,24 @@ def test_the_markdown_has_the_digests_figures_and_both_gates(tmp_path):
     assert "| prediction_score | wasserstein | 0.01858 | 0.1 | no |" in md
     assert "Candidate agrees with the champion on 95.1% of 1587 records." in md
     assert f"this evidence with charts: `{files.html}`" in md
+
+
+def test_the_evidence_says_which_source_the_candidate_was_built_from(tmp_path):
+    source = ProjectSource(
+        model="credit", digest="sha256:" + "ab" * 32, path="/srv/worker/examples/credit",
+        packed_by="prefect", host="worker-1", files=3, git_commit="c0ffee" * 6 + "1234",
+        git_dirty=True,
+    )  # fmt: skip
+    md = write_evidence(tmp_path, evidence(source=source)).markdown.read_text()
+    assert (
+        "- candidate: `sha256:cand`, built from `/srv/worker/examples/credit` at commit "
+        "c0ffeec0ffee with uncommitted changes, packed by prefect on worker-1 (3 files, pack "
+        "sha256:abababababab)" in md
+    )
+    assert (
+        "built from an unrecorded source"
+        in write_evidence(tmp_path / "old", evidence()).markdown.read_text()
+    )
 
 
 def test_the_page_has_the_same_tables_and_links_the_reports_relatively(tmp_path):

@@ -32,7 +32,10 @@ MAY_IMPORT: dict[str, set[str]] = {
         *("ids", "spec", "settings", "bundles", "platform", "environments"),
         *("serving", "loadtest", "drift"),
     },
-    "evidence": {"spec", "settings", "aws", "environments", "loadtest", "drift", "release"},
+    "evidence": {
+        *("spec", "settings", "aws", "bundles", "environments"),
+        *("loadtest", "drift", "release"),
+    },
     "composition": {"settings", "aws", "platform", "registry", "environments", "production"},
 }
 TOP = {"cli", "commands", "__init__"}
