@@ -32,11 +32,11 @@ UNTAGGABLE = {
 WILDCARD_RESOURCE_OK = {
     "AccountAdministers",
     "ServicesEncrypt",
+    "LogsEncrypt",
     "EcrLogin",
-    "RunInCluster",
+    "ListInCluster",
     "TaskDefinitions",
     "ServiceDiscoveryList",
-    "ProductionAutoscaling",
     "DescribeNetwork",
 }
 

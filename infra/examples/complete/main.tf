@@ -51,7 +51,7 @@ module "prefect_worker" {
   subnet_ids              = var.private_subnet_ids
   security_group_id       = module.network.worker_security_group_id
   execution_role_arn      = module.ecs.execution_role_arn
-  execution_role_name     = "${var.name}-execution"
+  execution_role_name     = module.ecs.execution_role_name
   task_role_arn           = module.ecs.task_role_arn
   log_group_name          = module.ecs.log_group_names["worker"]
   bucket_arn              = module.registry.bucket_arn

@@ -25,6 +25,11 @@ output "fearless_env" {
   }
 }
 
+output "ci_push_policy_json" {
+  description = "Attach to CI's OIDC role (FEARLESS_AWS_ROLE_ARN) so the release workflow can push images and source packs."
+  value       = module.registry.ci_push_policy_json
+}
+
 output "production_urls" {
   description = "Where each production model is served."
   value       = { for model, service in module.production_service : model => service.url }

@@ -53,6 +53,13 @@ data "aws_iam_policy_document" "execution" {
     resources = [var.repository_arn]
   }
   statement {
+    # prefect-aws configures flow-run tasks with awslogs-create-group "true": the log driver
+    # calls CreateLogGroup even when the group exists, and a denial stops the task starting.
+    sid       = "CreateLogGroups"
+    actions   = ["logs:CreateLogGroup"]
+    resources = [for g in aws_cloudwatch_log_group.this : g.arn]
+  }
+  statement {
     sid       = "WriteLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = [for g in aws_cloudwatch_log_group.this : "${g.arn}:*"]

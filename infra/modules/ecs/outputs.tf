@@ -27,3 +27,8 @@ output "task_role_arn" {
   description = "Task role of model API tasks (FEARLESS_AWS_TASK_ROLE_ARN)."
   value       = aws_iam_role.task.arn
 }
+
+output "execution_role_name" {
+  description = "Name of the execution role (other modules attach policies to it)."
+  value       = aws_iam_role.execution.name
+}

@@ -64,16 +64,32 @@ resource "aws_iam_role" "worker" {
   tags               = var.tags
 }
 
+data "aws_caller_identity" "this" {}
+
+locals {
+  # ARNs in this account and region: the cluster's tasks and services, Cloud Map services
+  ecs_arn = "arn:aws:ecs:${data.aws_region.this.name}:${data.aws_caller_identity.this.account_id}"
+  sd_arn  = "arn:aws:servicediscovery:${data.aws_region.this.name}:${data.aws_caller_identity.this.account_id}"
+}
+
 data "aws_iam_policy_document" "worker" {
-  #checkov:skip=CKV_AWS_111: "*" only where IAM has no resource-level permission (task definition registration/listing, ECR login, Cloud Map ListServices, EC2 Describe*, registering scalable targets by ARNs that do not exist yet) or where the ecs:cluster condition confines it to our cluster
+  #checkov:skip=CKV_AWS_111: "*" only where IAM has no resource-level permission (task definition registration/listing, ECR login, Cloud Map listing and tagging, EC2 Describe*, registering scalable targets by ARNs that do not exist yet) or where the ecs:cluster condition confines it to our cluster
   #checkov:skip=CKV_AWS_356: as above; every "*" statement is either unrestrictable in IAM or conditioned on ecs:cluster
   statement {
-    sid = "RunInCluster"
-    actions = [
-      "ecs:RunTask", "ecs:StopTask", "ecs:DescribeTasks", "ecs:ListTasks",
-      "ecs:CreateService", "ecs:DeleteService", "ecs:UpdateService", "ecs:DescribeServices",
-      "ecs:ListServices", "ecs:TagResource", "ecs:ListTagsForResource",
-    ]
+    # RunTask's resource is the task definition; ecs:cluster confines it to our cluster.
+    sid       = "RunInCluster"
+    actions   = ["ecs:RunTask"]
+    resources = ["${local.ecs_arn}:task-definition/*"]
+    condition {
+      test     = "ArnEquals"
+      variable = "ecs:cluster"
+      values   = [var.cluster_arn]
+    }
+  }
+  statement {
+    # Listing has no resource; ecs:cluster is the only way to confine it.
+    sid       = "ListInCluster"
+    actions   = ["ecs:ListTasks", "ecs:ListServices"]
     resources = ["*"]
     condition {
       test     = "ArnEquals"
@@ -82,22 +98,55 @@ data "aws_iam_policy_document" "worker" {
     }
   }
   statement {
+    sid       = "TasksInCluster"
+    actions   = ["ecs:StopTask", "ecs:DescribeTasks"]
+    resources = ["${local.ecs_arn}:task/${var.cluster_name}/*"]
+  }
+  statement {
+    sid = "ServicesInCluster"
+    actions = [
+      "ecs:CreateService", "ecs:DeleteService", "ecs:UpdateService", "ecs:DescribeServices",
+    ]
+    resources = ["${local.ecs_arn}:service/${var.cluster_name}/*"]
+  }
+  statement {
+    # Tagging has no ecs:cluster key: it is confined by resource instead. A tagged RunTask,
+    # CreateService or RegisterTaskDefinition is authorized for ecs:TagResource too.
+    sid     = "TagInCluster"
+    actions = ["ecs:TagResource", "ecs:ListTagsForResource"]
+    resources = [
+      "${local.ecs_arn}:task/${var.cluster_name}/*",
+      "${local.ecs_arn}:service/${var.cluster_name}/*",
+      "${local.ecs_arn}:task-definition/*",
+    ]
+  }
+  statement {
+    sid       = "RegisterTaskDefinitions"
+    actions   = ["ecs:RegisterTaskDefinition", "ecs:DeleteTaskDefinitions"]
+    resources = ["${local.ecs_arn}:task-definition/*"]
+  }
+  statement {
     # These task definition actions have no resource-level permissions in IAM.
     sid = "TaskDefinitions"
     actions = [
-      "ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition", "ecs:DeleteTaskDefinitions",
-      "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions", "ecs:ListTaskDefinitionFamilies",
+      "ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions",
+      "ecs:ListTaskDefinitionFamilies",
     ]
     resources = ["*"]
   }
   statement {
     # Promotions assert each production service's target tracking (EcsProductionService);
-    # a scalable target's ARN is assigned by AWS on registration, so it cannot be named here.
+    # a scalable target's ARN is assigned by AWS on registration, so only its prefix is named.
     sid = "ProductionAutoscaling"
     actions = [
       "application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy",
     ]
-    resources = ["*"]
+    resources = ["arn:aws:application-autoscaling:${data.aws_region.this.name}:${data.aws_caller_identity.this.account_id}:scalable-target/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "application-autoscaling:service-namespace"
+      values   = ["ecs"]
+    }
   }
   statement {
     # prefect-aws looks the VPC and subnets of a network configuration up before RunTask;
@@ -122,31 +171,37 @@ data "aws_iam_policy_document" "worker" {
     }
   }
   statement {
-    sid = "ServiceDiscoveryInNamespace"
-    actions = [
-      "servicediscovery:CreateService", "servicediscovery:GetNamespace",
-      "servicediscovery:TagResource",
-    ]
-    resources = [var.namespace_arn, "arn:aws:servicediscovery:*:*:service/*"]
-  }
-  statement {
-    sid = "ServiceDiscoveryServices"
-    actions = [
-      "servicediscovery:DeleteService", "servicediscovery:GetService",
-      "servicediscovery:ListInstances", "servicediscovery:DeregisterInstance",
-      "servicediscovery:ListTagsForResource",
-    ]
-    resources = ["arn:aws:servicediscovery:*:*:service/*"]
+    # servicediscovery:NamespaceArn exists on CreateService only.
+    sid       = "ServiceDiscoveryCreate"
+    actions   = ["servicediscovery:CreateService"]
+    resources = [var.namespace_arn, "${local.sd_arn}:service/*"]
     condition {
-      test     = "StringEquals"
+      test     = "ArnEquals"
       variable = "servicediscovery:NamespaceArn"
       values   = [var.namespace_arn]
     }
   }
   statement {
-    # ListServices has no resource-level permissions; it only reads names.
-    sid       = "ServiceDiscoveryList"
-    actions   = ["servicediscovery:ListServices"]
+    sid       = "ServiceDiscoveryNamespace"
+    actions   = ["servicediscovery:GetNamespace"]
+    resources = [var.namespace_arn]
+  }
+  statement {
+    # These take a service ARN but no namespace condition: confined to this account's region.
+    sid = "ServiceDiscoveryServices"
+    actions = [
+      "servicediscovery:DeleteService", "servicediscovery:GetService",
+      "servicediscovery:DeregisterInstance",
+    ]
+    resources = ["${local.sd_arn}:service/*"]
+  }
+  statement {
+    # No resource-level permissions: listing names and tags, tagging on creation.
+    sid = "ServiceDiscoveryList"
+    actions = [
+      "servicediscovery:ListServices", "servicediscovery:ListInstances",
+      "servicediscovery:ListTagsForResource", "servicediscovery:TagResource",
+    ]
     resources = ["*"]
   }
   statement {
@@ -252,5 +307,7 @@ resource "aws_ecs_service" "this" {
     enable   = true
     rollback = true
   }
-  tags = var.tags
+  # ECS reads the auth secret with the execution role when the task starts.
+  depends_on = [aws_iam_role_policy.read_auth_secret]
+  tags       = var.tags
 }

@@ -1,4 +1,5 @@
 data "aws_caller_identity" "this" {}
+data "aws_region" "this" {}
 
 resource "aws_kms_key" "this" {
   description         = "${var.name}: registry bucket, ECR images, logs and event queue"
@@ -22,13 +23,60 @@ data "aws_iam_policy_document" "key" {
   }
 
   statement {
+    # EventBridge sends to the KMS-encrypted event queue.
     sid       = "ServicesEncrypt"
-    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
     resources = ["*"]
     principals {
       type        = "Service"
-      identifiers = ["logs.amazonaws.com", "events.amazonaws.com", "sqs.amazonaws.com"]
+      identifiers = ["events.amazonaws.com", "sqs.amazonaws.com"]
     }
+  }
+
+  statement {
+    # CloudWatch Logs uses the key as its regional principal, for this account's log groups.
+    sid       = "LogsEncrypt"
+    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${data.aws_region.this.name}.amazonaws.com"]
+    }
+    condition {
+      test     = "StringLike" # the encryption context is a string (ArnLike is refused by linters)
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:aws:logs:${data.aws_region.this.name}:${data.aws_caller_identity.this.account_id}:log-group:*"]
+    }
+  }
+}
+
+# What CI's own role (GitHub OIDC, not created here: its trust policy names your repository)
+# needs to push bundle images and source packs: attach the output ci_push_policy_json to it.
+data "aws_iam_policy_document" "ci_push" {
+  statement {
+    sid       = "EcrLogin"
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"] # no resource-level permissions
+  }
+  statement {
+    # `fearless image build --push` looks the repository and the image up before pushing.
+    sid = "PushImages"
+    actions = [
+      "ecr:DescribeRepositories", "ecr:DescribeImages", "ecr:BatchCheckLayerAvailability",
+      "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload",
+      "ecr:PutImage", "ecr:BatchGetImage",
+    ]
+    resources = [aws_ecr_repository.this.arn]
+  }
+  statement {
+    sid       = "SourcePacks"
+    actions   = ["s3:PutObject", "s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/${var.registry_prefix}/*/sources/*"]
+  }
+  statement {
+    sid       = "UseKey"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [aws_kms_key.this.arn]
   }
 }
 

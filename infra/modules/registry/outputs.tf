@@ -22,3 +22,8 @@ output "kms_key_arn" {
   description = "KMS key encrypting the bucket, images, logs and the event queue."
   value       = aws_kms_key.this.arn
 }
+
+output "ci_push_policy_json" {
+  description = "IAM policy for CI's OIDC role: push bundle images to the repository and source packs to the registry."
+  value       = data.aws_iam_policy_document.ci_push.json
+}

@@ -19,3 +19,9 @@ variable "access_log_bucket" {
   description = "Existing bucket that receives the registry bucket's server access logs."
   type        = string
 }
+
+variable "registry_prefix" {
+  description = "Key prefix of the registry in the bucket (FEARLESS_AWS_REGISTRY_PREFIX); CI's policy may put source packs under it."
+  type        = string
+  default     = "registry"
+}
