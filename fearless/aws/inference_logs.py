@@ -62,9 +62,10 @@ def production_logs(bucket: str, prefix: str) -> S3Location:
     return S3Location(bucket, "/".join(p for p in (prefix, PRODUCTION) if p))
 
 
-def _md5(data: bytes) -> tuple[str, str]:
-    digest = hashlib.md5(data, usedforsecurity=False).digest()
-    return digest.hex(), base64.b64encode(digest).decode()
+def _sha256(data: bytes) -> str:
+    """The base64 SHA-256 S3 keeps as an object's ChecksumSHA256 (its ETag is no digest
+    under SSE-KMS, the registry bucket's default encryption)."""
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
 class InferenceLogShipper:
@@ -110,13 +111,13 @@ class InferenceLogShipper:
             return None
         end = start + len(data)
         key = self.location.key(model, day, f"{name}.{start:012d}-{end:012d}.jsonl")
-        _, content_md5 = _md5(data)
         tags = {f"{TAG_PREFIX}run-id": self.run_id, f"{TAG_PREFIX}model": model}
         self.s3.put_object(
             Bucket=self.location.bucket,
             Key=key,
             Body=data,
-            ContentMD5=content_md5,  # S3 refuses the upload if the bytes arrive changed
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=_sha256(data),  # S3 refuses the upload if the bytes arrive changed
             ContentType="application/x-ndjson",
             Tagging="&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags.items()),
         )
@@ -177,7 +178,8 @@ def sync_inference_logs(
     """Fetch the chunks not yet under `dest` (as `<dest>/<model>/<day>/<chunk>`); the new files.
 
     Chunks are immutable, so one already here at its full size is skipped. Each download is
-    checked against the ETag S3 computed at upload (the MD5 of a single-part object).
+    checked against the SHA-256 checksum S3 verified at upload, which (unlike the ETag) stays
+    the content's digest whatever the bucket's encryption.
     """
     fetched = []
     prefix = location.key(model or "")
@@ -194,9 +196,14 @@ def sync_inference_logs(
         target = dest.joinpath(*parts)
         if target.is_file() and target.stat().st_size == obj["Size"]:
             continue
-        body = s3.get_object(Bucket=location.bucket, Key=obj["Key"])["Body"].read()
-        if _md5(body)[0] != obj["ETag"].strip('"'):
-            raise OSError(f"s3://{location.bucket}/{obj['Key']}: download does not match its ETag")
+        got = s3.get_object(Bucket=location.bucket, Key=obj["Key"], ChecksumMode="ENABLED")
+        body = got["Body"].read()
+        if "ChecksumSHA256" not in got:
+            raise OSError(f"s3://{location.bucket}/{obj['Key']}: no SHA-256 checksum to check")
+        if _sha256(body) != got["ChecksumSHA256"]:
+            raise OSError(
+                f"s3://{location.bucket}/{obj['Key']}: download does not match its checksum"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".part")
         partial.write_bytes(body)

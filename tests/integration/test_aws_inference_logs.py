@@ -121,3 +121,53 @@ def test_the_model_api_thread_ships_while_serving_and_on_stop(s3, where, tmp_pat
 def test_a_bad_location_is_named():
     with pytest.raises(ValueError, match="not an s3://bucket/prefix URL"):
         S3Location.parse("bucket/prefix")
+
+
+@pytest.fixture
+def kms_bucket(moto_endpoint):
+    """A bucket encrypted with SSE-KMS by default, as infra/modules/registry makes it."""
+    import boto3
+
+    kms = boto3.client("kms", region_name="us-east-1", endpoint_url=moto_endpoint)
+    key = kms.create_key(Description="registry")["KeyMetadata"]["Arn"]
+    s3 = s3_bucket(moto_endpoint, "fearless-kms-registry")
+    s3.put_bucket_encryption(
+        Bucket="fearless-kms-registry",
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": key,
+                    },
+                    "BucketKeyEnabled": True,
+                }
+            ]
+        },
+    )
+    return s3
+
+
+def test_chunks_on_a_kms_encrypted_bucket_are_checked_by_sha256_checksum(kms_bucket, tmp_path):
+    """Under SSE-KMS an object's ETag is not its MD5; the SHA-256 checksum is still its digest."""
+    where = S3Location("fearless-kms-registry", "inference/rel-1/candidate")
+    root, back = tmp_path / "logs", tmp_path / "back"
+    _serve(InferenceLog(root, "credit", "sha256:abc"), 0, 4)
+    (key,) = InferenceLogShipper(kms_bucket, where, root, source="task-a").ship_once()
+
+    head = kms_bucket.head_object(Bucket=where.bucket, Key=key, ChecksumMode="ENABLED")
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["ChecksumSHA256"]
+    assert sync_inference_logs(kms_bucket, where, back)
+    assert len(read_inference_log(back, "credit")) == 4
+
+
+def test_a_chunk_changed_in_s3_fails_the_sync(kms_bucket, tmp_path):
+    where = S3Location("fearless-kms-registry", "inference/rel-2/candidate")
+    root = tmp_path / "logs"
+    _serve(InferenceLog(root, "credit", "sha256:abc"), 0, 2)
+    (key,) = InferenceLogShipper(kms_bucket, where, root, source="task-a").ship_once()
+    # another writer replaces the chunk with other bytes and a checksum that is not theirs
+    kms_bucket.put_object(Bucket=where.bucket, Key=key, Body=b'{"ts": "forged"}\n')
+    with pytest.raises(OSError, match="checksum"):
+        sync_inference_logs(kms_bucket, where, tmp_path / "back")

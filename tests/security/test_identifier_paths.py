@@ -138,7 +138,7 @@ def test_an_inference_log_key_naming_a_parent_folder_is_not_fetched(tmp_path):
             page = {"Contents": [{"Key": k, "Size": len(body), "ETag": "?"} for k in keys]}
             return SimpleNamespace(paginate=lambda **_: [page])
 
-        def get_object(self, Bucket, Key):
+        def get_object(self, Bucket, Key, **_):
             fetched_keys.append(Key)
             raise OSError("stop here")
 
