@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     aws_flow_task_role_arn: str = Field(
         default="", description="Role flow-run tasks run as (the worker module's role)."
     )
+    aws_flow_security_groups: list[str] = Field(
+        default=[], description="Security groups of flow-run tasks (may reach model APIs on 8080)."
+    )
+    aws_prefect_auth_secret_arn: str = Field(
+        default="",
+        description="Secret flow-run tasks get PREFECT_API_AUTH_STRING from (ECS secret).",
+    )
     aws_flow_project_dir: str = Field(
         default="/opt/fearless", description="Where the flow image holds this project."
     )

@@ -57,6 +57,7 @@ def check_template(template: dict[str, Any], source: str = "base job template") 
                 )
 
 
+AUTH_STRING = "PREFECT_API_AUTH_STRING"
 # The flow-run task runs Locust and the Evidently check besides the flow: never below this.
 FLOW_RUN_FLOOR = Resources(cpu=1.0, memory_mb=2048)
 
@@ -83,9 +84,10 @@ def ecs_template_for(settings: Settings) -> dict[str, Any]:
         "task_role_arn": settings.aws_flow_task_role_arn,
         "image": settings.aws_flow_image,
         "vpc_id": settings.aws_vpc_id,  # prefect-aws wants it with a network_configuration
+        # the worker module's group: out to the model APIs on 8080 and to AWS on 443
         "network_configuration": {
             "subnets": settings.aws_subnets,
-            "securityGroups": settings.aws_security_groups,
+            "securityGroups": settings.aws_flow_security_groups,
             "assignPublicIp": "DISABLED",
         },
         "cloudwatch_logs_options": {
@@ -93,11 +95,19 @@ def ecs_template_for(settings: Settings) -> dict[str, Any]:
             "awslogs-region": settings.aws_region,
             "awslogs-stream-prefix": "flow-runs",
         },
-        "env": flow_run_env(settings),
+        # The auth string reaches a task only as an ECS secret: without a secret's ARN the
+        # worker's own would go into RunTask's overrides, readable through DescribeTasks.
+        "prefect_api_auth_string_secret_arn": settings.aws_prefect_auth_secret_arn,
+        "env": {**flow_run_env(settings), AUTH_STRING: None},
     }
+    if not settings.aws_flow_security_groups:
+        raise WorkPoolError(
+            "FEARLESS_AWS_FLOW_SECURITY_GROUPS is not set: flow-run tasks need the worker's "
+            "security group to reach the model APIs (terraform output fearless_env has it)"
+        )
     properties = template["variables"]["properties"]
     for name, value in defaults.items():
-        if value:
+        if value or name == "env":
             properties[name]["default"] = value
     return template
 

@@ -35,6 +35,7 @@ AWS = {
     "aws_execution_role_arn": "arn:aws:iam::123:role/exec",
     "aws_task_role_arn": "arn:aws:iam::123:role/model-api",
     "aws_flow_task_role_arn": "arn:aws:iam::123:role/worker",
+    "aws_flow_security_groups": ["sg-worker"],
     "aws_flow_image": "123.dkr.ecr.us-east-1.amazonaws.com/fearless-flows:1",
 }
 

@@ -14,10 +14,12 @@ output "fearless_env" {
     FEARLESS_AWS_LOG_GROUP          = module.ecs.log_group_names["environments"]
     FEARLESS_WORK_POOL              = "fearless-ecs"
     # the ECS work pool's flow-run tasks (fearless.platform.work_pools.ecs_template_for)
-    FEARLESS_AWS_VPC_ID             = var.vpc_id
-    FEARLESS_AWS_FLOW_IMAGE         = var.flow_image
-    FEARLESS_AWS_FLOW_TASK_ROLE_ARN = module.prefect_worker.worker_role_arn
-    FEARLESS_AWS_INFERENCE_PREFIX   = var.inference_prefix
+    FEARLESS_AWS_VPC_ID                  = var.vpc_id
+    FEARLESS_AWS_FLOW_IMAGE              = var.flow_image
+    FEARLESS_AWS_FLOW_TASK_ROLE_ARN      = module.prefect_worker.worker_role_arn
+    FEARLESS_AWS_FLOW_SECURITY_GROUPS    = jsonencode([module.network.worker_security_group_id])
+    FEARLESS_AWS_PREFECT_AUTH_SECRET_ARN = var.prefect_auth_secret_arn
+    FEARLESS_AWS_INFERENCE_PREFIX        = var.inference_prefix
     # the production services' target tracking, so promotions assert what Terraform declared
     FEARLESS_AWS_PRODUCTION_MIN_TASKS          = var.production_min_tasks
     FEARLESS_AWS_PRODUCTION_MAX_TASKS          = var.production_max_tasks
