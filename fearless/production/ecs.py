@@ -36,6 +36,13 @@ DEPLOYMENT = {
 }
 
 
+# How long a promotion may take to settle: a deployment that fails (image pull, the ALB's
+# health check grace, every container health retry, the circuit breaker's failed launches),
+# then its rollback, with old targets drained (deregistration_delay) each time.
+# tests/unit/test_infra_production.py checks it covers what the Terraform module declares.
+PROMOTION_TIMEOUT_S = 1800
+
+
 class ProductionError(RuntimeError):
     """The production service is missing, or a deployment to it did not complete."""
 
@@ -207,5 +214,7 @@ class EcsProductionService:
 
     def _wait_deployed(self, instance: EcsProductionInstance) -> None:
         arn = instance.handle["service_arn"]
-        wait_stable_and_healthy(self.ecs, self.config.cluster, arn, sleep=self.sleep)
+        wait_stable_and_healthy(
+            self.ecs, self.config.cluster, arn, timeout_s=PROMOTION_TIMEOUT_S, sleep=self.sleep
+        )
         self.check_deployed(instance)

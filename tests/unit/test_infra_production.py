@@ -115,3 +115,34 @@ def test_production_command_shipping_and_exported_settings_match_the_backend():
     needed = ("VPC_ID", "FLOW_IMAGE", "FLOW_TASK_ROLE_ARN", "INFERENCE_PREFIX")
     assert {f"FEARLESS_AWS_{n}" for n in needed} <= set(exported)
     assert exported["FEARLESS_AWS_FLOW_TASK_ROLE_ARN"] == "${module.prefect_worker.worker_role_arn}"
+
+
+def test_no_ecr_lifecycle_rule_can_expire_a_tagged_bundle_image():
+    """Production's current or previous image may be the oldest in the repository."""
+    import json
+
+    rules = json.loads(
+        one(resource(INFRA / "modules" / "registry", "aws_ecr_lifecycle_policy")["policy"])
+        .removeprefix("${jsonencode(")
+        .removesuffix(")}")
+        .replace("'", '"')
+    )["rules"]
+    assert rules and all(r["selection"]["tagStatus"] == "untagged" for r in rules)
+
+
+def test_a_promotion_waits_long_enough_for_a_failed_deployment_and_its_rollback():
+    """Image pull allowance of 60 s per launch; the circuit breaker needs 3 failed launches."""
+    from fearless.production.ecs import PROMOTION_TIMEOUT_S
+
+    module = INFRA / "modules" / "production_service"
+    group = resource(module, "aws_lb_target_group")
+    check = one(group["health_check"])
+    service = resource(module, "aws_ecs_service")
+    grace = int(one(service["health_check_grace_period_seconds"]))
+    drain = int(one(group.get("deregistration_delay", 300)))
+    container = one(resource(module, "aws_ecs_task_definition")["container_definitions"])
+    assert "'startPeriod': 30" in container and "'retries': 3" in container
+    container_health = 30 + 3 * 10
+    failing = 60 + grace + container_health + int(one(check["unhealthy_threshold"])) * 15
+    healthy = 60 + grace + int(one(check["healthy_threshold"])) * int(one(check["interval"]))
+    assert PROMOTION_TIMEOUT_S >= 3 * failing + healthy + drain

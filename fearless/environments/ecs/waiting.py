@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -13,9 +14,12 @@ def wait_stable_and_healthy(
     timeout_s: float = 600,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """ECS's own `services_stable` waiter, then at least one task must report HEALTHY."""
+    """ECS's own `services_stable` waiter (up to `timeout_s`), then at least one task must
+    report HEALTHY (within `timeout_s` more)."""
     ecs.get_waiter("services_stable").wait(
-        cluster=cluster, services=[service_arn], WaiterConfig={"Delay": 6, "MaxAttempts": 100}
+        cluster=cluster,
+        services=[service_arn],
+        WaiterConfig={"Delay": 6, "MaxAttempts": max(1, math.ceil(timeout_s / 6))},
     )
     deadline = time.monotonic() + timeout_s
     name = service_arn.split("/")[-1]

@@ -28,6 +28,8 @@ resource "aws_lb_target_group" "this" {
   protocol    = "HTTP"
   target_type = "ip"
   vpc_id      = var.vpc_id
+  # A prediction takes milliseconds: 30 s drains the old tasks (AWS's default is 300 s).
+  deregistration_delay = 30
   health_check {
     path                = "/ready"
     matcher             = "200"

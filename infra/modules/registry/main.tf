@@ -162,10 +162,12 @@ resource "aws_ecr_repository" "this" {
 resource "aws_ecr_lifecycle_policy" "this" {
   repository = aws_ecr_repository.this.name
   policy = jsonencode({
+    # Only untagged images expire: a bundle's image is tagged with its digest, and production's
+    # current or previous one (a rollback's target) may be older than any count or age.
     rules = [{
       rulePriority = 1
-      description  = "keep the 200 newest bundle images"
-      selection    = { tagStatus = "any", countType = "imageCountMoreThan", countNumber = 200 }
+      description  = "expire untagged images (interrupted pushes) after 14 days"
+      selection    = { tagStatus = "untagged", countType = "sinceImagePushed", countUnit = "days", countNumber = 14 }
       action       = { type = "expire" }
     }]
   })
