@@ -1,0 +1,63 @@
+"""The security groups open each path a release needs, and none other (parsed Terraform)."""
+
+from __future__ import annotations
+
+import re
+
+from tests.unit.test_infra import INFRA, blocks, one
+
+NETWORK = INFRA / "modules" / "network"
+
+
+def _group(ref: str) -> str:
+    return re.fullmatch(r"\$\{aws_security_group\.(\w+)\.id\}", ref)[1]
+
+
+def rules() -> set[tuple[str, str, str, int]]:
+    """(direction, group, peer, port): peer is a group name or a CIDR."""
+    found = set()
+    for type_, _, body in blocks(NETWORK, "resource"):
+        if type_ not in (
+            "aws_vpc_security_group_ingress_rule",
+            "aws_vpc_security_group_egress_rule",
+        ):
+            continue
+        direction = "in" if "ingress" in type_ else "out"
+        port = int(one(body["from_port"]))
+        assert port == int(one(body["to_port"])) and one(body["ip_protocol"]) == "tcp"
+        peer = body.get("referenced_security_group_id")
+        peer = (
+            _group(one(peer)) if peer else one(body["cidr_ipv4"]).replace("${var.vpc_cidr}", "vpc")
+        )
+        groups = one(body.get("for_each", {})) or {}
+        targets = (
+            [_group(v) for v in groups.values()]
+            if groups
+            else [_group(one(body["security_group_id"]))]
+        )
+        found |= {(direction, g, peer, port) for g in targets}
+    return found
+
+
+def test_each_path_a_release_needs_is_open_and_none_other():
+    assert rules() == {
+        # flow-run tasks (worker group) -> a test environment's model API
+        ("out", "worker", "environments", 8080),
+        ("in", "environments", "worker", 8080),
+        # ALB -> production's model API; callers inside the VPC -> ALB
+        ("out", "alb", "environments", 8080),
+        ("in", "environments", "alb", 8080),
+        ("in", "alb", "vpc", 443),
+        # flow-run tasks and model APIs -> S3, ECR, CloudWatch Logs, the Prefect API
+        ("out", "worker", "0.0.0.0/0", 443),
+        ("out", "environments", "0.0.0.0/0", 443),
+    }
+
+
+def test_flow_run_tasks_are_given_the_worker_group():
+    outputs = (INFRA / "examples" / "complete" / "outputs.tf").read_text()
+    assert re.search(
+        r"FEARLESS_AWS_FLOW_SECURITY_GROUPS\s*=\s*jsonencode\(\[module\.network\."
+        r"worker_security_group_id\]\)",
+        outputs,
+    )
