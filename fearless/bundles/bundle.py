@@ -8,7 +8,6 @@ same inputs always give the same digest, and what was tested is provably what sh
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from fearless.bundles import integrity
 from fearless.spec import SPEC_FILENAME, ColumnType, ModelSpec, SpecError, load_spec, spec_path_of
 
 MANIFEST = "manifest.json"
@@ -62,13 +62,27 @@ class Bundle:
         return self.path / SPEC_FILENAME
 
 
-def open_bundle(path: Path | str) -> Bundle:
-    """Open a bundle folder written by `stage_bundle`."""
+def open_bundle(path: Path | str, digest: str | None = None) -> Bundle:
+    """Open a bundle folder written by `stage_bundle`, once its files are checked against its
+    manifest (see `fearless.bundles.integrity`) and, when given, its digest is `digest`; a
+    BundleError names what differs."""
     path = Path(path)
     manifest_file = path / MANIFEST
     if not manifest_file.is_file():
         raise BundleError(f"{path}: not a bundle (no {MANIFEST})")
-    manifest = json.loads(manifest_file.read_text())
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except ValueError as exc:
+        raise BundleError(f"{manifest_file}: not a readable manifest ({exc})") from None
+    problem = integrity.manifest_problem(manifest)
+    asked = None if digest is None else "sha256:" + digest.removeprefix("sha256:")
+    if problem is None and asked is not None and manifest["digest"] != asked:
+        problem = f"the bundle's digest is {manifest['digest']}, not {digest} as asked"
+    if problem is not None:
+        raise BundleError(f"{manifest_file}: {problem}; refusing the bundle")
+    problem = integrity.content_problem(path, manifest, MANIFEST)
+    if problem is not None:
+        raise BundleError(f"{problem}; refusing the bundle")
     return Bundle(path=path, digest=manifest["digest"], spec=load_spec(path / SPEC_FILENAME))
 
 
@@ -154,11 +168,6 @@ def check_model_predicts(model, reference, source: Path) -> None:
         ) from exc
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def _reference_stats(reference, spec: ModelSpec) -> dict:
     stats: dict[str, dict] = {"rows": {"count": len(reference)}}
     for column in spec.input_schema:
@@ -234,9 +243,8 @@ def stage_bundle(
 
     (into / "Dockerfile").write_text(dockerfile_for(bundled))
 
-    files = {p.name: _sha256(p) for p in sorted(into.iterdir()) if p.name != MANIFEST}
-    canonical = json.dumps({"name": spec.name, "files": files}, sort_keys=True).encode()
-    digest = "sha256:" + hashlib.sha256(canonical).hexdigest()
+    files = {p.name: integrity.file_sha256(p) for p in sorted(into.iterdir()) if p.name != MANIFEST}
+    digest = integrity.bundle_digest(spec.name, files)
     # Where it came from is recorded, not hashed: the same files from another commit are the
     # same artifact (the build cache keeps the first build's source).
     source = source if source is not None else _git_source(root)

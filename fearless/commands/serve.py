@@ -20,9 +20,9 @@ def serve(
 ) -> None:
     """Serve a model: /predict, /metrics and the Open Inference Protocol under /v2.
 
-    A bundle is served under its digest; a model project as it is, under the digest "dev".
-    A project's pickle/joblib model loads only with FEARLESS_TRUST_PICKLE=1 (a bundle's
-    model was vetted when it was built).
+    A bundle is served under its digest (once its files match its manifest); a model project
+    as it is, under the digest "dev". A pickle/joblib model loads only with
+    FEARLESS_TRUST_PICKLE=1: it can run code when loaded.
     """
     from fearless.bundles.bundle import MANIFEST
     from fearless.serving.__main__ import main
@@ -30,8 +30,7 @@ def serve(
 
     source = "--bundle" if (path / MANIFEST).is_file() else "--spec"
     argv = [source, str(path), "--host", host, "--port", str(port)]
-    if source == "--spec" and not get_settings().trust_pickle:
-        argv.append("--no-trust-pickle")
+    argv.append("--trust-pickle" if get_settings().trust_pickle else "--no-trust-pickle")
     main([*argv, *(["--log-dir", str(log_dir)] if log_dir is not None else [])])
 
 

@@ -37,13 +37,13 @@ class LocalRegistry:
                 tmp.rename(target)
             except OSError:  # another build of the same digest won: it is identical
                 shutil.rmtree(tmp, ignore_errors=True)
-        return open_bundle(target)
+        return open_bundle(target, digest)
 
     def get_bundle(self, model: str, digest: str) -> Bundle:
         path = self._model_dir(model) / "bundles" / checked_digest(digest)
         if not path.is_dir():
             raise BundleError(f"{model}@{digest}: no such bundle in the registry at {self.root}")
-        return open_bundle(path)
+        return open_bundle(path, digest)
 
     def _source_file(self, model: str, digest: str) -> Path:
         return self._model_dir(model) / "sources" / (checked_digest(digest) + ".tar")

@@ -19,10 +19,20 @@ from pathlib import Path
 from uuid import uuid4
 
 from fearless.bundles.bundle import MANIFEST, Bundle, BundleError, open_bundle
-from fearless.ids import checked_digest, checked_id, path_inside
+from fearless.bundles.integrity import is_plain_file_name
+from fearless.ids import checked_digest, checked_id
 from fearless.registry import AliasConflict, AliasMove
 
 LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+
+
+def _listed_files(manifest: Path) -> list[str] | None:
+    """The file names a downloaded manifest lists, if it is one and they are plain names."""
+    try:
+        names = list(json.loads(manifest.read_text())["files"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return names if all(is_plain_file_name(n) for n in names) else None
 
 
 class S3Registry:
@@ -47,23 +57,35 @@ class S3Registry:
         return self.get_bundle(name, digest)
 
     def get_bundle(self, model: str, digest: str) -> Bundle:
+        """The bundle, downloaded into the cache once: only the files its manifest lists, each
+        checked against it (and the manifest against `digest`) before the cache keeps it."""
         target = self.cache / checked_id(model, "model name") / "bundles" / checked_digest(digest)
         if (target / MANIFEST).is_file():
-            return open_bundle(target)
+            return open_bundle(target, digest)
         prefix = self._bundle_key(model, digest)
-        keys = [o["Key"] for o in self._objects(prefix)]
+        keys = {o["Key"] for o in self._objects(prefix)}
         if prefix + MANIFEST not in keys:
             raise BundleError(f"{model}@{digest}: no such bundle in s3://{self.bucket}/{prefix}")
         tmp = target.with_name(f".{target.name}.{uuid4().hex[:8]}")
         tmp.mkdir(parents=True)
-        for key in keys:
-            target_file = path_inside(tmp, key.removeprefix(prefix))
-            self.s3.download_file(self.bucket, key, str(target_file))
+        try:
+            self.s3.download_file(self.bucket, prefix + MANIFEST, str(tmp / MANIFEST))
+            names = _listed_files(tmp / MANIFEST)
+            if names is None:
+                raise BundleError(f"s3://{self.bucket}/{prefix}{MANIFEST}: not a usable manifest")
+            for name in names:
+                if prefix + name not in keys:
+                    raise BundleError(f"s3://{self.bucket}/{prefix}{name}: listed but missing")
+                self.s3.download_file(self.bucket, prefix + name, str(tmp / name))
+            open_bundle(tmp, digest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         try:
             tmp.rename(target)
         except OSError:  # another download of the same digest won: it is identical
             shutil.rmtree(tmp, ignore_errors=True)
-        return open_bundle(target)
+        return open_bundle(target, digest)
 
     def _source_key(self, model: str, digest: str) -> str:
         return self._key(model, "sources", checked_digest(digest) + ".tar")

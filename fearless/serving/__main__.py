@@ -49,10 +49,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="longest a request waits for others already arriving to share its predict call",
     )
     parser.add_argument(
-        "--no-trust-pickle",
-        dest="trust_pickle",
-        action="store_false",
-        help="refuse .joblib/.pkl model files (only .skops loads)",
+        "--trust-pickle",
+        action=argparse.BooleanOptionalAction,
+        default=_trusts_pickle(os.environ),
+        help="also load .joblib/.pkl model files, which can run code (default: off, unless "
+        "FEARLESS_TRUST_PICKLE is set); .skops files never need it",
     )
     parser.add_argument(
         "--no-fast-path",
@@ -61,6 +62,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="always score through the model itself, never its compiled NumPy form",
     )
     return parser.parse_args(argv)
+
+
+def _trusts_pickle(environ) -> bool:
+    """FEARLESS_TRUST_PICKLE read as `fearless.settings` reads it; unset or unreadable: no."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(bool).validate_python(environ.get("FEARLESS_TRUST_PICKLE", False))
+    except ValidationError:
+        return False
 
 
 def _source(args: argparse.Namespace) -> tuple[ModelSpec, Path, Path, str]:
@@ -100,6 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     app = create_app(spec, model_path, digest, args.log_dir, options, reference_path)
     shipper = _log_shipper(args.log_dir)
+    # One line at start (uvicorn logs only warnings): a crash's log tail then says what ran.
+    print(f"model API {spec.name} {digest} on http://{args.host}:{args.port}", flush=True)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", workers=1)
     finally:

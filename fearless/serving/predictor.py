@@ -45,7 +45,7 @@ class Predictor:
         path: Path,
         schema: list[Column],
         *,
-        trust_pickle: bool = True,
+        trust_pickle: bool = False,
         trusted_types: list[str] | tuple[str, ...] = (),
     ) -> Predictor:
         """Load the model file safely (see `fearless.bundles.model_files`); `trusted_types`

@@ -29,7 +29,7 @@ class ServingOptions:
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     batch: BatchOptions = field(default_factory=BatchOptions)
-    trust_pickle: bool = True
+    trust_pickle: bool = False
     fast_path: bool = True
 
 

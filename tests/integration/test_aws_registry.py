@@ -7,6 +7,7 @@ import json
 import pytest
 
 from fearless.bundles.bundle import BundleError
+from fearless.bundles.integrity import bundle_digest, file_sha256
 from fearless.registry import AliasConflict
 from fearless.registry.s3 import S3Registry
 from tests.integration.conftest import s3_bucket
@@ -26,12 +27,17 @@ def registry(s3, tmp_path, request):
     return S3Registry(s3, BUCKET, f"t/{request.node.name}", tmp_path / "cache")
 
 
-def staged(tmp_path, credit_spec="name: credit\n"):
+def staged(tmp_path, credit_spec: str, model: bytes) -> tuple:
+    """A bundle folder with a manifest true to its files, and its digest."""
     folder = tmp_path / "staged"
     folder.mkdir()
     (folder / "fearless.yaml").write_text(credit_spec)
-    (folder / "manifest.json").write_text(json.dumps({"name": "credit", "digest": "sha256:d1"}))
-    return folder
+    (folder / "model.joblib").write_bytes(model)
+    files = {p.name: file_sha256(p) for p in folder.iterdir()}
+    digest = bundle_digest("credit", files)
+    manifest = {"name": "credit", "digest": digest, "files": files}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder, digest
 
 
 def test_alias_moves_by_compare_and_swap_and_history_is_appended(registry):
@@ -89,14 +95,13 @@ def test_bundles_are_stored_by_digest_and_fetched_into_the_cache(registry, tmp_p
         "name: credit\nmodel: model.joblib\nreference_data: reference.parquet\n"
         "schema:\n  age: {type: int}\n"
     )
-    folder = staged(tmp_path, spec)
-    (folder / "model.joblib").write_bytes(b"model")
-    bundle = registry.store_bundle(folder, "sha256:d1")
+    folder, digest = staged(tmp_path, spec, b"model")
+    bundle = registry.store_bundle(folder, digest)
     assert (bundle.path / "model.joblib").read_bytes() == b"model"
     assert registry.models() == ["credit"]
 
     fresh = S3Registry(registry.s3, BUCKET, registry.prefix, tmp_path / "other-cache")
-    assert fresh.get_bundle("credit", "sha256:d1").digest == "sha256:d1"
+    assert fresh.get_bundle("credit", digest).digest == digest
     with pytest.raises(BundleError, match="no such bundle"):
         fresh.get_bundle("credit", "sha256:nope")
 

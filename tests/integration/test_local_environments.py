@@ -49,11 +49,13 @@ def test_a_model_api_that_cannot_start_leaves_nothing(tmp_path, bundles):
 
     shutil.copytree(bundles[0].path, broken)
     (broken / "model.skops").write_bytes(b"garbage")
-    from fearless.bundles.bundle import open_bundle
+    from fearless.bundles.bundle import Bundle
 
+    # Not through open_bundle (which refuses it): the model API must refuse it itself.
+    unchecked = Bundle(path=broken, digest=bundles[0].digest, spec=bundles[0].spec)
     backend = LocalEnvironments(tmp_path / "envs", tmp_path / "runs", ready_timeout_s=60)
     with pytest.raises(EnvironmentError_, match="did not start"):
-        backend.provision("credit-bad", "candidate", open_bundle(broken), datetime.now(UTC))
+        backend.provision("credit-bad", "candidate", unchecked, datetime.now(UTC))
     assert backend.list() == []
 
 

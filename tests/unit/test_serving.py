@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fearless.bundles.model_files import load_model_file
-from fearless.serving.app import create_app
+from fearless.serving.app import ServingOptions, create_app
 from fearless.serving.inference_log import read_inference_log
 from fearless.spec import ModelSpec, load_spec
 
@@ -220,7 +220,8 @@ def test_a_regressor_scores_null_and_nullable_columns_take_nan(tmp_path):
             {"name": "new", "type": "bool"},
         ],
     )
-    app = create_app(spec, tmp_path / "model.joblib", "dev", tmp_path / "logs")
+    trusted = ServingOptions(trust_pickle=True)  # the test's own pickle
+    app = create_app(spec, tmp_path / "model.joblib", "dev", tmp_path / "logs", trusted)
 
     with TestClient(app) as client:
         ok = post_json(
