@@ -6,6 +6,7 @@ here, so a data scientist changes a gate by editing YAML, never code.
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -82,14 +83,57 @@ class DriftThresholds(_Strict):
     per_column: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=dict)
 
 
-class LoadProfile(_Strict):
-    """The load test: which Locust shape, how many users, for how long."""
+DEFAULT_RATE = 50.0
+CLOSED_USERS = 10
+IN_FLIGHT_BUDGET_S = 1.0  # open model: each request may take this long before the rate drops
 
+
+class LoadProfile(_Strict):
+    """The load test: which shape, at what rate (or with how many users), for how long.
+
+    The open model (the default) sends `rate` requests/s whatever the API's pace, as
+    production traffic arrives, and the gate asks whether the API held that rate within its
+    SLOs. The closed model (`mode: closed`) runs `users` that each send as fast as they are
+    answered: a probe of maximum throughput, where the generator can set the pace.
+    """
+
+    mode: Literal["open", "closed"] = "open"
+    rate: Annotated[float, Field(gt=0, le=100_000)] | None = Field(
+        default=None,
+        description=f"Open model: requests/s to send (default {DEFAULT_RATE:g}); the profile "
+        "shapes it over time.",
+    )
     profile: Literal["steady", "ramp", "spike", "step", "soak"] = "steady"
-    users: Annotated[int, Field(ge=1, le=10_000)] = 10
-    spawn_rate: Annotated[float, Field(gt=0, le=10_000)] = 10.0
+    users: Annotated[int, Field(ge=1, le=10_000)] | None = Field(
+        default=None,
+        description=f"Closed model: users sending as fast as answered (default {CLOSED_USERS}). "
+        f"Open model: most requests in flight (default: the rate times {IN_FLIGHT_BUDGET_S:g} s).",
+    )
+    spawn_rate: Annotated[float, Field(gt=0, le=10_000)] = Field(
+        default=10.0, description="Closed model: users started per second."
+    )
     duration_s: Annotated[int, Field(ge=1, le=86_400)] = 20
     batch_size: Annotated[int, Field(ge=1, le=1_000)] = 1
+
+    @model_validator(mode="after")
+    def _rate_is_open_only(self) -> LoadProfile:
+        if self.mode == "closed" and self.rate is not None:
+            raise ValueError("'rate' is for the open model: drop it, or set mode: open")
+        return self
+
+    @property
+    def target_rate(self) -> float | None:
+        """Requests/s the open model sends at full load; None in the closed model."""
+        return None if self.mode == "closed" else (self.rate or DEFAULT_RATE)
+
+    @property
+    def concurrency(self) -> int:
+        """Locust users: the closed model's senders, the open model's most in flight."""
+        if self.users is not None:
+            return self.users
+        if self.target_rate is None:
+            return CLOSED_USERS
+        return max(4, min(1_000, math.ceil(self.target_rate * IN_FLIGHT_BUDGET_S)))
 
 
 class Approval(_Strict):

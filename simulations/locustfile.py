@@ -1,8 +1,11 @@
 """The Locust test a release runs against a candidate's model API.
 
-Each user posts batches of records, taken in turn from a JSONL traffic file, to `/predict`
-as fast as the API answers (no think time), so throughput is bounded by the API. The load
-over time follows the profile table in `profiles.py`.
+Each user posts batches of records, taken in turn from a JSONL traffic file, to `/predict`.
+In the open model (a `rate`) every user keeps its own schedule, one request each
+`users / rate` seconds from a random start, so arrivals are spread evenly and keep coming
+whatever the API's pace (a late user sends at once to catch up); users only cap what is in
+flight. In the closed model each user sends as fast as it is answered. The load over time
+follows the profile table in `profiles.py`.
 
 With FEARLESS_REPLAY_SPEED set (1 = real time, 2 = twice as fast), the traffic is a replayed
 log: each body is sent at its recorded offset (from the `.offsets.json` beside the traffic
@@ -19,13 +22,14 @@ import itertools
 import json
 import math
 import os
+import random
 import time
 from pathlib import Path
 
 from gevent import sleep
-from locust import FastHttpUser, LoadTestShape, constant, task
+from locust import FastHttpUser, LoadTestShape, task
 
-from simulations.profiles import profile_from_env, stage_at, stages_for
+from simulations.profiles import Stage, profile_from_env, stage_at, stages_for
 from simulations.replay import ReplayClock, batch_offsets, read_offsets
 
 
@@ -60,12 +64,27 @@ def _replay_clock(traffic: Path, batch_size: int) -> ReplayClock | None:
 
 
 # Read at import so a missing or empty traffic file stops Locust before the test starts.
-_BATCH = profile_from_env().batch_size
-BODIES = load_bodies(_traffic_path(), _BATCH)
-CLOCK = _replay_clock(_traffic_path(), _BATCH)
+LOAD = profile_from_env()
+STAGES = stages_for(LOAD)
+BODIES = load_bodies(_traffic_path(), LOAD.batch_size)
+CLOCK = _replay_clock(_traffic_path(), LOAD.batch_size)
+PACED = LOAD.target_rate is not None and CLOCK is None  # a replay keeps its recorded pace
 _next_body = itertools.cycle(BODIES).__next__
 _started: list[float] = []
+_test_start: list[float] = []
 JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def _run_time() -> float:
+    if not _test_start:
+        _test_start.append(time.monotonic())
+    return time.monotonic() - _test_start[0]
+
+
+def _interval(stage: Stage | None) -> float:
+    """Seconds between one user's requests in a stage: users / rate."""
+    stage = stage or STAGES[-1]
+    return stage.users / stage.rate
 
 
 def _paced_body() -> bytes:
@@ -80,7 +99,17 @@ def _paced_body() -> bytes:
 
 
 class ModelApiUser(FastHttpUser):
-    wait_time = constant(0)
+    def on_start(self) -> None:
+        self._due: float | None = None
+        if PACED:  # a random phase, so the users' requests do not arrive together
+            self._due = _run_time() + random.uniform(0, _interval(stage_at(STAGES, _run_time())))
+            sleep(max(0.0, self._due - _run_time()))
+
+    def wait_time(self) -> float:
+        if self._due is None:
+            return 0.0
+        self._due += _interval(stage_at(STAGES, self._due))
+        return max(0.0, self._due - _run_time())
 
     @task
     def predict(self) -> None:

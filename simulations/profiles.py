@@ -1,5 +1,8 @@
 """Load profiles as data tables: each profile is a list of stages a Locust shape walks through.
 
+In the open model a stage sets the request rate (users only cap what is in flight); in the
+closed model it sets the users, each sending as fast as answered.
+
 Kept free of Locust imports (importing locust monkey-patches the whole process), so the
 profile math can be unit-tested and the runner can read it without starting a load test.
 The `LoadTestShape` that plays these tables lives in `locustfile.py`, where Locust finds it.
@@ -14,55 +17,64 @@ from dataclasses import dataclass
 from fearless.spec import LoadProfile
 
 STEP_COUNT = 4
+RAMP_STEPS = 20
+PROFILES = ("steady", "ramp", "spike", "step", "soak")
 SPIKE_BASE_SHARE = 0.1
 SPIKE_WINDOW = (0.4, 0.6)  # the spike occupies this share of the run
 
 
 @dataclass(frozen=True)
 class Stage:
-    """Hold `users` (reached at `spawn_rate` users/s) until `end_s` seconds into the run."""
+    """Until `end_s` seconds into the run: hold `users` (reached at `spawn_rate` users/s) and,
+    in the open model, send `rate` requests/s between them (None: as fast as answered)."""
 
     end_s: float
     users: int
     spawn_rate: float
+    rate: float | None = None
 
 
-def _steady(p: LoadProfile) -> list[Stage]:
-    return [Stage(p.duration_s, p.users, p.spawn_rate)]
+def _levels(p: LoadProfile) -> list[tuple[float, float]]:
+    """(end as a share of the run, load as a share of full) for each stage of the profile."""
+    if p.profile == "ramp":
+        # The closed model climbs users linearly (one stage, see `_closed`); the open model
+        # climbs the rate in one-second (or finer) steps to full at the end.
+        steps = max(1, min(RAMP_STEPS, p.duration_s))
+        return [((i + 1) / steps, (i + 1) / steps) for i in range(steps)]
+    if p.profile == "spike":
+        start, end = SPIKE_WINDOW
+        return [(start, SPIKE_BASE_SHARE), (end, 1.0), (1.0, SPIKE_BASE_SHARE)]
+    if p.profile == "step":
+        steps = min(STEP_COUNT, p.duration_s)
+        return [((i + 1) / steps, (i + 1) / steps) for i in range(steps)]
+    # steady, and soak: a steady load held long enough to surface leaks and slow
+    # degradation; its length comes from `duration_s`.
+    return [(1.0, 1.0)]
 
 
-def _ramp(p: LoadProfile) -> list[Stage]:
-    # One stage whose spawn rate makes Locust climb linearly to `users` at the very end;
-    # the profile's spawn rate stays a ceiling.
-    return [Stage(p.duration_s, p.users, min(p.spawn_rate, p.users / p.duration_s))]
-
-
-def _spike(p: LoadProfile) -> list[Stage]:
-    base = max(1, math.ceil(p.users * SPIKE_BASE_SHARE))
-    start, end = (p.duration_s * share for share in SPIKE_WINDOW)
+def _closed(p: LoadProfile) -> list[Stage]:
+    users = p.concurrency
+    if p.profile == "ramp":
+        return [Stage(p.duration_s, users, min(p.spawn_rate, users / p.duration_s))]
+    if p.profile == "step":
+        steps = min(STEP_COUNT, users, p.duration_s)
+        levels = [((i + 1) / steps, (i + 1) / steps) for i in range(steps)]
+    else:
+        levels = _levels(p)
     return [
-        Stage(start, base, p.spawn_rate),
-        Stage(end, p.users, p.spawn_rate),
-        Stage(p.duration_s, base, p.spawn_rate),
+        Stage(p.duration_s * end, max(1, math.ceil(users * share)), p.spawn_rate)
+        for end, share in levels
     ]
 
 
-def _step(p: LoadProfile) -> list[Stage]:
-    steps = min(STEP_COUNT, p.users, p.duration_s)
-    return [
-        Stage(p.duration_s * (i + 1) / steps, math.ceil(p.users * (i + 1) / steps), p.spawn_rate)
-        for i in range(steps)
-    ]
-
-
-# A soak is a steady load held long enough to surface leaks and slow degradation:
-# the same table as steady, the length comes from `duration_s`.
-PROFILES = {"steady": _steady, "ramp": _ramp, "spike": _spike, "step": _step, "soak": _steady}
+def _open(p: LoadProfile) -> list[Stage]:
+    users, rate = p.concurrency, p.target_rate
+    return [Stage(p.duration_s * end, users, users, rate * share) for end, share in _levels(p)]
 
 
 def stages_for(profile: LoadProfile) -> list[Stage]:
     """The stage table for a load profile; stages are ordered and the last ends at duration_s."""
-    return PROFILES[profile.profile](profile)
+    return _closed(profile) if profile.target_rate is None else _open(profile)
 
 
 def stage_at(stages: list[Stage], run_time_s: float) -> Stage | None:
@@ -73,10 +85,22 @@ def stage_at(stages: list[Stage], run_time_s: float) -> Stage | None:
     return None
 
 
+def expected_requests(stages: list[Stage]) -> float | None:
+    """How many requests the open model's table sends in all; None in the closed model."""
+    if any(stage.rate is None for stage in stages):
+        return None
+    starts = [0.0, *(stage.end_s for stage in stages[:-1])]
+    return sum(
+        stage.rate * (stage.end_s - start) for stage, start in zip(stages, starts, strict=True)
+    )
+
+
 def profile_from_env(env: dict[str, str] | None = None) -> LoadProfile:
     """The profile `fearless.loadtest.runner.locust_env` wrote; unset ones take the defaults."""
     env = os.environ if env is None else env
     fields = {
+        "mode": "FEARLESS_MODE",
+        "rate": "FEARLESS_RATE",
         "profile": "FEARLESS_PROFILE",
         "users": "FEARLESS_USERS",
         "spawn_rate": "FEARLESS_SPAWN_RATE",

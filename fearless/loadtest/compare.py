@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from fearless.loadtest.runner import LoadTestResult
-from fearless.loadtest.verdict import saturation_reason
+from fearless.loadtest.verdict import generator_reason
 
 LATENCY_FIGURES = ("p95_ms", "p99_ms")
 
@@ -61,7 +61,7 @@ def compare_to_champion(
     """Compare p95/p99 latency (may grow by `margin`) and throughput (may drop by `margin`).
 
     Inconclusive, not failed, when the two runs were not the same load, either made no
-    requests, or either generator was saturated.
+    requests, or either generator could not do its part (see `generator_reason`).
     """
     if not 0 <= margin < 1:
         raise ValueError(f"regression margin must be in [0, 1), got {margin}")
@@ -72,15 +72,14 @@ def compare_to_champion(
         checks.append(_check(name, getattr(candidate, name), base, limit, "max"))
     checks.append(_check("rps", candidate.rps, champion.rps, champion.rps * (1 - margin), "min"))
 
-    loads = [(r.profile, r.users) for r in (candidate, champion)]
+    loads = [(r.profile, r.mode, r.target_rps, r.users) for r in (candidate, champion)]
     if loads[0] != loads[1]:
         reason = f"inconclusive: candidate and champion ran different loads {loads}"
         return _inconclusive(margin, reason, checks)
     for role, result in (("candidate", candidate), ("champion", champion)):
         if result.requests == 0:
             return _inconclusive(margin, f"inconclusive: the {role} run made no requests", checks)
-        if result.generator_busy_pct >= saturation_cpu_pct:
-            reason = saturation_reason(result, saturation_cpu_pct, f" during the {role} run")
+        if reason := generator_reason(result, saturation_cpu_pct, f" during the {role} run"):
             return _inconclusive(margin, reason, checks)
     reasons = [
         f"{c.name} {c.candidate:g} vs champion {c.champion:g}: "

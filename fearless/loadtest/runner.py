@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import httpx
 from pydantic import BaseModel
@@ -44,10 +44,17 @@ class Launcher(Protocol):
 
 
 class LoadTestResult(BaseModel):
-    """What Locust measured, summed over endpoints; latencies in ms, rounded as Locust rounds."""
+    """What Locust measured, summed over endpoints; latencies in ms, rounded as Locust rounds.
+
+    In the open model `target_rps` is the full rate asked for and `expected_requests` what the
+    profile's table should have sent in all; both are None in the closed model and in a replay.
+    """
 
     profile: str
     users: int
+    mode: Literal["open", "closed"] = "closed"
+    target_rps: float | None = None
+    expected_requests: float | None = None
     requests: int
     failures: int
     rps: float
@@ -68,6 +75,13 @@ class LoadTestResult(BaseModel):
     log_path: str
 
     @property
+    def held_share(self) -> float | None:
+        """Share of the open model's requests that were sent; None when no rate was asked."""
+        if not self.expected_requests:
+            return None
+        return self.requests / self.expected_requests
+
+    @property
     def generator_busy_pct(self) -> float:
         """CPU the generator used or waited for, in % of its cores: at ~100 it set the pace."""
         return self.generator_cpu_pct + self.generator_cpu_wait_pct
@@ -79,12 +93,16 @@ def locust_env(
     """The environment variables the locustfile reads (see `simulations/profiles.py`)."""
     env = {
         "FEARLESS_TRAFFIC": str(traffic_path.resolve()),
+        "FEARLESS_MODE": load.mode,
         "FEARLESS_PROFILE": load.profile,
-        "FEARLESS_USERS": str(load.users),
         "FEARLESS_SPAWN_RATE": str(load.spawn_rate),
         "FEARLESS_DURATION_S": str(load.duration_s),
         "FEARLESS_BATCH_SIZE": str(load.batch_size),
     }
+    if load.rate is not None:
+        env["FEARLESS_RATE"] = str(load.rate)
+    if load.users is not None:
+        env["FEARLESS_USERS"] = str(load.users)
     if replay_speed is not None:
         env["FEARLESS_REPLAY_SPEED"] = str(replay_speed)
     return env
@@ -233,9 +251,15 @@ def run_load_test(
     during = [s for s in samples if start_ts + SAMPLE_S <= s[0] <= end_ts] or samples
     cpu = [used / cores for _, used, _ in during] or [0.0]
     waited = [wait / cores for _, _, wait in during] or [0.0]
+    from simulations.profiles import expected_requests, stages_for
+
+    paced = load.target_rate is not None and replay_speed is None
     return LoadTestResult(
         profile=load.profile,
-        users=load.users,
+        users=load.concurrency,
+        mode=load.mode,
+        target_rps=load.target_rate if paced else None,
+        expected_requests=expected_requests(stages_for(load)) if paced else None,
         **stats,
         wall_s=wall_s,
         generator_cpu_pct=sum(cpu) / len(cpu),

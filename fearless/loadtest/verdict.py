@@ -1,8 +1,11 @@
 """Did the candidate's API meet its SLOs under load? A plain function over the measured figures.
 
-Exactly at a limit passes. A generator that was pegged (using, or waiting for, all of its CPU)
-makes the run inconclusive rather than failed: its own queueing inflates the latency it
-reports and caps the rate it can reach.
+Exactly at a limit passes. In the open model the first question is whether the rate asked
+for was sent: a shortfall with a generator that had CPU to spare is the API's (it could not
+keep up, a failed gate); a shortfall with a pegged generator (using, or waiting for, all of
+its CPU) is the generator's, and only that makes the run inconclusive. A busy generator that
+still held the rate gives a conclusive run. In the closed model the generator sets the pace,
+so a pegged one always makes the run inconclusive.
 """
 
 from __future__ import annotations
@@ -43,21 +46,57 @@ def _reason(check: SLOCheck, result: LoadTestResult) -> str:
     return text
 
 
-def saturation_reason(result: LoadTestResult, saturation_cpu_pct: float, run: str = "") -> str:
-    """Why a run whose generator was saturated cannot be judged."""
+HELD_SHARE = 0.95  # the open model's rate counts as held from this share of its requests
+
+
+def _busy(result: LoadTestResult, saturation_cpu_pct: float, run: str) -> str:
     return (
-        f"inconclusive: the load generator was busy {result.generator_busy_pct:.0f}% of its "
-        f"cores{run} ({result.generator_cpu_pct:.0f}% running, "
-        f"{result.generator_cpu_wait_pct:.0f}% waiting for a CPU; saturation at "
-        f"{saturation_cpu_pct:g}%), so its figures are unreliable; give Locust more or "
-        "quieter cores (processes) or lower the users"
+        f"busy {result.generator_busy_pct:.0f}% of its cores{run} "
+        f"({result.generator_cpu_pct:.0f}% running, {result.generator_cpu_wait_pct:.0f}% "
+        f"waiting for a CPU; saturation at {saturation_cpu_pct:g}%)"
     )
+
+
+def _sent(result: LoadTestResult) -> str:
+    return (
+        f"{result.held_share:.0%} of the rate asked ({result.requests} of "
+        f"{result.expected_requests:.0f} requests, {result.rps:.0f} req/s against up to "
+        f"{result.target_rps:g})"
+    )
+
+
+def generator_reason(
+    result: LoadTestResult, saturation_cpu_pct: float, run: str = ""
+) -> str | None:
+    """Why a run cannot be judged because of its load generator, or None when it can."""
+    if result.generator_busy_pct < saturation_cpu_pct:
+        return None
+    if result.held_share is None:
+        return (
+            f"inconclusive: the load generator was {_busy(result, saturation_cpu_pct, run)} "
+            "and the closed model lets it set the pace, so its figures are unreliable; give "
+            "Locust more or quieter cores (processes), lower the users, or test a rate"
+        )
+    if result.held_share < HELD_SHARE:
+        return (
+            f"inconclusive: the load generator sent only {_sent(result)} while "
+            f"{_busy(result, saturation_cpu_pct, run)}; give Locust more or quieter cores"
+        )
+    return None
+
+
+def shortfall_reason(result: LoadTestResult) -> str | None:
+    """Why the API failed to bear the open model's rate, or None when it held it."""
+    if result.held_share is None or result.held_share >= HELD_SHARE:
+        return None
+    return f"the API held only {_sent(result)}, with the load generator to spare"
 
 
 def evaluate_load_test(
     result: LoadTestResult, slos: SLOs, *, saturation_cpu_pct: float = 90.0
 ) -> LoadTestVerdict:
-    """Compare the measured figures with the SLOs; saturation makes the verdict inconclusive."""
+    """Did the API bear the rate asked (open model) and meet the SLOs? Inconclusive only when
+    the generator could not do its part (see `generator_reason`)."""
     checks = [
         _check("p95_ms", result.p95_ms, slos.p95_ms, "max"),
         _check("p99_ms", result.p99_ms, slos.p99_ms, "max"),
@@ -71,7 +110,10 @@ def evaluate_load_test(
         )
         return LoadTestVerdict(passed=False, inconclusive=False, reasons=[reason], checks=checks)
     reasons = [_reason(c, result) for c in checks if not c.ok]
-    if result.generator_busy_pct >= saturation_cpu_pct:
-        reasons.insert(0, saturation_reason(result, saturation_cpu_pct))
-        return LoadTestVerdict(passed=False, inconclusive=True, reasons=reasons, checks=checks)
+    if generator := generator_reason(result, saturation_cpu_pct):
+        return LoadTestVerdict(
+            passed=False, inconclusive=True, reasons=[generator, *reasons], checks=checks
+        )
+    if shortfall := shortfall_reason(result):
+        reasons.insert(0, shortfall)
     return LoadTestVerdict(passed=not reasons, inconclusive=False, reasons=reasons, checks=checks)

@@ -129,24 +129,26 @@ def test_healthy_api_meets_its_slos(standins, traffic, tmp_path):
 
     assert result.requests > 0 and result.failures == 0 and result.rps > 0
     assert 0 < result.p50_ms <= result.p95_ms <= result.p99_ms
-    assert 2.5 <= result.duration_s <= 3.5
+    assert 0 < result.duration_s <= SHORT.duration_s + 0.5  # Locust stops at the duration
     assert 0 < result.generator_cpu_pct <= result.generator_cpu_max_pct
     assert Path(result.report_html).stat().st_size > 0
     assert Path(f"{result.csv_prefix}_stats.csv").is_file()
-    # Our figures, merged from per-endpoint histograms, agree with Locust's own total row
-    # (its CSV is written a moment before the JSON, missing the last in-flight requests).
+    # Our count, merged from per-endpoint histograms, agrees with Locust's own total row (its
+    # CSV is written a moment before the JSON, missing the last in-flight requests; how the
+    # percentiles merge is checked exactly in tests/unit/test_loadtest_verdict.py).
     aggregated = _locust_aggregated(result)
-    assert abs(int(aggregated["Request Count"]) - result.requests) <= SHORT.users
-    for q in ("50", "95", "99"):
-        assert float(aggregated[f"{q}%"]) == pytest.approx(getattr(result, f"p{q}_ms"), abs=1)
+    assert abs(int(aggregated["Request Count"]) - result.requests) <= SHORT.concurrency
     print(
         f"\nstartup overhead {result.wall_s - SHORT.duration_s:.2f} s, {result.rps:.0f} rps, "
         f"generator CPU mean {result.generator_cpu_pct:.0f}% max {result.generator_cpu_max_pct:.0f}%, "
         f"waiting for a CPU {result.generator_cpu_wait_pct:.0f}%"
     )
 
+    # The open model: SHORT asks the default rate, and a healthy API takes all of it.
+    assert result.mode == "open" and result.target_rps == SHORT.target_rate == 50
+    assert result.held_share >= 0.95, result
     verdict = evaluate_load_test(result, SLOS)
-    assert verdict.passed, verdict.reasons
+    assert verdict.passed and not verdict.inconclusive, verdict.reasons
 
 
 def test_slow_failing_api_fails_on_latency_and_errors(standins, traffic, tmp_path):
@@ -159,6 +161,8 @@ def test_slow_failing_api_fails_on_latency_and_errors(standins, traffic, tmp_pat
     assert not verdict.passed and not verdict.inconclusive
     failed = {c.name for c in verdict.checks if not c.ok}
     assert {"p95_ms", "error_rate"} <= failed
+    # 4 users waiting 300 ms each cannot carry 50 req/s: the API did not hold the rate.
+    assert verdict.reasons[0].startswith("the API held only"), verdict.reasons
     assert any("HTTP 500" in reason for reason in verdict.reasons)
 
 

@@ -137,3 +137,41 @@ def test_a_generator_starved_of_cpu_on_a_shared_machine_is_saturated_too():
     assert verdict.inconclusive and not verdict.passed
     assert "busy 90%" in verdict.reasons[0] and "45% waiting" in verdict.reasons[0]
     assert evaluate_load_test(result(generator_cpu_pct=45, generator_cpu_wait_pct=44.9), SLO).passed
+
+
+# The open model: `rate` requests/s were asked for; did they go out, and whose fault if not?
+
+
+def open_run(requests: int, **figures) -> LoadTestResult:
+    """200 req/s asked for 10 s: 2000 requests expected."""
+    asked = {"mode": "open", "target_rps": 200.0, "expected_requests": 2000.0}
+    return result(**asked, requests=requests, rps=requests / 10, **figures)
+
+
+def test_a_rate_the_api_cannot_hold_fails_the_gate_naming_the_shortfall():
+    verdict = evaluate_load_test(open_run(1400), SLOs())
+    assert not verdict.passed and not verdict.inconclusive
+    assert verdict.reasons[0] == (
+        "the API held only 70% of the rate asked (1400 of 2000 requests, 140 req/s against "
+        "up to 200), with the load generator to spare"
+    )
+
+
+def test_the_rate_is_held_from_95_percent_of_its_requests():
+    assert evaluate_load_test(open_run(1900), SLOs()).passed
+    assert not evaluate_load_test(open_run(1899), SLOs()).passed
+
+
+def test_a_busy_generator_that_still_held_the_rate_gives_a_conclusive_verdict():
+    busy = open_run(1990, generator_cpu_pct=60.0, generator_cpu_wait_pct=39.0)
+    assert evaluate_load_test(busy, SLOs()).passed
+    slow = open_run(1990, generator_cpu_pct=99.0, p95_ms=300)
+    verdict = evaluate_load_test(slow, SLOs())
+    assert not verdict.passed and not verdict.inconclusive and "p95_ms 300" in verdict.reasons[0]
+
+
+def test_only_a_busy_generator_that_could_not_send_the_rate_is_inconclusive():
+    verdict = evaluate_load_test(open_run(1000, generator_cpu_pct=95.0), SLOs())
+    assert verdict.inconclusive and not verdict.passed
+    assert verdict.reasons[0].startswith("inconclusive: the load generator sent only 50%")
+    assert "busy 95%" in verdict.reasons[0]

@@ -3,11 +3,65 @@ from pydantic import ValidationError
 
 from fearless.loadtest.runner import locust_env
 from fearless.spec import LoadProfile
-from simulations.profiles import PROFILES, Stage, profile_from_env, stage_at, stages_for
+from simulations.profiles import (
+    PROFILES,
+    Stage,
+    expected_requests,
+    profile_from_env,
+    stage_at,
+    stages_for,
+)
 
 
 def profile(**fields) -> LoadProfile:
-    return LoadProfile(**{"users": 20, "spawn_rate": 5, "duration_s": 60, **fields})
+    """A closed-model profile: users that send as fast as they are answered."""
+    return LoadProfile(
+        **{"mode": "closed", "users": 20, "spawn_rate": 5, "duration_s": 60, **fields}
+    )
+
+
+def rate(**fields) -> LoadProfile:
+    """An open-model profile: 100 requests/s at full load."""
+    return LoadProfile(**{"rate": 100, "duration_s": 60, **fields})
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_every_open_profile_ends_at_duration_and_peaks_at_the_rate(name):
+    stages = stages_for(rate(profile=name))
+    assert stages[-1].end_s == 60
+    assert [s.end_s for s in stages] == sorted(s.end_s for s in stages)
+    assert max(s.rate for s in stages) == 100
+    assert {(s.users, s.spawn_rate) for s in stages} == {(100, 100)}  # all in flight at once
+
+
+def test_the_open_model_is_the_default_and_sizes_its_users_from_the_rate():
+    assert LoadProfile().target_rate == 50 and LoadProfile().concurrency == 50
+    assert rate(users=8).concurrency == 8 and rate(rate=1).concurrency == 4
+    assert profile().target_rate is None and LoadProfile(mode="closed").concurrency == 10
+    with pytest.raises(ValidationError, match="'rate' is for the open model"):
+        LoadProfile(mode="closed", rate=10)
+
+
+def test_open_profiles_send_their_rate_times_its_time():
+    assert expected_requests(stages_for(rate())) == 6000
+    assert expected_requests(stages_for(rate(profile="soak"))) == 6000
+    # spike: 10% of the rate, then full from 40% to 60% of the run, then 10% again
+    assert expected_requests(stages_for(rate(profile="spike"))) == pytest.approx(
+        10 * 24 + 100 * 12 + 10 * 24
+    )
+    assert expected_requests(stages_for(rate(profile="step"))) == pytest.approx(
+        15 * (25 + 50 + 75 + 100)
+    )
+    assert expected_requests(stages_for(rate(profile="ramp"))) == pytest.approx(
+        3 * sum(100 * (i + 1) / 20 for i in range(20))
+    )
+    assert expected_requests(stages_for(profile())) is None  # the closed model asks no rate
+
+
+def test_an_open_spike_goes_from_a_tenth_of_the_rate_to_all_of_it_and_back():
+    assert [(s.end_s, s.rate) for s in stages_for(rate(profile="spike"))] == [
+        (24, 10), (36, 100), (60, 10)
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))
@@ -62,8 +116,15 @@ def test_stage_at_walks_the_table_then_stops():
     assert stage_at(stages, 60) is None
 
 
-def test_profile_survives_the_trip_through_the_environment(tmp_path):
-    load = profile(profile="spike", spawn_rate=2.5, batch_size=8)
+@pytest.mark.parametrize(
+    "load",
+    [
+        profile(profile="spike", spawn_rate=2.5, batch_size=8),
+        rate(profile="ramp", rate=250.5, batch_size=4),
+        LoadProfile(),
+    ],
+)
+def test_profile_survives_the_trip_through_the_environment(load, tmp_path):
     assert profile_from_env(locust_env(load, tmp_path / "t.jsonl")) == load
 
 
