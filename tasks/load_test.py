@@ -13,25 +13,31 @@ from tasks import STEP
 @task(name="run-load-test", **STEP)
 def run_load_test(release_id: str, candidate: Candidate, envs: TestEnvironments) -> LoadTestOutcome:
     """Drive the candidate with Locust under the spec's profile and judge its SLOs."""
-    out_dir = build_services().settings.paths.run_dir(release_id) / "loadtest"
-    outcome = run_load_test_gate(candidate, envs, out_dir)
-    create_table_artifact(
-        key=f"load-test-{release_id}",
-        table=[check.model_dump() for check in outcome.verdict.checks],
-        description=f"SLO checks of {candidate.digest}",
-    )
+    services = build_services()
+    out_dir = services.settings.paths.run_dir(release_id) / "loadtest"
+    outcome = run_load_test_gate(candidate, envs, out_dir, services.environments)
+    logger = get_run_logger()
+    for down in outcome.down:
+        logger.error("%s; its last log lines:\n%s", down.describe(), down.log_tail)
+    if outcome.verdict is not None:
+        create_table_artifact(
+            key=f"load-test-{release_id}",
+            table=[check.model_dump() for check in outcome.verdict.checks],
+            description=f"SLO checks of {candidate.digest}",
+        )
     runs = {"candidate": outcome.result, "champion": outcome.champion}
     create_table_artifact(
         key=f"load-test-figures-{release_id}",
         table=[figures(role, result) for role, result in runs.items() if result is not None],
         description="What Locust measured, under the same profile and traffic for each",
     )
-    create_link_artifact(
-        key=f"load-test-report-{release_id}",
-        link=f"file://{outcome.result.report_html}",
-        link_text="Locust report of the candidate (HTML; CSVs beside it)",
-    )
-    get_run_logger().info("load test: %s", "; ".join(outcome.reasons) or "all SLOs met")
+    if outcome.result is not None:
+        create_link_artifact(
+            key=f"load-test-report-{release_id}",
+            link=f"file://{outcome.result.report_html}",
+            link_text="Locust report of the candidate (HTML; CSVs beside it)",
+        )
+    logger.info("load test: %s", "; ".join(outcome.reasons + outcome.notes) or "all SLOs met")
     return outcome
 
 
@@ -41,6 +47,9 @@ def figures(role: str, result: LoadTestResult) -> dict:
         "api": role,
         "requests": result.requests,
         "req/s": round(result.rps, 1),
+        "asked req/s": result.target_rps
+        if result.target_rps is not None
+        else "as fast as answered",
         "error rate": round(result.error_rate, 4),
         "p50 ms": result.p50_ms,
         "p95 ms": result.p95_ms,

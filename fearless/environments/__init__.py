@@ -35,6 +35,18 @@ class Environment(BaseModel):
         return datetime.now(UTC) >= self.expires_at
 
 
+class EnvironmentDown(BaseModel):
+    """A model API that is no longer running: which, why, and the last lines it logged."""
+
+    role: str
+    reason: str
+    log_tail: str = ""
+    during: str = ""  # when it was seen down, e.g. "8 s into the load test"
+
+    def describe(self) -> str:
+        return " ".join(filter(None, [f"{self.role} model API {self.reason}", self.during]))
+
+
 class EnvironmentBackend(Protocol):
     def provision(
         self, release_id: str, role: str, bundle: Bundle, expires_at: datetime
@@ -45,6 +57,11 @@ class EnvironmentBackend(Protocol):
         ...
 
     def list(self) -> list[Environment]: ...
+
+    def check(self, env: Environment) -> EnvironmentDown | None:
+        """None while `env`'s model API runs; else how it ended (a process's exit status, a
+        task's stopped reason) and its last log lines. Cheap enough to poll."""
+        ...
 
     def inference_log_dir(self, env: Environment): ...
 

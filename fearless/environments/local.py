@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fearless.bundles.bundle import Bundle
-from fearless.environments import Environment, EnvironmentError_
+from fearless.environments import Environment, EnvironmentDown, EnvironmentError_
 from fearless.ids import checked_id, path_inside
 from fearless.platform import processes
 from fearless.platform.preload import Launcher
@@ -45,10 +45,13 @@ class LocalEnvironments:
                 return existing
         port = processes.free_port()
         log_dir = self.runs_root / release_id / "inference" / role
+        log_path = self.runs_root / release_id / "logs" / f"{role}-api.log"
+        log_path.with_suffix(".exit").unlink(missing_ok=True)  # a previous attempt's
         handle = self.launcher.start(
             "fearless.serving",
             processes.model_api_args(bundle.path, port, log_dir),
-            log_path=self.runs_root / release_id / "logs" / f"{role}-api.log",
+            log_path=log_path,
+            exit_path=log_path.with_suffix(".exit"),
         )
         env = Environment(
             release_id=release_id,
@@ -81,6 +84,17 @@ class LocalEnvironments:
             removed.append(env)
         shutil.rmtree(folder, ignore_errors=True)
         return removed
+
+    def check(self, env: Environment) -> EnvironmentDown | None:
+        handle = processes.ProcessHandle(**env.handle)
+        if processes.is_alive(handle):
+            return None
+        exit_path = Path(handle.log_path).with_suffix(".exit")
+        return EnvironmentDown(
+            role=env.role,
+            reason=processes.how_it_exited(handle, exit_path),
+            log_tail=processes.log_tail(handle),
+        )
 
     def list(self) -> list[Environment]:
         if not self.root.is_dir():

@@ -57,7 +57,11 @@ def _checks(checks) -> Table:
 
 
 def _figures(r) -> str:
-    return (
+    if r.held_share is not None:
+        load = f"{r.target_rps:g} req/s asked ({r.profile}), {r.held_share:.0%} of it sent: "
+    else:
+        load = f"{r.users} users as fast as answered ({r.profile}): "
+    return load + (
         f"{r.requests} requests, {r.rps:.1f} req/s, errors {r.error_rate:.2%}, "
         f"p50/p95/p99 {r.p50_ms:.0f}/{r.p95_ms:.0f}/{r.p99_ms:.0f} ms, "
         f"generator CPU {r.generator_cpu_pct:.0f}%. Report: `{r.report_html}`"
@@ -87,6 +91,10 @@ def load_sections(ev: Evidence) -> list[Section]:
     main.blocks += [_figures(load.result), _checks(load.verdict.checks)]
     if load.reasons:
         main.blocks.append(Bullets(load.reasons))
+    if load.notes or load.down:
+        lines = [*load.notes]
+        lines += [f"{d.describe()}; its last log lines: `{d.log_tail[-500:]}`" for d in load.down]
+        main.blocks.append(Bullets(lines))
     main.blocks.append(Chart("load"))
     if load.regression is None:
         return [main]

@@ -82,10 +82,28 @@ def _run_child(request: dict) -> None:
         os._exit(code)
 
 
+_exit_paths: dict[int, str | None] = {}
+
+
+def _reap(_signum=None, _frame=None) -> None:
+    """Reap forked children and write how each ended to its exit path: a child writes its own
+    exit code, but one killed by a signal cannot, and its owner wants to say which signal."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        path = _exit_paths.pop(pid, None)
+        if path and os.WIFSIGNALED(status):
+            Path(path).write_text(str(-os.WTERMSIG(status)))
+
+
 def serve(socket_path: Path, modules: list[str]) -> None:
     for module in modules:
         importlib.import_module(module)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps forked children
+    signal.signal(signal.SIGCHLD, _reap)
     socket_path.unlink(missing_ok=True)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(str(socket_path))
@@ -94,10 +112,15 @@ def serve(socket_path: Path, modules: list[str]) -> None:
         conn, _ = server.accept()
         with conn:
             request = json.loads(conn.makefile("r").readline())
+            # Until the child is recorded, a reaper must not see it end.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
             pid = os.fork()
             if pid == 0:
                 server.close()
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
                 _run_child(request)
+            _exit_paths[pid] = request.get("exit_path")
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
             conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
 
 

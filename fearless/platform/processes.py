@@ -38,6 +38,31 @@ def exit_code_of(handle: ProcessHandle) -> int | None:
     return None if proc is None else proc.wait()
 
 
+def how_it_exited(handle: ProcessHandle, exit_path: Path | None = None) -> str:
+    """`exited (signal 9)`, `exited (code 1)`, or `exited` when nothing recorded how.
+
+    Known for a process spawned here, or one whose exit status was written to `exit_path`
+    (a forked child on a normal exit, its preloaded parent when it was killed); negative
+    statuses are signals, as in `subprocess`.
+    """
+    code = None
+    if handle.pid in _children:
+        # wait, not poll: a killed process with threads is a zombie a moment before it can
+        # be reaped, and poll would answer "still running" in that moment.
+        try:
+            code = _children[handle.pid].wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+    elif exit_path is not None and exit_path.is_file():
+        try:
+            code = int(exit_path.read_text().strip())
+        except ValueError:
+            code = None
+    if code is None:
+        return "exited"
+    return f"exited (signal {-code})" if code < 0 else f"exited (code {code})"
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))

@@ -6,39 +6,92 @@ and hands the figures to a plain verdict function.
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
+from typing import Self
 
 import httpx
 import yaml
 from pydantic import BaseModel
 
 from fearless.drift.verdict import DriftScores, DriftVerdict, evaluate_drift
+from fearless.environments import Environment, EnvironmentBackend, EnvironmentDown
 from fearless.loadtest.compare import RegressionVerdict, compare_to_champion
-from fearless.loadtest.runner import LoadTestResult
+from fearless.loadtest.runner import LoadTestError, LoadTestResult
 from fearless.loadtest.verdict import LoadTestVerdict, evaluate_load_test
 from fearless.release.candidate import Candidate, TestEnvironments
 
 TRAFFIC_RECORDS = 2000
 SCORING_BATCH = 500
+WATCH_EVERY_S = 1.0
 
 
 class LoadTestOutcome(BaseModel):
-    result: LoadTestResult
-    verdict: LoadTestVerdict
+    """The load-test gate. `result` is None only when the candidate's model API was down
+    before Locust measured anything; `down` lists the model APIs that stopped meanwhile."""
+
+    result: LoadTestResult | None
+    verdict: LoadTestVerdict | None
     champion: LoadTestResult | None = None
     regression: RegressionVerdict | None = None
+    down: list[EnvironmentDown] = []
+    notes: list[str] = []
+
+    @property
+    def candidate_down(self) -> EnvironmentDown | None:
+        return next((d for d in self.down if d.role == "candidate"), None)
 
     @property
     def inconclusive(self) -> bool:
+        if self.candidate_down is not None or self.verdict is None:
+            return False
         return self.verdict.inconclusive or bool(self.regression and self.regression.inconclusive)
 
     @property
     def passed(self) -> bool:
+        if self.candidate_down is not None or self.verdict is None:
+            return False
         return self.verdict.passed and (self.regression is None or self.regression.passed)
 
     @property
     def reasons(self) -> list[str]:
-        return self.verdict.reasons + (self.regression.reasons if self.regression else [])
+        crashed = [self.candidate_down.describe()] if self.candidate_down else []
+        judged = self.verdict.reasons if self.verdict else []
+        return crashed + judged + (self.regression.reasons if self.regression else [])
+
+
+class Watch:
+    """Polls test environments from another thread while a step runs: the first time each
+    model API is seen down, how it ended, and how far into the step that was."""
+
+    def __init__(self, backend: EnvironmentBackend, envs: list[Environment], step: str) -> None:
+        self.backend, self.envs, self.step = backend, envs, step
+        self.down: dict[str, EnvironmentDown] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._started = time.monotonic()
+
+    def look(self) -> None:
+        for env in self.envs:
+            if env.role not in self.down and (down := self.backend.check(env)) is not None:
+                seconds = time.monotonic() - self._started
+                self.down[env.role] = down.model_copy(
+                    update={"during": f"{seconds:.0f} s into the {self.step}"}
+                )
+
+    def _poll(self) -> None:
+        while not self._stop.wait(WATCH_EVERY_S):
+            self.look()
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.look()  # one that died in the last moments
 
 
 class DriftOutcome(BaseModel):
@@ -47,9 +100,36 @@ class DriftOutcome(BaseModel):
 
 
 def run_load_test_gate(
-    candidate: Candidate, envs: TestEnvironments, out_dir: Path
+    candidate: Candidate, envs: TestEnvironments, out_dir: Path, backend: EnvironmentBackend
 ) -> LoadTestOutcome:
-    """Drive the candidate's API with traffic drawn from its reference data; judge the SLOs."""
+    """Drive the candidate's API with traffic drawn from its reference data; judge the SLOs.
+
+    A candidate whose model API stops meanwhile fails the gate, named; a champion that stops
+    leaves the candidate judged on its own, without the comparison.
+    """
+    watched = [env for env in (envs.candidate, envs.champion) if env is not None]
+    failure: LoadTestError | None = None
+    with Watch(backend, watched, "load test") as watch:
+        try:
+            outcome = _measure_load(candidate, envs, out_dir, watch)
+        except LoadTestError as exc:  # Locust could not measure: was the target gone?
+            failure = exc
+    if failure is not None:
+        if "candidate" not in watch.down:
+            raise failure
+        outcome = LoadTestOutcome(result=None, verdict=None)
+    outcome.down = list(watch.down.values())
+    if "champion" in watch.down and envs.champion is not None:
+        outcome.regression = None
+        outcome.notes.append(
+            f"comparison with the champion skipped: {watch.down['champion'].describe()}"
+        )
+    return outcome
+
+
+def _measure_load(
+    candidate: Candidate, envs: TestEnvironments, out_dir: Path, watch: Watch
+) -> LoadTestOutcome:
     from fearless.bundles.bundle import read_reference
     from fearless.loadtest.paired import run_paired_load_test
     from fearless.loadtest.runner import run_load_test
@@ -62,13 +142,26 @@ def run_load_test_gate(
     write_traffic(
         synthesize_traffic(reference, candidate.spec, TRAFFIC_RECORDS, seed=0), traffic_path
     )
-    slos = candidate.spec.slos
-    if envs.champion is None or slos.max_regression is None:
-        result = run_load_test(envs.candidate.url, candidate.spec.load, traffic_path, out_dir)
+    slos, load = candidate.spec.slos, candidate.spec.load
+    alone = envs.champion is None or slos.max_regression is None
+    if not alone:
+        try:
+            paired = run_paired_load_test(
+                envs.candidate.url, envs.champion.url, load, traffic_path, out_dir
+            )
+        except LoadTestError:
+            watch.look()
+            if "champion" not in watch.down:
+                raise
+            alone = True  # the champion is gone: judge the candidate on its own
+    if alone:
+        reports = (
+            out_dir
+            if envs.champion is None or slos.max_regression is None
+            else out_dir / "candidate"
+        )
+        result = run_load_test(envs.candidate.url, load, traffic_path, reports)
         return LoadTestOutcome(result=result, verdict=evaluate_load_test(result, slos))
-    paired = run_paired_load_test(
-        envs.candidate.url, envs.champion.url, candidate.spec.load, traffic_path, out_dir
-    )
     return LoadTestOutcome(
         result=paired.candidate,
         verdict=evaluate_load_test(paired.candidate, slos),

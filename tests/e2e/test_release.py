@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -139,6 +142,29 @@ def test_a_failed_slo_gate_stops_before_approval_and_tears_down(releases, credit
     assert_torn_down(releases, started.release_id)
 
 
+def test_a_candidate_killed_mid_load_test_fails_the_gate_naming_the_crash(releases, credit_project):
+    started = releases.start(credit_project, {**FAST, "load": {"rate": 40, "duration_s": 10}})
+    locust_log = releases.settings.paths.run_dir(started.release_id) / "loadtest" / "locust.log"
+    deadline = time.monotonic() + 120
+    while not locust_log.is_file():  # the load test has started
+        assert time.monotonic() < deadline, "the load test never started"
+        time.sleep(0.2)
+    time.sleep(2)
+    (candidate,) = [
+        env
+        for env in releases.services.environments.list()
+        if env.release_id == started.release_id and env.role == "candidate"
+    ]
+    os.kill(candidate.handle["pid"], signal.SIGKILL)
+    run = releases.wait(started, paused_ok=False)
+    assert run.state.name == "GateFailed", run.state.message
+    assert re.search(
+        r"load-test gate: candidate model API exited \(signal 9\) \d+ s into the load test",
+        run.state.message,
+    ), run.state.message
+    assert_torn_down(releases, started.release_id)
+
+
 def test_a_broken_model_fails_at_build_before_anything_is_provisioned(releases, project_copy):
     (project_copy / "model.skops").write_bytes(b"PK\x03\x04garbage")
     started = releases.start(project_copy)
@@ -157,11 +183,11 @@ def test_a_bad_spec_is_refused_before_a_queue_or_run_exists(releases, project_co
     from fearless.spec import SpecError
 
     spec = project_copy / "fearless.yaml"
-    spec.write_text(spec.read_text().replace("users: ", "users: many #"))
-    with pytest.raises(SpecError, match="load.users"):
+    spec.write_text(spec.read_text().replace("rate: ", "rate: many #"))
+    with pytest.raises(SpecError, match="load.rate"):
         releases.start(project_copy)
     result = fearless_cli("release", str(project_copy))
-    assert result.returncode == 2 and "load.users" in result.stderr
+    assert result.returncode == 2 and "load.rate" in result.stderr
 
 
 def test_approval_timeout_rejects_and_tears_down(releases, credit_project):

@@ -63,3 +63,26 @@ def test_exit_codes_and_output_reach_the_caller_either_way(preloaded, tmp_path, 
     log = tmp_path / "bad.log"
     assert launcher.run("fearless.serving", ["--no-such-flag"], log, timeout_s=60) == 2
     assert "usage" in log.read_text()
+
+
+def test_a_forked_child_killed_by_a_signal_says_which(preloaded, credit_project, tmp_path):
+    """The child cannot record a SIGKILL itself: its preloaded parent reaps it and does."""
+    import os
+    import signal
+
+    bundle = build_bundle(credit_project, LocalRegistry(tmp_path / "registry"))
+    port, exit_path = processes.free_port(), tmp_path / "api.exit"
+    handle = Launcher(preloaded[0]).start(
+        "fearless.serving",
+        processes.model_api_args(bundle.path, port, tmp_path / "logs"),
+        tmp_path / "api.log",
+        exit_path=exit_path,
+    )
+    processes.wait_until_ready(f"http://127.0.0.1:{port}/ready", handle, 30)
+    os.kill(handle.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not exit_path.is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not processes.is_alive(handle)
+    assert processes.how_it_exited(handle, exit_path) == "exited (signal 9)"
+    assert processes.is_alive(preloaded[1])  # the parent goes on serving
