@@ -127,7 +127,7 @@ def build_spec() -> ModelSpec:
         input_schema=schema,
         slos=SLOs(p95_ms=250, p99_ms=500, max_error_rate=0.01),
         drift=DriftThresholds(),
-        load=LoadProfile(profile="steady", users=8, spawn_rate=8, duration_s=15),
+        load=LoadProfile(profile="steady", rate=100, duration_s=15),
         approval=Approval(timeout_s=3600),
         bake=Bake(window_s=10),
         resources=Resources(cpu=0.5, memory_mb=1024),

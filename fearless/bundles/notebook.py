@@ -17,7 +17,15 @@ from typing import Any
 import yaml
 
 from fearless.bundles.bundle import Bundle, BundleError, build_bundle, check_model_predicts
-from fearless.spec import SPEC_FILENAME, Column, ColumnType, ModelSpec, SpecError, with_overrides
+from fearless.spec import (
+    DEFAULT_RATE,
+    SPEC_FILENAME,
+    Column,
+    ColumnType,
+    ModelSpec,
+    SpecError,
+    with_overrides,
+)
 
 MODEL_FILE = "model.skops"
 REFERENCE_FILE = "reference.parquet"
@@ -140,7 +148,11 @@ def write_project(
         raise BundleError(f"{spec_path} already exists; overwrite it explicitly (--force)")
     schema = infer_schema(frame)
     check_model_predicts(model, frame, Path(f"model for {name!r}"))
-    base = {"name": name, "model": MODEL_FILE, "reference_data": REFERENCE_FILE, "schema": []}
+    # A project starts with a rate a laptop holds with headroom, stated so it is seen and set.
+    base = {
+        "name": name, "model": MODEL_FILE, "reference_data": REFERENCE_FILE, "schema": [],
+        "load": {"rate": DEFAULT_RATE},
+    }  # fmt: skip
     try:
         spec = ModelSpec.model_validate({**base, "schema": [c.model_dump() for c in schema]})
         spec = with_overrides(spec, spec_fields, str(spec_path))

@@ -15,8 +15,14 @@ class ReleaseOptions(BaseModel):
     load_profile: Literal["steady", "ramp", "spike", "step", "soak"] | None = Field(
         default=None, description="Locust load profile (spec: load.profile)."
     )
+    rate: float | None = Field(
+        default=None, gt=0, le=100_000, description="Requests/s to send (spec: load.rate)."
+    )
     users: int | None = Field(
-        default=None, ge=1, le=10_000, description="Concurrent simulated users."
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Most requests in flight; with load.mode closed, users sending at once.",
     )
     duration_s: int | None = Field(
         default=None, ge=1, le=86_400, description="Load test length, seconds."
@@ -45,6 +51,7 @@ class ReleaseOptions(BaseModel):
         sections = {
             "load": {
                 "profile": self.load_profile,
+                "rate": self.rate,
                 "users": self.users,
                 "duration_s": self.duration_s,
             },

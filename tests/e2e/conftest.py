@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 # A short load test serves a few hundred records: few enough that an undrifted sample can
 # cross the default 0.1 column threshold by chance, so the e2e runs use a wider one.
 FAST = {
-    "load": {"duration_s": 3, "users": 4, "spawn_rate": 4},
+    "load": {"duration_s": 3, "rate": 40},
     "drift": {"column_threshold": 0.2},
     "bake": {"window_s": 2},
 }

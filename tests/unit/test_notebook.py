@@ -33,6 +33,7 @@ def test_bundle_model_writes_a_valid_project_and_builds_the_same_digest_twice(fi
     assert first.digest == second.digest and first.path == second.path
     spec = load_spec(tmp_path / "credit")
     assert spec.load.users == 3 and str(spec.model) == "model.skops"
+    assert spec.load.rate == 50 and spec.load.mode == "open"  # a rate is proposed, in the open
     assert "default" not in spec.column_names and len(spec.column_names) == 7
     assert spec.input_schema[5].values == sorted(frame["purpose"].unique())
     assert registry.models() == ["credit"] and (first.path / "model.skops").is_file()
