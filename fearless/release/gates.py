@@ -6,6 +6,7 @@ and hands the figures to a plain verdict function.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -74,7 +75,14 @@ class Watch:
 
     def look(self) -> None:
         for env in self.envs:
-            if env.role not in self.down and (down := self.backend.check(env)) is not None:
+            if env.role in self.down:
+                continue
+            try:
+                down = self.backend.check(env)
+            except Exception as exc:  # noqa: BLE001 - a failed look (an API hiccup) is no verdict
+                logging.getLogger(__name__).warning("could not check %s: %s", env.role, exc)
+                continue
+            if down is not None:
                 seconds = time.monotonic() - self._started
                 self.down[env.role] = down.model_copy(
                     update={"during": f"{seconds:.0f} s into the {self.step}"}

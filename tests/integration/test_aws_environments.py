@@ -229,3 +229,30 @@ def test_janitor_removes_only_expired_tagged_environments(aws, backend, tmp_path
     assert {t.get(f"{TAG_PREFIX}release-id") for t in left.values()} == {"credit-0006", None}
     ecs.deregister_task_definition(taskDefinition=untagged)
     ecs.delete_task_definitions(taskDefinitions=[untagged])
+
+
+def test_a_stopped_task_is_reported_with_ecs_stopped_reason(aws, backend, tmp_path):
+    """Moto starts no service tasks: the service's task is run and stopped by hand, as ECS
+    would after an out-of-memory kill."""
+    config, ecs, _, _ = aws
+    env = backend.provision("credit-0009", "candidate", bundle(tmp_path), in_hour())
+    assert backend.check(env) is None
+    service = env.handle["service_arn"].rsplit("/", 1)[-1]
+    # moto cannot run an awsvpc task: a plain definition stands in (the group ties it to us)
+    plain = ecs.register_task_definition(
+        family="stand-in",
+        containerDefinitions=[{"name": "model-api", "image": "model-api", "memory": 512}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    task = ecs.run_task(
+        cluster=config.cluster,
+        taskDefinition=plain,
+        group=f"service:{service}",
+        launchType="FARGATE",
+    )["tasks"][0]
+    assert backend.check(env) is None  # running
+    reason = "OutOfMemoryError: Container killed due to memory usage"
+    ecs.stop_task(cluster=config.cluster, task=task["taskArn"], reason=reason)
+    down = backend.check(env)
+    ecs.deregister_task_definition(taskDefinition=plain)
+    assert down.role == "candidate" and down.reason.startswith(f"stopped: {reason} (exit code")
+    assert "credit-0009" in down.log_tail  # where its logs are

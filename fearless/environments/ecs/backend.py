@@ -20,7 +20,7 @@ from fearless.aws.ecr import image_exists
 from fearless.aws.inference_logs import environment_logs, sync_inference_logs
 from fearless.aws.prices import ComputeCost, compute_cost
 from fearless.bundles.bundle import Bundle
-from fearless.environments import Environment, EnvironmentError_
+from fearless.environments import Environment, EnvironmentDown, EnvironmentError_
 from fearless.environments.ecs import definitions
 from fearless.environments.ecs.config import EcsConfig, environment_from_tags, environment_names
 from fearless.environments.ecs.inventory import Inventory
@@ -114,6 +114,28 @@ class EcsEnvironments:
 
     def list(self) -> list[Environment]:
         return self.inventory.found(None)
+
+    def check(self, env: Environment) -> EnvironmentDown | None:
+        """Down once any task of `env`'s service has stopped (ECS may already have started a
+        new one: the one that served the step is gone), with ECS's stopped reason."""
+        arn = env.handle.get("service_arn")
+        if arn is None:
+            return None
+        service = arn.rsplit("/", 1)[-1]
+        cluster = self.config.cluster
+        stopped = self.ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="STOPPED")
+        if not stopped["taskArns"]:
+            return None
+        tasks = self.ecs.describe_tasks(cluster=cluster, tasks=stopped["taskArns"][:100])["tasks"]
+        ours = [t for t in tasks if t.get("group") == f"service:{service}"]
+        if not ours:
+            return None
+        task = ours[0]
+        codes = [c["exitCode"] for c in task.get("containers", []) if c.get("exitCode") is not None]
+        code = f" (exit code {codes[0]})" if codes else ""
+        reason = f"stopped: {task.get('stoppedReason', 'no reason given')}{code}"
+        where = f"logs: {self.config.log_group}, stream prefix {env.release_id}"
+        return EnvironmentDown(role=env.role, reason=reason, log_tail=where)
 
     def cost(self, env: Environment, until: datetime | None = None) -> ComputeCost:
         """Compute the environment reserves from its creation until `until` (default: now)."""
