@@ -47,10 +47,10 @@ def release_pipeline(
             Failed(name="GateFailed", message=f"load-test gate: {'; '.join(load.reasons)}"),
         )
     drift = check_drift(release_id, candidate, envs)
-    if not drift.verdict.passed:
+    if not drift.passed:
         return end(
             release_id,
-            Failed(name="GateFailed", message=f"drift gate: {'; '.join(drift.verdict.reasons)}"),
+            Failed(name="GateFailed", message=f"drift gate: {'; '.join(drift.reasons)}"),
         )
     evidence = publish_evidence(release_id, candidate, envs, load, drift)
     decision = await_approval(release_id, candidate.spec.approval.timeout_s, evidence)

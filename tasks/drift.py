@@ -15,7 +15,12 @@ def check_drift(release_id: str, candidate: Candidate, envs: TestEnvironments) -
     services = build_services()
     out_dir = services.settings.paths.run_dir(release_id) / "drift"
     log_dir = services.environments.inference_log_dir(envs.candidate)
-    outcome = run_drift_gate(candidate, envs, log_dir, out_dir, services.launcher)
+    outcome = run_drift_gate(
+        candidate, envs, log_dir, out_dir, services.environments, services.launcher
+    )
+    logger = get_run_logger()
+    for down in outcome.down:
+        logger.error("%s; its last log lines:\n%s", down.describe(), down.log_tail)
     create_table_artifact(
         key=f"drift-{release_id}",
         table=[column.model_dump() for column in outcome.scores.columns],
@@ -27,5 +32,5 @@ def check_drift(release_id: str, candidate: Candidate, envs: TestEnvironments) -
             link=f"file://{outcome.scores.report_html}",
             link_text="Evidently drift report (HTML)",
         )
-    get_run_logger().info("drift: %s", "; ".join(outcome.verdict.reasons) or "within thresholds")
+    logger.info("drift: %s", "; ".join(outcome.reasons + outcome.notes) or "within thresholds")
     return outcome

@@ -127,8 +127,8 @@ def drift_section(ev: Evidence) -> Section:
     ]
     if verdict.reasons:
         section.blocks.append(Bullets(verdict.reasons))
-    if verdict.notes:
-        section.blocks.append(Bullets(verdict.notes))
+    if verdict.notes or ev.drift.notes:
+        section.blocks.append(Bullets([*verdict.notes, *ev.drift.notes]))
     if scores.agreement is not None:
         section.blocks.append(
             f"Candidate agrees with the champion on {scores.agreement:.1%} of "

@@ -103,8 +103,25 @@ class Watch:
 
 
 class DriftOutcome(BaseModel):
+    """The drift gate; `down` lists the model APIs that stopped meanwhile."""
+
     scores: DriftScores
     verdict: DriftVerdict
+    down: list[EnvironmentDown] = []
+    notes: list[str] = []
+
+    @property
+    def candidate_down(self) -> EnvironmentDown | None:
+        return next((d for d in self.down if d.role == "candidate"), None)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict.passed and self.candidate_down is None
+
+    @property
+    def reasons(self) -> list[str]:
+        crashed = [self.candidate_down.describe()] if self.candidate_down else []
+        return crashed + self.verdict.reasons
 
 
 def run_load_test_gate(
@@ -192,9 +209,44 @@ def score_records(url: str, records: list[dict]) -> list[dict]:
 
 
 def run_drift_gate(
-    candidate: Candidate, envs: TestEnvironments, served_log_dir: Path, out_dir: Path, launcher=None
+    candidate: Candidate,
+    envs: TestEnvironments,
+    served_log_dir: Path,
+    out_dir: Path,
+    backend: EnvironmentBackend,
+    launcher=None,
 ) -> DriftOutcome:
-    """Compare what the candidate served with its reference data, and with the champion."""
+    """Compare what the candidate served with its reference data, and with the champion.
+
+    A candidate whose model API stops meanwhile fails the gate, named; a champion that is
+    down leaves the drift of served traffic judged without the comparison.
+    """
+    watched = [env for env in (envs.candidate, envs.champion) if env is not None]
+    with Watch(backend, watched, "drift check") as watch:
+        outcome = _measure_drift(candidate, envs, served_log_dir, out_dir, launcher, watch)
+    outcome.down = list(watch.down.values())
+    if "champion" in watch.down:
+        outcome.notes.append(
+            f"comparison with the champion skipped: {watch.down['champion'].describe()}"
+        )
+    return outcome
+
+
+def _champion_predictions(envs: TestEnvironments, records: list[dict], watch: Watch):
+    """The champion's predictions for `records`, or None when its model API is down."""
+    watch.look()
+    if envs.champion is None or "champion" in watch.down:
+        return None
+    try:
+        return score_records(envs.champion.url, records)
+    except httpx.HTTPError:
+        watch.look()
+        if "champion" in watch.down:
+            return None
+        raise
+
+
+def _measure_drift(candidate, envs, served_log_dir, out_dir, launcher, watch) -> DriftOutcome:
     import pandas as pd
 
     from fearless.drift.process import run_drift_subprocess
@@ -209,11 +261,12 @@ def run_drift_gate(
     spec_path = out_dir / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(spec.to_yaml_dict(), sort_keys=False))
     kwargs = {}
-    if envs.champion is not None and len(served):
-        inputs = (
-            served[spec.column_names].astype(object).where(served[spec.column_names].notna(), None)
-        )
-        champion = pd.DataFrame(score_records(envs.champion.url, inputs.to_dict("records")))
+    inputs = served[spec.column_names].astype(object).where(served[spec.column_names].notna(), None)
+    predictions = (
+        _champion_predictions(envs, inputs.to_dict("records"), watch) if len(served) else None
+    )
+    if predictions is not None:
+        champion = pd.DataFrame(predictions)
         kwargs["candidate_predictions_path"] = out_dir / "candidate_predictions.parquet"
         kwargs["champion_predictions_path"] = out_dir / "champion_predictions.parquet"
         served[["prediction", "score"]].reset_index(drop=True).to_parquet(

@@ -73,3 +73,30 @@ def test_a_champion_that_dies_leaves_the_candidate_judged_alone_and_says_so(
     assert outcome.regression is None and outcome.result.requests > 0
     assert outcome.notes == [f"comparison with the champion skipped: {outcome.down[0].describe()}"]
     assert outcome.down[0].role == "champion" and "signal 9" in outcome.down[0].reason
+
+
+def test_a_champion_down_at_the_drift_check_skips_the_comparison_and_says_so(
+    backend, credit_project, tmp_path
+):
+    """The drift of what the candidate served is still judged; the champion is not scored."""
+    import httpx
+
+    from fearless.release.gates import run_drift_gate
+    from tests.conftest import CREDIT_RECORD
+
+    candidate = candidate_of(credit_project, tmp_path)
+    envs = TestEnvironments(
+        candidate=provision(backend, candidate, "candidate"),
+        champion=provision(backend, candidate, "champion"),
+    )
+    for _ in range(50):
+        httpx.post(f"{envs.candidate.url}/predict", json={"records": [CREDIT_RECORD]})
+    os.kill(envs.champion.handle["pid"], signal.SIGKILL)
+    served = backend.inference_log_dir(envs.candidate)
+    outcome = run_drift_gate(candidate, envs, served, tmp_path / "drift", backend)
+    assert outcome.scores.current_rows == 50 and outcome.scores.agreement is None
+    assert outcome.notes == [
+        "comparison with the champion skipped: champion model API exited (signal 9) "
+        + outcome.down[0].during
+    ]
+    assert outcome.candidate_down is None
