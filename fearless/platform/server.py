@@ -41,6 +41,24 @@ def prefect_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def server_only_env(settings: Settings) -> dict[str, str]:
+    """What only the server is started with: cross-origin requests from its own UI alone, and
+    CSRF tokens required on every change (Prefect's defaults are CORS `*` and CSRF off, so any
+    web page the developer opened could resume a release). Prefect's clients fetch a token by
+    themselves. PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS, when set, says which origins instead
+    (a proxy's, when the server is shared)."""
+    loopback = {settings.ui_url}
+    if settings.server_host in ("127.0.0.1", "localhost", "0.0.0.0"):
+        loopback |= {f"http://{h}:{settings.server_port}" for h in ("127.0.0.1", "localhost")}
+    origins = os.environ.get("PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS") or ",".join(
+        sorted(loopback)
+    )
+    return {
+        "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS": origins,
+        "PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED": "true",
+    }
+
+
 def use_server(settings: Settings) -> None:
     """Point this process's Prefect client at the configured server (before importing prefect)."""
     for key, value in prefect_env(settings).items():
@@ -61,9 +79,12 @@ def _read_handle(settings: Settings, name: str) -> processes.ProcessHandle | Non
     return handle if processes.is_alive(handle) else None
 
 
-def _start(settings: Settings, name: str, argv: list[str]) -> processes.ProcessHandle:
+def _start(
+    settings: Settings, name: str, argv: list[str], env: dict[str, str] | None = None
+) -> processes.ProcessHandle:
+    env = {**prefect_env(settings), **(env or {})}
     handle = processes.spawn(
-        argv, settings.paths.processes / f"{name}.log", env=prefect_env(settings), cwd=PROJECT_ROOT
+        argv, settings.paths.processes / f"{name}.log", env=env, cwd=PROJECT_ROOT
     )
     _handle_file(settings, name).write_text(handle.model_dump_json())
     return handle
@@ -109,6 +130,7 @@ def server_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
                 "--port",
                 str(settings.server_port),
             ],
+            server_only_env(settings),
         )
         processes.wait_until_ready(f"{settings.api_url}/health", handle, timeout_s)
     pool_type = ensure_work_pool(settings)
