@@ -9,6 +9,7 @@ These use the session's shared server (the `platform` fixture).
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import httpx
@@ -85,3 +86,38 @@ def test_prefects_client_fetches_a_token_and_still_writes(api):
     with get_client(sync_client=True) as client:
         flow_id = client.create_flow_from_name("csrf-client-probe")
         assert client.read_flow(flow_id).name == "csrf-client-probe"
+
+
+def test_an_approval_through_prefects_client_still_resumes_a_paused_run(api):
+    """`fearless approve` resumes through Prefect's client (`decide`): it gets a token itself."""
+    import threading
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.flow_runs import pause_flow_run
+
+    from fearless.release.approval import ApprovalDecision
+    from fearless.release.runs import decide
+
+    received = []
+
+    @flow(name="csrf-approval-probe")
+    def waits_for_a_decision():
+        received.append(pause_flow_run(wait_for_input=ApprovalDecision, timeout=120))
+
+    worker = threading.Thread(target=waits_for_a_decision, daemon=True)
+    worker.start()
+    with get_client(sync_client=True) as client:
+        run = None
+        probe = FlowFilter(name=FlowFilterName(any_=["csrf-approval-probe"]))
+        for _ in range(600):
+            runs = client.read_flow_runs(flow_filter=probe)
+            run = next((r for r in runs if r.state and r.state.is_paused()), None)
+            if run is not None:
+                break
+            time.sleep(0.1)
+        assert run is not None, "the probe flow never paused"
+        decide(client, str(run.id), approve=True, approver="ann", comment="ok")
+    worker.join(timeout=60)
+    assert [(d.approve, d.approver) for d in received] == [(True, "ann")]
