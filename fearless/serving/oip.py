@@ -1,7 +1,8 @@
 """The Open Inference Protocol (KServe V2 REST), so tritonclient and KServe clients work as is.
 
 The request and output formats are in `oip_codec`. Errors answer `{"error": message}`: 400
-for a bad request, 404 for another model's name.
+for a bad request, 404 for another model's name, 413 for an input of more than MAX_RECORDS
+values (refused before anything is decoded; decoding runs off the event loop).
 """
 
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from fearless.serving.oip_codec import (
     DATATYPE,
@@ -21,13 +23,24 @@ from fearless.serving.oip_codec import (
     tensors_to_records,
 )
 from fearless.serving.openapi import inline_schema
+from fearless.serving.records import MAX_RECORDS
 from fearless.serving.routes import new_request_id
-from fearless.serving.served import ServedDep
+from fearless.serving.served import ServedDep, ServedModel
 from fearless.spec import ModelSpec
 
 
 def _error(message: str, status: int = 400) -> Response:
     return Response(orjson.dumps({"error": message}), status, media_type="application/json")
+
+
+def decode(served: ServedModel, body: bytes, header_length: str | None) -> tuple:
+    """The request and its records, validated as /predict validates them (V2Error if not)."""
+    parsed, values = parse_infer_request(body, header_length, MAX_RECORDS)
+    records = tensors_to_records(served.spec, parsed, values)
+    try:
+        return parsed, served.records.validate_python({"records": records})["records"]
+    except ValidationError as exc:
+        raise V2Error(short(exc)) from None
 
 
 def oip_router(spec: ModelSpec) -> APIRouter:
@@ -98,12 +111,9 @@ def oip_router(spec: ModelSpec) -> APIRouter:
         served.batcher.receiving += 1
         try:
             body = await request.body()
-            parsed, values = parse_infer_request(body, request.headers.get(HEADER_LENGTH))
-            records = tensors_to_records(spec, parsed, values)
-            try:
-                checked = served.records.validate_python({"records": records})["records"]
-            except ValidationError as exc:
-                raise V2Error(short(exc)) from None
+            header_length = request.headers.get(HEADER_LENGTH)
+            # Bounded (MAX_RECORDS values per input) but still CPU work: off the event loop.
+            parsed, checked = await run_in_threadpool(decode, served, body, header_length)
         except V2Error as exc:
             return _error(str(exc), exc.status)
         finally:

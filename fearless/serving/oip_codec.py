@@ -66,12 +66,14 @@ def flat(data: list[Any]) -> list[Any]:
     return data
 
 
-def _binary(tensor: TensorInput, raw: bytes) -> list[Any]:
+def _binary(tensor: TensorInput, raw: bytes, count: int) -> list[Any]:
     """Values of a tensor sent in Triton's binary extension (little-endian; BYTES as 4-byte
-    lengths each followed by that many bytes)."""
+    lengths each followed by that many bytes): `count` of them, the number its shape says."""
     if tensor.datatype == "BYTES":
         values, at = [], 0
         while at < len(raw):
+            if len(values) == count:
+                raise V2Error(f"input {tensor.name!r}: binary_data_size holds over {count} values")
             if at + 4 > len(raw):
                 raise V2Error(f"input {tensor.name!r}: truncated BYTES tensor")
             (size,) = struct.unpack_from("<I", raw, at)
@@ -87,13 +89,36 @@ def _binary(tensor: TensorInput, raw: bytes) -> list[Any]:
     dtype = NUMPY.get(tensor.datatype)
     if dtype is None:
         raise V2Error(f"input {tensor.name!r}: unsupported datatype {tensor.datatype!r}")
-    if len(raw) % np.dtype(dtype).itemsize:
-        raise V2Error(f"input {tensor.name!r}: {len(raw)} bytes is not a whole {tensor.datatype}")
+    if len(raw) != count * np.dtype(dtype).itemsize:
+        raise V2Error(
+            f"input {tensor.name!r}: binary_data_size {len(raw)} is not {count} "
+            f"{tensor.datatype} values as its shape says"
+        )
     return np.frombuffer(raw, dtype=dtype).tolist()
 
 
-def parse_infer_request(body: bytes, header_length: str | None) -> tuple[InferRequest, dict]:
-    """The request and each input's values (flat lists), from JSON or JSON + binary tensors."""
+def _elements(tensor: TensorInput, max_records: int) -> int:
+    """How many values a tensor's shape declares, refused (413) over `max_records` before
+    anything is decoded, so the work a request can ask for is bounded by the limit."""
+    if any(dim < 0 for dim in tensor.shape):
+        raise V2Error(f"input {tensor.name!r}: shape {tensor.shape} has a negative dimension")
+    count = 1
+    for dim in tensor.shape:
+        count *= dim
+    if count > max_records:
+        raise V2Error(
+            f"input {tensor.name!r}: shape {tensor.shape} is {count} values; at most "
+            f"{max_records} records per request",
+            413,
+        )
+    return count
+
+
+def parse_infer_request(
+    body: bytes, header_length: str | None, max_records: int
+) -> tuple[InferRequest, dict]:
+    """The request and each input's values (flat lists), from JSON or JSON + binary tensors;
+    no input may hold more than `max_records` values (413), nor data its shape does not say."""
     json_part, rest = body, b""
     if header_length is not None:
         try:
@@ -107,15 +132,22 @@ def parse_infer_request(body: bytes, header_length: str | None) -> tuple[InferRe
         request = InferRequest.model_validate_json(json_part)
     except ValidationError as exc:
         raise V2Error(f"invalid inference request: {short(exc)}") from None
+    counts = [_elements(tensor, max_records) for tensor in request.inputs]
     values, at = {}, 0
-    for tensor in request.inputs:
+    for tensor, count in zip(request.inputs, counts, strict=True):
         size = (tensor.parameters or {}).get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or size < 0 or at + size > len(rest):
                 raise V2Error(f"input {tensor.name!r}: binary_data_size outside the body")
-            values[tensor.name] = _binary(tensor, rest[at : at + size])
+            values[tensor.name] = _binary(tensor, rest[at : at + size], count)
             at += size
         elif tensor.data is not None:
+            if len(tensor.data) > max_records:
+                raise V2Error(
+                    f"input {tensor.name!r}: {len(tensor.data)} values; at most "
+                    f"{max_records} records per request",
+                    413,
+                )
             values[tensor.name] = flat(tensor.data)
         else:
             raise V2Error(f"input {tensor.name!r}: no data")
