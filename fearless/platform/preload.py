@@ -4,7 +4,8 @@ A model API spends ~5-8 s of its start importing scikit-learn, pandas and FastAP
 engine ~10 s importing Evidently. On the embedded default `fearless server up` starts one
 preloaded parent per kind; a process asked of it is forked ready-made in a fraction of a
 second, in a session of its own, and runs its module as `python -m` would. Where no parent is
-listening, `Launcher` starts processes the ordinary way.
+listening, `Launcher` starts processes the ordinary way. The socket is its owner's alone (0600),
+and a parent runs only the modules of KIND_OF_MODULE: anything else is answered with an error.
 
     python -m fearless.platform.preload --socket PATH --import MODULE [--import MODULE ...]
 """
@@ -18,11 +19,14 @@ import os
 import runpy
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 import traceback
 from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from fearless.platform import processes
 
@@ -42,6 +46,57 @@ PRELOADS = {
     "drift": ["fearless.drift.engine", "fearless.drift.__main__", "evidently", "pyarrow.parquet"],
 }
 KIND_OF_MODULE = {"fearless.serving": "model-api", "fearless.drift": "drift"}
+MAX_REQUEST_BYTES = 64 * 1024
+REQUEST_TIMEOUT_S = 2.0
+
+
+class ForkRequest(BaseModel):
+    """One line a client sends: which of the preloaded modules to run, and how."""
+
+    model_config = ConfigDict(extra="forbid")
+    module: str
+    args: list[str]
+    log_path: str
+    cwd: str
+    exit_path: str | None = None
+    env: dict[str, str] | None = None
+
+    @field_validator("module")
+    @classmethod
+    def _preloaded(cls, module: str) -> str:
+        if module not in KIND_OF_MODULE:
+            raise ValueError(
+                f"{module!r} is not a module this parent runs ({list(KIND_OF_MODULE)})"
+            )
+        return module
+
+
+def read_request(conn: socket.socket) -> dict:
+    """The request on `conn` from a process of this user, checked; ValueError saying why not
+    (OSError when the client is gone or sends nothing in time)."""
+    uid, _ = _peer(conn)
+    if uid not in (os.getuid(), 0):
+        raise ValueError(f"a process of uid {uid} may not ask for processes")
+    line = conn.makefile("rb").readline(MAX_REQUEST_BYTES + 1)
+    if len(line) > MAX_REQUEST_BYTES:
+        raise ValueError(f"a request is one line of at most {MAX_REQUEST_BYTES} bytes")
+    try:
+        return ForkRequest.model_validate_json(line).model_dump()
+    except ValidationError as exc:
+        raise ValueError(f"not a request: {exc.errors(include_url=False)}") from None
+
+
+def _peer(conn: socket.socket) -> tuple[int, int]:
+    """The connecting process's uid and pid (SO_PEERCRED: pid, uid, gid)."""
+    pid, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    return uid, pid
+
+
+def _answer(conn: socket.socket, message: dict) -> None:
+    try:
+        conn.sendall(json.dumps(message, default=str).encode() + b"\n")
+    except OSError:
+        pass  # the client is gone: nothing to tell
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -106,12 +161,21 @@ def serve(socket_path: Path, modules: list[str]) -> None:
     signal.signal(signal.SIGCHLD, _reap)
     socket_path.unlink(missing_ok=True)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(socket_path))
+    umask = os.umask(0o177)  # the socket is born 0600: only its owner may connect
+    try:
+        server.bind(str(socket_path))
+    finally:
+        os.umask(umask)
     server.listen(16)
     while True:
         conn, _ = server.accept()
         with conn:
-            request = json.loads(conn.makefile("r").readline())
+            conn.settimeout(REQUEST_TIMEOUT_S)
+            try:
+                request = read_request(conn)
+            except (OSError, ValueError) as exc:
+                _answer(conn, {"error": str(exc) or type(exc).__name__})
+                continue
             # Until the child is recorded, a reaper must not see it end.
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
             pid = os.fork()
@@ -121,7 +185,7 @@ def serve(socket_path: Path, modules: list[str]) -> None:
                 _run_child(request)
             _exit_paths[pid] = request.get("exit_path")
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
-            conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+            _answer(conn, {"pid": pid})
 
 
 class Launcher:
