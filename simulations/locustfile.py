@@ -1,19 +1,22 @@
 """The Locust test a release runs against a candidate's model API.
 
 Each user posts batches of records, taken in turn from a JSONL traffic file, to `/predict`.
-In the open model (a `rate`) every user keeps its own schedule, one request each
-`users / rate` seconds from a random start, so arrivals are spread evenly and keep coming
-whatever the API's pace (a late user sends at once to catch up); users only cap what is in
-flight. In the closed model each user sends as fast as it is answered. The load over time
-follows the profile table in `profiles.py`.
+In the open model (a `rate`) every user keeps its own schedule from the start of the run,
+one request per `users / rate` seconds of the stage it is in, its phase a share of that
+spread evenly over the users, so arrivals are even and keep coming whatever the API's pace (a
+late user sends at once to catch up); users only cap what is in flight, and no request is
+sent past the run's end, so what went out is what the profile asks unless the API (or the
+generator) held it back. In the closed model each user sends as fast as it is answered. The
+load over time follows the profile table in `profiles.py`.
 
 With FEARLESS_REPLAY_SPEED set (1 = real time, 2 = twice as fast), the traffic is a replayed
 log: each body is sent at its recorded offset (from the `.offsets.json` beside the traffic
 file) divided by the speed, so users only cap the concurrency, they do not set the pace.
 
 Configured through the environment, as `fearless.loadtest.runner` sets it:
-FEARLESS_TRAFFIC (JSONL path), FEARLESS_BATCH_SIZE, FEARLESS_PROFILE, FEARLESS_USERS,
-FEARLESS_SPAWN_RATE, FEARLESS_DURATION_S, FEARLESS_REPLAY_SPEED (optional).
+FEARLESS_TRAFFIC (JSONL path), FEARLESS_BATCH_SIZE, FEARLESS_MODE, FEARLESS_RATE,
+FEARLESS_PROFILE, FEARLESS_USERS, FEARLESS_SPAWN_RATE, FEARLESS_DURATION_S,
+FEARLESS_REPLAY_SPEED and FEARLESS_LATENCY_PATH (optional).
 """
 
 from __future__ import annotations
@@ -22,14 +25,14 @@ import itertools
 import json
 import math
 import os
-import random
 import time
 from pathlib import Path
 
 from gevent import sleep
-from locust import FastHttpUser, LoadTestShape, task
+from locust import FastHttpUser, LoadTestShape, events, task
+from locust.runners import WorkerRunner
 
-from simulations.profiles import Stage, profile_from_env, stage_at, stages_for
+from simulations.profiles import next_due, profile_from_env, stage_at, stages_for
 from simulations.replay import ReplayClock, batch_offsets, read_offsets
 
 
@@ -72,6 +75,7 @@ PACED = LOAD.target_rate is not None and CLOCK is None  # a replay keeps its rec
 _next_body = itertools.cycle(BODIES).__next__
 _started: list[float] = []
 _test_start: list[float] = []
+_user_numbers = itertools.count()
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -79,12 +83,6 @@ def _run_time() -> float:
     if not _test_start:
         _test_start.append(time.monotonic())
     return time.monotonic() - _test_start[0]
-
-
-def _interval(stage: Stage | None) -> float:
-    """Seconds between one user's requests in a stage: users / rate."""
-    stage = stage or STAGES[-1]
-    return stage.users / stage.rate
 
 
 def _paced_body() -> bytes:
@@ -98,18 +96,45 @@ def _paced_body() -> bytes:
     return BODIES[index]
 
 
+# Locust keeps latencies rounded to whole milliseconds; this histogram keeps tenths, so a
+# 2.2 ms p50 is not reported as 3. Written at the end to FEARLESS_LATENCY_PATH when set.
+_tenths_of_ms: dict[int, int] = {}
+
+
+@events.request.add_listener
+def _record_latency(response_time: float, **_kwargs) -> None:
+    bucket = round(response_time * 10)
+    _tenths_of_ms[bucket] = _tenths_of_ms.get(bucket, 0) + 1
+
+
+@events.quitting.add_listener
+def _write_latency(environment, **_kwargs) -> None:
+    path = os.environ.get("FEARLESS_LATENCY_PATH")
+    if path and not isinstance(environment.runner, WorkerRunner):  # workers: no histogram
+        Path(path).write_text(json.dumps(_tenths_of_ms))
+
+
 class ModelApiUser(FastHttpUser):
     def on_start(self) -> None:
         self._due: float | None = None
-        if PACED:  # a random phase, so the users' requests do not arrive together
-            self._due = _run_time() + random.uniform(0, _interval(stage_at(STAGES, _run_time())))
-            sleep(max(0.0, self._due - _run_time()))
+        if PACED:  # phases spread evenly, so the users' requests do not arrive together
+            _run_time()
+            phase = next(_user_numbers) % LOAD.concurrency / LOAD.concurrency
+            self._due = next_due(STAGES, 0.0, share=phase) if phase else 0.0
+            sleep(self._until_due())
+
+    def _until_due(self) -> float:
+        """Seconds until this user's next request; none is sent past the run's end, so the
+        requests sent are the table's (Locust stops the run up to a second later)."""
+        if self._due >= LOAD.duration_s:
+            return 3600.0
+        return max(0.0, self._due - _run_time())
 
     def wait_time(self) -> float:
         if self._due is None:
             return 0.0
-        self._due += _interval(stage_at(STAGES, self._due))
-        return max(0.0, self._due - _run_time())
+        self._due = next_due(STAGES, self._due)
+        return self._until_due()
 
     @task
     def predict(self) -> None:

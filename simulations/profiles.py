@@ -19,6 +19,7 @@ from fearless.spec import LoadProfile
 STEP_COUNT = 4
 RAMP_STEPS = 20
 PROFILES = ("steady", "ramp", "spike", "step", "soak")
+OPEN_SPAWN_RATE = 10_000.0
 SPIKE_BASE_SHARE = 0.1
 SPIKE_WINDOW = (0.4, 0.6)  # the spike occupies this share of the run
 
@@ -68,8 +69,11 @@ def _closed(p: LoadProfile) -> list[Stage]:
 
 
 def _open(p: LoadProfile) -> list[Stage]:
+    # All users start at once: each keeps a schedule from the start of the run, so one that
+    # started late would only owe requests.
     users, rate = p.concurrency, p.target_rate
-    return [Stage(p.duration_s * end, users, users, rate * share) for end, share in _levels(p)]
+    spawn = min(OPEN_SPAWN_RATE, users * 100.0)
+    return [Stage(p.duration_s * end, users, spawn, rate * share) for end, share in _levels(p)]
 
 
 def stages_for(profile: LoadProfile) -> list[Stage]:
@@ -83,6 +87,23 @@ def stage_at(stages: list[Stage], run_time_s: float) -> Stage | None:
         if run_time_s < stage.end_s:
             return stage
     return None
+
+
+def next_due(stages: list[Stage], after_s: float, share: float = 1.0) -> float:
+    """When one open-model user's next request is due: `share` of a request's worth of its
+    rate (`rate / users`) after `after_s`, walking through the stages, so a user waiting out a
+    slow stage still joins a spike on time and every stage gets its rate. Past the table the
+    last stage's pace goes on (the test is ending)."""
+    for stage in stages:
+        if after_s < stage.end_s:
+            pace = stage.rate / stage.users  # requests/s of one user
+            needed_s = share / pace
+            if after_s + needed_s <= stage.end_s:
+                return after_s + needed_s
+            share -= (stage.end_s - after_s) * pace
+            after_s = stage.end_s
+    last = stages[-1]
+    return max(after_s, last.end_s) + share * last.users / last.rate
 
 
 def expected_requests(stages: list[Stage]) -> float | None:

@@ -44,7 +44,8 @@ class Launcher(Protocol):
 
 
 class LoadTestResult(BaseModel):
-    """What Locust measured, summed over endpoints; latencies in ms, rounded as Locust rounds.
+    """What Locust measured, summed over endpoints; latencies in ms, to a tenth where the
+    locustfile's own histogram saw every request, else rounded as Locust rounds.
 
     In the open model `target_rps` is the full rate asked for and `expected_requests` what the
     profile's table should have sent in all; both are None in the closed model and in a replay.
@@ -148,6 +149,17 @@ def summarize_stats(entries: list[dict]) -> dict:
     }
 
 
+def finer_percentiles(latency_path: Path, requests: int) -> dict[str, float] | None:
+    """p50/p95/p99 in tenths of a millisecond from the locustfile's own histogram, when it
+    saw every request (Locust rounds to whole milliseconds); else None."""
+    if not latency_path.is_file():
+        return None
+    tenths = {int(k): v for k, v in json.loads(latency_path.read_text()).items()}
+    if not tenths or sum(tenths.values()) < requests:  # forked workers keep their own
+        return None
+    return {f"p{q}_ms": percentile(tenths, q / 100) / 10 for q in (50, 95, 99)}
+
+
 def read_top_errors(failures_csv: Path, limit: int = 3) -> list[str]:
     """The most frequent failure messages from Locust's `_failures.csv`."""
     if not failures_csv.is_file():
@@ -229,7 +241,9 @@ def run_load_test(
     out_dir.mkdir(parents=True, exist_ok=True)
     prefix = out_dir / "locust"
     json_path, html_path, log_path = (prefix.with_suffix(s) for s in (".json", ".html", ".log"))
-    json_path.unlink(missing_ok=True)
+    latency_path = Path(f"{prefix}_latency.json")
+    for stale in (json_path, latency_path):
+        stale.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary"]
     argv += ["--host", url, "--json-file", str(prefix), "--csv", str(prefix)]
     argv += ["--html", str(html_path), "--exit-code-on-error", "0"]
@@ -240,12 +254,16 @@ def run_load_test(
         argv, cores = launcher.command(argv), launcher.cores
 
     started = time.monotonic()
-    env = locust_env(load, traffic_path, replay_speed)
+    env = {
+        **locust_env(load, traffic_path, replay_speed),
+        "FEARLESS_LATENCY_PATH": str(latency_path),
+    }
     samples = _run_sampled(argv, env, log_path, load.duration_s + START_MARGIN_S)
     wall_s = time.monotonic() - started
     if not json_path.is_file():
         raise LoadTestError(f"locust wrote no results ({json_path}):\n{_tail(log_path)}")
     stats = summarize_stats(json.loads(json_path.read_text()))
+    stats.update(finer_percentiles(latency_path, stats["requests"]) or {})
     start_ts, end_ts = stats.pop("start_ts"), stats.pop("end_ts")
     # Only samples from within the test itself: Locust's start-up burns a core too.
     during = [s for s in samples if start_ts + SAMPLE_S <= s[0] <= end_ts] or samples

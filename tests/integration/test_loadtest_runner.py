@@ -147,6 +147,10 @@ def test_healthy_api_meets_its_slos(standins, traffic, tmp_path):
     # The open model: SHORT asks the default rate, and a healthy API takes all of it.
     assert result.mode == "open" and result.target_rps == SHORT.target_rate == 50
     assert result.held_share >= 0.95, result
+    # Latencies to a tenth of a millisecond, from the locustfile's own histogram: the stand-in
+    # sleeps 10 ms, so no request is faster.
+    assert Path(f"{result.csv_prefix}_latency.json").is_file()
+    assert 10.0 <= result.p50_ms < 50 and round(result.p50_ms * 10) == result.p50_ms * 10
     verdict = evaluate_load_test(result, SLOS)
     assert verdict.passed and not verdict.inconclusive, verdict.reasons
 

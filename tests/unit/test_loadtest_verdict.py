@@ -1,6 +1,11 @@
 import pytest
 
-from fearless.loadtest.runner import LoadTestResult, percentile, summarize_stats
+from fearless.loadtest.runner import (
+    LoadTestResult,
+    finer_percentiles,
+    percentile,
+    summarize_stats,
+)
 from fearless.loadtest.verdict import evaluate_load_test
 from fearless.spec import SLOs
 
@@ -175,3 +180,12 @@ def test_only_a_busy_generator_that_could_not_send_the_rate_is_inconclusive():
     assert verdict.inconclusive and not verdict.passed
     assert verdict.reasons[0].startswith("inconclusive: the load generator sent only 50%")
     assert "busy 95%" in verdict.reasons[0]
+
+
+def test_finer_percentiles_come_in_tenths_when_the_histogram_saw_every_request(tmp_path):
+    path = tmp_path / "latency.json"
+    path.write_text('{"22": 50, "25": 45, "31": 4, "120": 1}')  # tenths of a ms
+    # Locust's own percentile rule, on tenths instead of whole milliseconds
+    assert finer_percentiles(path, 100) == {"p50_ms": 2.5, "p95_ms": 3.1, "p99_ms": 12.0}
+    assert finer_percentiles(path, 101) is None  # forked workers kept some: Locust's figures
+    assert finer_percentiles(tmp_path / "none.json", 100) is None

@@ -7,6 +7,7 @@ from simulations.profiles import (
     PROFILES,
     Stage,
     expected_requests,
+    next_due,
     profile_from_env,
     stage_at,
     stages_for,
@@ -31,7 +32,7 @@ def test_every_open_profile_ends_at_duration_and_peaks_at_the_rate(name):
     assert stages[-1].end_s == 60
     assert [s.end_s for s in stages] == sorted(s.end_s for s in stages)
     assert max(s.rate for s in stages) == 100
-    assert {(s.users, s.spawn_rate) for s in stages} == {(100, 100)}  # all in flight at once
+    assert {(s.users, s.spawn_rate) for s in stages} == {(100, 10_000)}  # all start at once
 
 
 def test_the_open_model_is_the_default_and_sizes_its_users_from_the_rate():
@@ -147,3 +148,22 @@ def test_invalid_profiles_are_rejected(fields):
 def test_invalid_environment_is_rejected():
     with pytest.raises(ValidationError):
         profile_from_env({"FEARLESS_USERS": "many"})
+
+
+def test_a_user_waiting_out_a_slow_stage_joins_the_spike_on_time():
+    # 4 users, spike of a 3 s run: 5 req/s (one request per user each 0.8 s) until 1.2 s,
+    # then 50 req/s (each 0.08 s) until 1.8 s. A user last sent at 1.1 s does not sleep
+    # 0.8 s through the spike: its 0.1 s at the slow pace is an eighth of a request.
+    stages = stages_for(rate(profile="spike", rate=50, users=4, duration_s=3))
+    assert next_due(stages, 1.1) == pytest.approx(1.2 + 0.875 * 0.08)
+    assert next_due(stages, 0.0, share=0.5) == pytest.approx(0.4)
+
+
+def test_following_the_schedule_sends_what_the_table_asks():
+    stages = stages_for(rate(profile="spike", rate=50, users=4, duration_s=3))
+    sent = 0
+    for phase in (0.0, 0.25, 0.5, 0.75):  # four users, spread phases
+        due = next_due(stages, 0.0, share=phase) if phase else 0.0
+        while due < 3.0:
+            sent, due = sent + 1, next_due(stages, due)
+    assert sent == pytest.approx(expected_requests(stages), abs=4)
