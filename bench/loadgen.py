@@ -4,9 +4,12 @@ Trains the example credit model into a scratch folder, serves it with `python -m
 fearless.serving`, and drives it with the same traffic, connections and duration first with
 wrk (Debian's package), then with Fearless's runner (Locust, `--processes` if asked). Prints a
 table with each tool's throughput, latency and generator CPU, then `ratio: X` (Fearless req/s
-divided by wrk req/s; the goal is >= 0.9).
+divided by wrk req/s, both as fast as answered; the goal is >= 0.9). Then both at one fixed
+rate (`--rate`; wrk paced by a per-request delay, Fearless in the open model), for their p50
+and p99: wrk's in microseconds, Fearless's to a tenth of a millisecond.
 
     python bench/loadgen.py [--connections 8] [--duration 10] [--processes 0] [--rounds 2]
+                            [--rate 500]
 
 Run it on a quiet machine: both generators share the cores with the API they measure.
 """
@@ -42,6 +45,10 @@ request = function()
   i = i %% #bodies + 1
   return wrk.format(nil, "/predict", nil, bodies[i])
 end
+"""
+# At a fixed rate: each connection waits this many ms before each request.
+WRK_DELAY = """
+delay = function() return %f end
 """
 
 
@@ -80,10 +87,17 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(
-    url: str, bodies: Path, connections: int, duration: int, threads: int, api: int
+    url: str,
+    bodies: Path,
+    connections: int,
+    duration: int,
+    threads: int,
+    api: int,
+    rate: float | None = None,
 ) -> dict:
     script = bodies.with_suffix(".lua")
-    script.write_text(WRK_SCRIPT % bodies)
+    pacing = WRK_DELAY % (connections / rate * 1000) if rate else ""
+    script.write_text(WRK_SCRIPT % bodies + pacing)
     argv = [WRK, "-t", str(min(threads, connections)), "-c", str(connections)]
     argv += ["-d", f"{duration}s", "--latency", "-s", str(script), url]
     api_cpu = _Sampler(api)
@@ -108,14 +122,23 @@ def run_wrk(
 
 
 def run_fearless(
-    url: str, traffic: Path, connections: int, duration: int, processes: int, api: int, out: Path
+    url: str,
+    traffic: Path,
+    connections: int,
+    duration: int,
+    processes: int,
+    api: int,
+    out: Path,
+    rate: float | None = None,
 ) -> dict:
     from fearless.loadtest.runner import run_load_test
     from fearless.spec import LoadProfile
 
-    load = LoadProfile(
-        users=connections, spawn_rate=min(10_000, connections * 100), duration_s=duration
-    )
+    if rate:
+        load = LoadProfile(rate=rate, users=connections, duration_s=duration)
+    else:
+        load = LoadProfile(mode="closed", users=connections, duration_s=duration,
+                           spawn_rate=min(10_000, connections * 100))  # fmt: skip
     api_cpu = _Sampler(api)
     r = run_load_test(url, load, traffic, out, processes=processes)
     return {
@@ -172,6 +195,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=0, help="Locust workers (0: one process)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each tool")
+    parser.add_argument("--rate", type=float, default=500, help="req/s of the fixed-rate runs")
     args = parser.parse_args()
     if not Path(WRK).is_file():
         sys.exit("wrk is not installed (/usr/bin/wrk). Install it with: apt-get install -y wrk")
@@ -204,6 +228,12 @@ def main() -> None:
                         r = run_fearless(url, traffic, args.connections, args.duration,
                                          args.processes, api.pid, scratch / f"locust-{round_}")  # fmt: skip
                     rows.append((tool, r))
+            paced = [
+                ("wrk", run_wrk(url, bodies, args.connections, args.duration, args.threads,
+                                api.pid, rate=args.rate)),
+                ("fearless", run_fearless(url, traffic, args.connections, args.duration, 0,
+                                          api.pid, scratch / "locust-rate", rate=args.rate)),
+            ]  # fmt: skip
         finally:
             api.terminate()
             api.wait(timeout=10)
@@ -217,6 +247,12 @@ def main() -> None:
         print(f"| {tool:<9}| {r['rps']:8.0f} | {r['p50_ms']:7.2f} | {r['p99_ms']:7.2f} "
               f"| {r['errors']:6d} | {r['cpu']:6.0f}% | {r['wait']:7.0f}% | {r['cores']:5d} "
               f"| {r['api_cpu']:6.0f}% |")  # fmt: skip
+    print(f"\nat a fixed rate of {args.rate:g} req/s, {args.connections} connections:")
+    print(f"| {'tool':<9}| {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'gen cpu':>7} |")
+    print("|" + "|".join("-" * w for w in (10, 10, 9, 9, 9)) + "|")
+    for tool, r in paced:
+        print(f"| {tool:<9}| {r['rps']:8.0f} | {r['p50_ms']:7.2f} | {r['p99_ms']:7.2f} "
+              f"| {r['cpu']:6.0f}% |")  # fmt: skip
     mean = {t: sum(r["rps"] for n, r in rows if n == t) / args.rounds for t in ("wrk", "fearless")}
     print(f"\nmean req/s over {args.rounds} rounds: wrk {mean['wrk']:.0f}, "
           f"fearless {mean['fearless']:.0f}")  # fmt: skip
