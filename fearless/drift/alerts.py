@@ -18,10 +18,12 @@ def alert_message(model: str, payload: dict) -> str:
 
 
 def record_alert(alerts_file: Path, model: str, payload: dict) -> str:
-    """Append the alert to `alerts_file` and return its message."""
+    """Append the alert to `alerts_file` and return its message. The payload's fields go
+    beside the alert's own (`at`, `model`, `message`), never over them."""
     message = alert_message(model, payload)
     alerts_file.parent.mkdir(parents=True, exist_ok=True)
-    line = {"at": datetime.now(UTC).isoformat(), "model": model, "message": message, **payload}
+    line = {"at": datetime.now(UTC).isoformat(), "model": model, "message": message}
+    line |= {key: value for key, value in payload.items() if key not in line}
     with alerts_file.open("a", encoding="utf-8") as f:
         f.write(json.dumps(line) + "\n")
     return message

@@ -20,7 +20,8 @@ from fearless.release.outcomes import PAUSE_EXPIRED
 from fearless.settings import Settings
 from fearless.spec import load_spec, spec_path_of, with_overrides
 
-PIPELINE_DEPLOYMENT = "release-pipeline/release-pipeline"
+PIPELINE_FLOW = "release-pipeline"
+PIPELINE_DEPLOYMENT = f"{PIPELINE_FLOW}/release-pipeline"
 
 
 class ReleaseStarted(BaseModel):
@@ -97,17 +98,29 @@ def start_release(
 
 
 def find_flow_run(client, ref: str):
-    """A release's pipeline run, by flow run id or by release id (its run name)."""
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    """A release's pipeline run, by flow run id or by release id (its run name): a run of the
+    release-pipeline flow only, never another flow's run that happens to bear that name."""
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterName,
+    )
 
     try:
-        return client.read_flow_run(UUID(ref))
+        run_id = UUID(ref)
     except ValueError:
-        pass
-    runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[ref])))
-    if not runs:
-        raise LookupError(f"no release run named or numbered {ref!r}")
-    return runs[0]
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[PIPELINE_FLOW])),
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[ref])),
+        )
+        if not runs:
+            raise LookupError(f"no release run named or numbered {ref!r}") from None
+        return runs[0]
+    run = client.read_flow_run(run_id)
+    if client.read_flow(run.flow_id).name != PIPELINE_FLOW:
+        raise LookupError(f"flow run {ref} is not a {PIPELINE_FLOW} run")
+    return run
 
 
 def follow(

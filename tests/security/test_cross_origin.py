@@ -89,16 +89,17 @@ def test_prefects_client_fetches_a_token_and_still_writes(api):
 
 
 def test_an_approval_through_prefects_client_still_resumes_a_paused_run(api):
-    """`fearless approve` resumes through Prefect's client (`decide`): it gets a token itself."""
+    """`fearless approve` resumes through Prefect's client (`decide` calls resume_flow_run, as
+    here; it looks up release-pipeline runs only): the client gets a CSRF token itself."""
     import threading
 
     from prefect import flow
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-    from prefect.flow_runs import pause_flow_run
+    from prefect.flow_runs import pause_flow_run, resume_flow_run
+    from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
 
     from fearless.release.approval import ApprovalDecision
-    from fearless.release.runs import decide
 
     received = []
 
@@ -106,7 +107,11 @@ def test_an_approval_through_prefects_client_still_resumes_a_paused_run(api):
     def waits_for_a_decision():
         received.append(pause_flow_run(wait_for_input=ApprovalDecision, timeout=120))
 
-    worker = threading.Thread(target=waits_for_a_decision, daemon=True)
+    def run_without_api_logs():  # none left to ship after the session's server stops
+        with temporary_settings({PREFECT_LOGGING_TO_API_ENABLED: False}):
+            waits_for_a_decision()
+
+    worker = threading.Thread(target=run_without_api_logs, daemon=True)
     worker.start()
     with get_client(sync_client=True) as client:
         run = None
@@ -118,6 +123,7 @@ def test_an_approval_through_prefects_client_still_resumes_a_paused_run(api):
                 break
             time.sleep(0.1)
         assert run is not None, "the probe flow never paused"
-        decide(client, str(run.id), approve=True, approver="ann", comment="ok")
+        decision = {"approve": True, "approver": "ann", "comment": "ok"}
+        resume_flow_run(run.id, run_input=decision, _sync=True)
     worker.join(timeout=60)
     assert [(d.approve, d.approver) for d in received] == [(True, "ann")]
