@@ -25,7 +25,7 @@ app.add_typer(server_app, name="server")
 
 
 def _settings():
-    from fearless.platform.server import use_server
+    from fearless.platform.prefect_env import use_server
     from fearless.settings import get_settings
 
     settings = get_settings()

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fearless.environments import EnvironmentBackend
-from fearless.environments.local import LocalEnvironments
-from fearless.platform.preload import Launcher
-from fearless.production.local import LocalProductionService
-from fearless.production.service import ProductionService
-from fearless.registry import Registry
-from fearless.registry.local import LocalRegistry
 from fearless.settings import PROJECT_ROOT, Settings, get_settings
+
+if TYPE_CHECKING:  # imported where built: a command reading the registry pays for no more
+    from fearless.environments import EnvironmentBackend
+    from fearless.platform.preload import Launcher
+    from fearless.platform.reports import Reports
+    from fearless.production.service import ProductionService
+    from fearless.registry import Registry
 
 # (model, since) -> a local folder holding that model's production inference log since then.
 ProductionLogs = Callable[[str, datetime], Path]
@@ -29,9 +30,15 @@ class Services:
     production: ProductionService[Any]
     launcher: Launcher
     production_logs: ProductionLogs
+    reports: Reports
 
 
 def build_services(settings: Settings | None = None) -> Services:
+    from fearless.environments.local import LocalEnvironments
+    from fearless.platform.preload import Launcher
+    from fearless.production.board import AnnouncedProduction
+    from fearless.production.local import LocalProductionService
+
     settings = settings or get_settings()
     paths = settings.paths
     launcher = Launcher(paths.processes, cwd=PROJECT_ROOT)
@@ -40,14 +47,47 @@ def build_services(settings: Settings | None = None) -> Services:
         return _aws_services(settings, launcher)
     return Services(
         settings=settings,
-        registry=LocalRegistry(paths.registry),
+        registry=build_registry(settings),
         environments=LocalEnvironments(paths.environments, paths.runs, timeout, launcher),
-        production=LocalProductionService(
-            paths.production, paths.inference_logs, timeout, launcher
+        production=AnnouncedProduction(
+            LocalProductionService(paths.production, paths.inference_logs, timeout, launcher)
         ),
         launcher=launcher,
         production_logs=lambda model, since: paths.inference_logs,  # written right there
+        reports=build_reports(settings),
     )
+
+
+def build_registry(settings: Settings) -> Registry:
+    """The registry alone, for commands that only read it."""
+    if settings.backend == "aws":
+        from fearless.registry.s3 import S3Registry
+
+        s3 = _aws_client(settings, "s3")
+        return S3Registry(
+            s3, settings.aws_bucket, settings.aws_registry_prefix, settings.paths.registry
+        )
+    from fearless.registry.local import LocalRegistry
+
+    return LocalRegistry(settings.paths.registry)
+
+
+def build_reports(settings: Settings) -> Reports:
+    """Where the reports a person is sent to are reached: the server's report route, or S3."""
+    from fearless.platform.reports import S3Reports, ServedReports
+
+    runs = settings.paths.runs
+    if settings.backend == "aws":
+        s3 = _aws_client(settings, "s3")
+        prefix, expiry = settings.aws_reports_prefix, settings.report_link_expiry_s
+        return S3Reports(s3, settings.aws_bucket, prefix, runs, expiry)
+    return ServedReports(runs, settings.reports_url, os.environ.get("PREFECT_API_AUTH_STRING"))
+
+
+def _aws_client(settings: Settings, service: str):
+    from fearless.aws import client, make_session
+
+    return client(make_session(settings.aws_region), service, settings.aws_endpoint_url)
 
 
 def _aws_services(settings: Settings, launcher: Launcher) -> Services:
@@ -56,6 +96,8 @@ def _aws_services(settings: Settings, launcher: Launcher) -> Services:
     from fearless.aws.inference_logs import ProductionLogSync, production_logs
     from fearless.environments.ecs.backend import EcsEnvironments
     from fearless.environments.ecs.config import EcsConfig
+    from fearless.platform.reports import S3Reports
+    from fearless.production.board import AnnouncedProduction
     from fearless.production.ecs import EcsProductionService, ProductionScaling
     from fearless.registry.s3 import S3Registry
 
@@ -90,11 +132,20 @@ def _aws_services(settings: Settings, launcher: Launcher) -> Services:
         environments=EcsEnvironments(
             config, ecs, make("servicediscovery"), paths.runs, s3=s3, ecr=make("ecr")
         ),
-        production=EcsProductionService(config, ecs, make("application-autoscaling"), scaling),
+        production=AnnouncedProduction(
+            EcsProductionService(config, ecs, make("application-autoscaling"), scaling)
+        ),
         launcher=launcher,
         production_logs=ProductionLogSync(
             s3,
             production_logs(settings.aws_bucket, settings.aws_inference_prefix),
             paths.inference_logs,
+        ),
+        reports=S3Reports(
+            s3,
+            settings.aws_bucket,
+            settings.aws_reports_prefix,
+            paths.runs,
+            settings.report_link_expiry_s,
         ),
     )

@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     )
     server_host: str = "127.0.0.1"
     server_port: int = Field(default=4200, ge=1, le=65535)
+    public_url: str = Field(
+        default="",
+        description="The server's address as people reach it (a proxy's, a host name); report "
+        "links start with it. Default: http://server_host:server_port.",
+    )
     work_pool: str = Field(default="fearless-local", min_length=1)
     queue_concurrency: int = Field(default=1, ge=1, description="Runs at once in a release queue.")
     worker_query_s: float = Field(default=1.0, gt=0, description="How often the worker polls.")
@@ -52,6 +57,15 @@ class Settings(BaseSettings):
     )
     aws_bucket: str = Field(default="", description="S3 bucket of the registry and artifacts.")
     aws_registry_prefix: str = Field(default="registry", description="Registry key prefix.")
+    aws_reports_prefix: str = Field(
+        default="reports", description="Key prefix of the reports (evidence, Locust, Evidently)."
+    )
+    report_link_expiry_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="Life of a presigned report link on AWS (S3 allows at most 7 days).",
+    )
     aws_namespace_id: str = Field(
         default="", description="Cloud Map private DNS namespace the environments register in."
     )
@@ -137,6 +151,11 @@ class Settings(BaseSettings):
     @property
     def ui_url(self) -> str:
         return f"http://{self.server_host}:{self.server_port}"
+
+    @property
+    def reports_url(self) -> str:
+        """Where the server serves the run folders' reports, as people reach it."""
+        return f"{(self.public_url or self.ui_url).rstrip('/')}/fearless/runs"
 
     @cached_property
     def paths(self) -> StatePaths:

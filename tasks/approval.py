@@ -8,6 +8,7 @@ from prefect.flow_runs import suspend_flow_run
 
 from fearless.composition import build_services
 from fearless.evidence import Evidence, EvidenceFiles, environment_costs, write_evidence
+from fearless.platform.reports import ReportLink
 from fearless.release import approval
 from fearless.release.candidate import Candidate, TestEnvironments
 from fearless.release.gates import DriftOutcome, LoadTestOutcome
@@ -36,16 +37,25 @@ def publish_evidence(
 
 
 def publish_evidence_artifacts(release_id: str, files: EvidenceFiles) -> None:
-    """The markdown as `evidence-<release>` (a new version each time) and a link to the page."""
+    """The markdown as `evidence-<release>` (a new version each time) and a link to the page,
+    published where the approver's browser reaches it (the server's report route, or S3)."""
+    page = build_services().reports.publish(release_id, files.html)
     create_markdown_artifact(
         key=f"evidence-{release_id}",
         markdown=files.markdown.read_text(),
-        description=f"Evidence for release {release_id}; with charts: {files.html}",
+        description=f"Evidence for release {release_id}; with charts: {page.describe()}",
     )
     create_link_artifact(
         key=f"evidence-page-{release_id}",
-        link=f"file://{files.html}",
-        link_text="Evidence with charts (HTML)",
+        link=page.url,
+        link_text=report_text("Evidence with charts (HTML)", page),
+    )
+
+
+def report_text(text: str, link: ReportLink) -> str:
+    """A link artifact's text, saying until when a presigned link works."""
+    return text + (
+        f", link valid until {link.expires_at:%Y-%m-%d %H:%M} UTC" if link.expires_at else ""
     )
 
 
@@ -60,9 +70,12 @@ def await_approval(
     get_run_logger().info(
         "waiting for approval (timeout %s s): fearless approve %s --by NAME", timeout_s, release_id
     )
-    settings = build_services().settings
+    services = build_services()
+    page = services.reports.url(release_id, "evidence.html").describe()
     form = approval.ApprovalDecision.with_initial_data(
-        description=approval.form_description(settings.ui_url, release_id, Path(evidence_path)),
+        description=approval.form_description(
+            services.settings.ui_url, release_id, Path(evidence_path), page
+        ),
         approve=False,
     )
     return suspend_flow_run(wait_for_input=form, timeout=timeout_s, key=approval.APPROVAL_KEY)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
@@ -7,6 +9,7 @@ from fearless.composition import build_services
 from fearless.release.candidate import Candidate, TestEnvironments
 from fearless.release.gates import DriftOutcome, run_drift_gate
 from tasks import STEP
+from tasks.approval import report_text
 
 
 @task(name="check-drift", **STEP)
@@ -27,10 +30,11 @@ def check_drift(release_id: str, candidate: Candidate, envs: TestEnvironments) -
         description=f"Drift of served traffic against reference: report {outcome.scores.report_html}",
     )
     if outcome.scores.report_html:
+        report = services.reports.publish(release_id, Path(outcome.scores.report_html))
         create_link_artifact(
             key=f"drift-report-{release_id}",
-            link=f"file://{outcome.scores.report_html}",
-            link_text="Evidently drift report (HTML)",
+            link=report.url,
+            link_text=report_text("Evidently drift report (HTML)", report),
         )
     logger.info("drift: %s", "; ".join(outcome.reasons + outcome.notes) or "within thresholds")
     return outcome

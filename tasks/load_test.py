@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
@@ -8,6 +10,7 @@ from fearless.loadtest.runner import LoadTestResult
 from fearless.release.candidate import Candidate, TestEnvironments
 from fearless.release.gates import LoadTestOutcome, run_load_test_gate
 from tasks import STEP
+from tasks.approval import report_text
 
 
 @task(name="run-load-test", **STEP)
@@ -32,10 +35,11 @@ def run_load_test(release_id: str, candidate: Candidate, envs: TestEnvironments)
         description="What Locust measured, under the same profile and traffic for each",
     )
     if outcome.result is not None:
+        report = services.reports.publish(release_id, Path(outcome.result.report_html))
         create_link_artifact(
             key=f"load-test-report-{release_id}",
-            link=f"file://{outcome.result.report_html}",
-            link_text="Locust report of the candidate (HTML; CSVs beside it)",
+            link=report.url,
+            link_text=report_text("Locust report of the candidate (HTML)", report),
         )
     logger.info("load test: %s", "; ".join(outcome.reasons + outcome.notes) or "all SLOs met")
     return outcome

@@ -17,30 +17,70 @@ def evidence(
         typer.Option(help="Render the page again from evidence.json, with the simulations since."),
     ] = False,
 ) -> None:
-    """Print the paths of the release's evidence page (HTML, with charts) and its markdown."""
+    """Print the link to the release's evidence page (HTML, with charts), and its files when
+    this machine has them; works from any machine that reaches the server (or, on AWS, S3)."""
     import webbrowser
 
-    from fearless.evidence import EvidenceError, find_evidence, rebuild_evidence
+    import httpx
+
+    from fearless.composition import build_reports
+    from fearless.ids import InvalidId
     from fearless.settings import get_settings
 
-    runs = get_settings().paths.runs
+    settings = get_settings()
     try:
-        files = find_evidence(runs, run_id)
+        run_dir = settings.paths.run_dir(run_id)
         if rebuild:
-            files = rebuild_evidence(runs / run_id)
+            _rebuild(settings, run_id)
+        link = build_reports(settings).link(run_id, "evidence.html")
+    except InvalidId:
+        _fail(f"evidence {run_id}: {run_id!r} is not a release id")
+    except httpx.HTTPError as exc:
+        _fail(
+            f"evidence {run_id}: no run {run_id} in {run_dir} here, and the server at "
+            f"{settings.reports_url} could not be asked: {exc}"
+        )
+    if link is None:
+        _no_page(run_id, run_dir)
+    typer.echo(link.describe())
+    for name in ("evidence.html", "evidence.md"):
+        if (run_dir / name).is_file():
+            typer.echo(run_dir / name)
+    if open_page:
+        webbrowser.open(link.url)
+
+
+def _fail(message: str) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def _rebuild(settings, run_id: str) -> None:
+    """Render the page again on the machine holding the run folder, and publish it."""
+    from fearless.composition import build_reports
+    from fearless.evidence import EvidenceError, rebuild_evidence
+
+    try:
+        files = rebuild_evidence(settings.paths.run_dir(run_id))
     except EvidenceError as exc:
-        typer.secho(f"evidence {run_id}: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
-    page = files.html if files.html.is_file() else None
-    if page:
-        typer.echo(page)
-    elif files.json.is_file():
+        _fail(f"evidence {run_id}: {exc}")
+    build_reports(settings).publish(run_id, files.html)
+
+
+def _no_page(run_id: str, run_dir) -> None:
+    """Why there is no page: no such run, no evidence yet, or a page to render again."""
+    from fearless.evidence import EvidenceError, evidence_files, find_evidence
+
+    try:
+        files = find_evidence(run_dir.parent, run_id)
+    except EvidenceError as exc:
+        _fail(f"evidence {run_id}: {exc}")
+    if files.json.is_file():
         typer.echo(f"(no HTML page yet: fearless evidence {run_id} --rebuild)")
     else:
         typer.echo("(no HTML page: this run's evidence was written before there was one)")
-    typer.echo(files.markdown)
-    if open_page:
-        webbrowser.open((page or files.markdown).resolve().as_uri())
+    typer.echo(evidence_files(run_dir).markdown)
+    raise typer.Exit(0)
 
 
 def register(app: typer.Typer) -> None:

@@ -32,9 +32,10 @@ def models(
 ) -> None:
     """List the registry's models, their aliases (production, previous, candidate, ...) and
     the digests those point at."""
-    from fearless.composition import build_services
+    from fearless.composition import build_registry
+    from fearless.settings import get_settings
 
-    rows = model_rows(build_services().registry)
+    rows = model_rows(build_registry(get_settings()))
     if not rows:
         typer.echo("no models in the registry yet: build one with `fearless init` or a release")
         return

@@ -9,66 +9,40 @@ import typer
 
 
 def print_status(settings, run_id: str | None, emit: Callable[[str], None]) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-    from prefect.client.schemas.sorting import FlowRunSort
+    """Releases and what serves in production, from the Prefect server alone (two or three
+    REST calls): nothing of the worker's files, no cloud credentials."""
+    from fearless.platform.rest import PrefectApi
+    from fearless.production.board import read_board
+    from fearless.release.listing import find_release, recent_releases
 
-    from fearless.composition import build_services
-    from fearless.release.runs import find_flow_run
-
-    services = build_services(settings)
-    with get_client(sync_client=True) as client:
-        if run_id:
-            runs = [find_flow_run(client, run_id)]
-        else:
-            runs = client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=["release-pipeline"])),
-                sort=FlowRunSort.START_TIME_DESC,
-                limit=20,
-            )
+    with PrefectApi.from_env() as api:
+        runs = [find_release(api, run_id)] if run_id else recent_releases(api)
+        serving = read_board(api)
     emit("releases:" if runs else "releases: none yet")
     for run in runs:
-        state = run.state.name if run.state else "?"
-        message = f"  {run.state.message}" if run.state and run.state.message else ""
-        emit(f"  {run.name:<24} {state:<12}{message}")
-    emit("production:")
-    for model in services.registry.models():
-        instance = services.production.current(model)
-        digest = services.registry.get_alias(model, "production") or "none"
-        where = instance.url if instance else "not serving"
-        emit(f"  {model:<24} {digest[:19]}  {where}")
+        message = f"  {run.message}" if run.message else ""
+        emit(f"  {run.name:<24} {run.state_name or '?':<12}{message}")
+    emit("production:" if serving else "production: nothing promoted yet")
+    for record in serving:
+        since = f"{record.since:%Y-%m-%d %H:%M} UTC"
+        emit(f"  {record.model:<24} {record.digest[:19]}  {record.url}  (since {since})")
 
 
-def print_pending(settings, emit: Callable[[str], None]) -> int:
-    """Releases waiting for a decision, with their evidence and environment expiry."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
+def print_pending(settings, emit: Callable[[str], None], reports=None) -> int:
+    """Releases waiting for a decision, with their evidence and when the gate times out."""
+    from fearless.platform.rest import PrefectApi
+    from fearless.release.listing import waiting_releases
 
-    from fearless.composition import build_services
+    with PrefectApi.from_env() as api:
+        runs = waiting_releases(api)
+    if runs and reports is None:
+        from fearless.composition import build_reports
 
-    services = build_services(settings)
-    expiry = {env.release_id: env.expires_at for env in services.environments.list()}
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["release-pipeline"])),
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
-            ),
-        )
+        reports = build_reports(settings)
     for run in runs:
-        until = expiry.get(run.name)
-        emit(
-            f"{run.name}  waiting since {run.state.timestamp:%Y-%m-%d %H:%M} UTC"
-            + (f", environment until {until:%Y-%m-%d %H:%M} UTC" if until else "")
-        )
-        for line in evidence_lines(settings, run.name):
+        until = f", decide by {run.decide_by:%Y-%m-%d %H:%M} UTC" if run.decide_by else ""
+        emit(f"{run.name}  waiting since {run.since:%Y-%m-%d %H:%M} UTC{until}")
+        for line in evidence_lines(settings, run.name, reports):
             emit(line)
         emit(
             f"  decide:   fearless approve {run.name} --by NAME --comment TEXT  (or fearless reject)"
@@ -78,15 +52,30 @@ def print_pending(settings, emit: Callable[[str], None]) -> int:
     return len(runs)
 
 
-def evidence_lines(settings, release_id: str) -> list[str]:
-    """Where a waiting release's evidence is: the Prefect artifact, the page, the markdown."""
-    from fearless.evidence import evidence_files
+def evidence_lines(settings, release_id: str, reports) -> list[str]:
+    """Where a waiting release's evidence is: its page over HTTP, and the Prefect artifact."""
+    return [
+        f"  evidence: {reports.url(release_id, 'evidence.html').describe()}",
+        f"            {settings.ui_url}/artifacts/key/evidence-{release_id}",
+    ]
 
-    files = evidence_files(settings.paths.run_dir(release_id))
-    lines = [f"  evidence: {settings.ui_url}/artifacts/key/evidence-{release_id}"]
-    for path in (files.html, files.markdown):
-        lines.append(f"            {path}" + ("" if path.is_file() else "  (not written)"))
-    return lines
+
+def _fail(message: str) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def _asking_the_server(read: Callable[[], object]) -> None:
+    import httpx
+
+    try:
+        read()
+    except LookupError as exc:
+        _fail(str(exc))
+    except httpx.HTTPError as exc:
+        import os
+
+        _fail(f"could not ask the Prefect server at {os.environ.get('PREFECT_API_URL')}: {exc}")
 
 
 def status(
@@ -97,14 +86,14 @@ def status(
     """Releases and their states, and what serves in production."""
     from fearless.settings import get_settings
 
-    print_status(get_settings(), run_id, typer.echo)
+    _asking_the_server(lambda: print_status(get_settings(), run_id, typer.echo))
 
 
 def pending() -> None:
-    """Releases waiting at their approval gate, with where their evidence is."""
+    """Releases waiting at their approval gate, with the links to their evidence."""
     from fearless.settings import get_settings
 
-    print_pending(get_settings(), typer.echo)
+    _asking_the_server(lambda: print_pending(get_settings(), typer.echo))
 
 
 def register(app: typer.Typer) -> None:

@@ -13,32 +13,13 @@ from pathlib import Path
 import httpx
 
 from fearless.platform import processes
+from fearless.platform.prefect_env import prefect_env, use_server
 from fearless.platform.preload import PRELOADS
 from fearless.settings import PROJECT_ROOT, Settings
 
 SERVER = "prefect-server"
 WORKER = "prefect-worker"
 PRELOADED = [f"preload-{kind}" for kind in PRELOADS]
-
-
-def prefect_env(settings: Settings) -> dict[str, str]:
-    """Prefect settings shared by the server, the worker and every flow run process."""
-    paths = settings.paths
-    return {
-        "PREFECT_HOME": str(paths.prefect_home),
-        "PREFECT_API_URL": settings.api_url,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_WORKER_QUERY_SECONDS": str(settings.worker_query_s),
-        "PREFECT_WORKER_PREFETCH_SECONDS": "5",
-        "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
-        "PREFECT_LOCAL_STORAGE_PATH": str(paths.prefect_home / "storage"),
-        "PREFECT_LOGGING_LEVEL": "INFO",
-        "FEARLESS_STATE_DIR": str(settings.state_dir),
-        "FEARLESS_SERVER_PORT": str(settings.server_port),
-        "FEARLESS_SERVER_HOST": settings.server_host,
-        "FEARLESS_WORK_POOL": settings.work_pool,
-        "FEARLESS_PROJECT_DIR": str(PROJECT_ROOT),
-    }
 
 
 def server_only_env(settings: Settings) -> dict[str, str]:
@@ -57,14 +38,6 @@ def server_only_env(settings: Settings) -> dict[str, str]:
         "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS": origins,
         "PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED": "true",
     }
-
-
-def use_server(settings: Settings) -> None:
-    """Point this process's Prefect client at the configured server (before importing prefect)."""
-    for key, value in prefect_env(settings).items():
-        if key == "PREFECT_API_URL" and os.environ.get("PREFECT_API_URL"):
-            continue
-        os.environ.setdefault(key, value)
 
 
 def _handle_file(settings: Settings, name: str) -> Path:
@@ -122,13 +95,9 @@ def server_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
             settings,
             SERVER,
             [
-                *prefect,
-                "server",
-                "start",
-                "--host",
-                settings.server_host,
-                "--port",
-                str(settings.server_port),
+                *(sys.executable, "-m", "fearless.platform.api_server"),
+                *("--host", settings.server_host, "--port", str(settings.server_port)),
+                *("--runs", str(settings.paths.runs)),
             ],
             server_only_env(settings),
         )

@@ -45,7 +45,9 @@ def record_decision(
     return log
 
 
-def form_description(ui_url: str, release_id: str, evidence_path: Path) -> str:
-    """What the approval form shows above its fields: where the evidence is, and its summary."""
-    link = f"{ui_url}/artifacts/key/evidence-{release_id}"
-    return f"**Evidence:** [{link}]({link}) (also `{evidence_path}`)\n\n{evidence_path.read_text()}"
+def form_description(ui_url: str, release_id: str, evidence_path: Path, page: str) -> str:
+    """What the approval form shows above its fields: links to the evidence page (with charts)
+    and its artifact, each reachable from the approver's machine, then its summary."""
+    artifact = f"{ui_url}/artifacts/key/evidence-{release_id}"
+    links = f"**Evidence:** [page with charts]({page}) · [Prefect artifact]({artifact})"
+    return f"{links}\n\n{evidence_path.read_text()}"

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from fearless.cli import app
 from fearless.commands.status import evidence_lines
 from fearless.evidence import write_evidence
+from fearless.platform.reports import ServedReports
 from fearless.settings import Settings
 from tests.unit.test_evidence import evidence
 
@@ -46,11 +47,12 @@ def test_the_paths_are_printed_and_open_uses_the_browser(runs, monkeypatch):
 
     out = invoke("credit-1")
     assert out.exit_code == 0, out.output
-    assert out.output.splitlines() == [str(files.html), str(files.markdown)]
+    url = f"{Settings().reports_url}/credit-1/evidence.html"
+    assert out.output.splitlines() == [url, str(files.html), str(files.markdown)]
     assert opened == []
 
     assert invoke("credit-1", "--open").exit_code == 0
-    assert opened == [files.html.resolve().as_uri()]
+    assert opened == [url]
 
 
 def test_rebuild_renders_the_page_again(runs):
@@ -63,11 +65,12 @@ def test_rebuild_renders_the_page_again(runs):
     assert out.exit_code == 0 and files.html.is_file()
 
 
-def test_pending_lists_the_page_and_the_markdown(tmp_path):
-    settings = Settings(state_dir=tmp_path)
-    write_evidence(settings.paths.run_dir("credit-1"), evidence())
-    lines = evidence_lines(settings, "credit-1")
-    assert lines[0].endswith("/artifacts/key/evidence-credit-1")
-    assert lines[1].strip() == str(tmp_path / "runs" / "credit-1" / "evidence.html")
-    assert lines[2].strip() == str(tmp_path / "runs" / "credit-1" / "evidence.md")
-    assert evidence_lines(settings, "credit-2")[1].endswith("evidence.html  (not written)")
+def test_pending_links_the_page_and_the_artifact(tmp_path):
+    settings = Settings(state_dir=tmp_path, public_url="https://fearless.example.org/")
+    reports = ServedReports(settings.paths.runs, settings.reports_url)
+    lines = evidence_lines(settings, "credit-1", reports)
+    assert lines[0].split() == [
+        "evidence:",
+        "https://fearless.example.org/fearless/runs/credit-1/evidence.html",
+    ]
+    assert lines[1].strip() == f"{settings.ui_url}/artifacts/key/evidence-credit-1"

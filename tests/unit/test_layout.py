@@ -18,7 +18,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "settings": {"ids"},
     "aws": {"ids"},
     "bundles": {"spec", "settings"},
-    "platform": {"spec", "settings", "aws"},
+    "platform": {"ids", "spec", "settings", "aws"},
     "registry": {"ids", "bundles"},
     "serving": {"ids", "spec", "settings", "aws", "bundles"},
     "environments": {"ids", "spec", "settings", "aws", "bundles", "platform"},

@@ -1,0 +1,46 @@
+"""`python -m fearless.platform.api_server`: the embedded Prefect server (its API, UI and
+services, as `prefect server start` runs them) with one route more, the read-only report
+route of `fearless.platform.reports`, so reports are reached on the host and port a person
+already opens the UI on."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fearless.platform.reports import report_route
+
+
+def build_app(runs: Path):
+    """Prefect's app, the report route first (before the UI's catch-all mount)."""
+    import prefect.settings
+    from prefect.server.api.server import create_app
+
+    app = create_app(final=True)
+    auth = prefect.settings.get_current_settings().server.api.auth_string
+    app.router.routes.insert(0, report_route(runs, auth.get_secret_value() if auth else None))
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--runs", type=Path, required=True, help="The run folders' root.")
+    args = parser.parse_args(argv)
+
+    import prefect.settings
+    import uvicorn
+
+    settings = prefect.settings.get_current_settings().server
+    uvicorn.run(
+        build_app(args.runs),
+        host=args.host,
+        port=args.port,
+        timeout_keep_alive=settings.api.keepalive_timeout,
+        log_level=settings.logging_level.lower(),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Releases as the server has them, read through its REST API alone (`fearless status`,
+`fearless pending`): a few calls, nothing from the worker's disk, no `import prefect`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel
+
+PIPELINE_FLOW = "release-pipeline"
+_PIPELINE = {"flows": {"name": {"any_": [PIPELINE_FLOW]}}}
+
+
+class ReleaseRun(BaseModel):
+    """A release-pipeline flow run: its name is the release id."""
+
+    id: UUID
+    name: str
+    state_type: str | None = None
+    state_name: str | None = None
+    message: str | None = None
+    since: datetime | None = None
+    decide_by: datetime | None = None
+    """When the approval gate times out, for a waiting release."""
+
+    @classmethod
+    def from_api(cls, run: dict) -> ReleaseRun:
+        state = run.get("state") or {}
+        details = state.get("state_details") or {}
+        return cls(
+            id=run["id"],
+            name=run["name"],
+            state_type=state.get("type"),
+            state_name=state.get("name"),
+            message=state.get("message") or None,
+            since=state.get("timestamp"),
+            decide_by=details.get("pause_timeout"),
+        )
+
+
+def recent_releases(api, limit: int = 20) -> list[ReleaseRun]:
+    """The latest releases, newest first (`api`: a `fearless.platform.rest.PrefectApi`)."""
+    body = {**_PIPELINE, "sort": "START_TIME_DESC", "limit": limit}
+    return [ReleaseRun.from_api(run) for run in api.query("flow_runs/filter", body)]
+
+
+def waiting_releases(api) -> list[ReleaseRun]:
+    """Releases paused at their approval gate, oldest first."""
+    body = {
+        **_PIPELINE,
+        "flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}},
+        "sort": "EXPECTED_START_TIME_ASC",
+    }
+    return [ReleaseRun.from_api(run) for run in api.query("flow_runs/filter", body)]
+
+
+def find_release(api, ref: str) -> ReleaseRun:
+    """A release by id (its run name) or flow run id; a LookupError when no release has it."""
+    try:
+        by = {"id": {"any_": [str(UUID(ref))]}}
+    except ValueError:
+        by = {"name": {"any_": [ref]}}
+    runs = api.query("flow_runs/filter", {**_PIPELINE, "flow_runs": by, "limit": 1})
+    if not runs:
+        raise LookupError(f"no release run named or numbered {ref!r}")
+    return ReleaseRun.from_api(runs[0])
