@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from uuid import UUID
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger, runtime, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
 from fearless.composition import build_services
 from fearless.loadtest.runner import LoadTestResult
+from fearless.platform.slots import load_test_slot
+from fearless.platform.work_pools import kind_for
 from fearless.release.candidate import Candidate, TestEnvironments
 from fearless.release.gates import LoadTestOutcome, run_load_test_gate
 from tasks import STEP
@@ -15,11 +18,15 @@ from tasks.approval import report_text
 
 @task(name="run-load-test", **STEP)
 def run_load_test(release_id: str, candidate: Candidate, envs: TestEnvironments) -> LoadTestOutcome:
-    """Drive the candidate with Locust under the spec's profile and judge its SLOs."""
-    services = build_services()
+    """Drive the candidate with Locust under the spec's profile and judge its SLOs, holding the
+    host's load-test slot where runs share a machine."""
+    services, logger = build_services(), get_run_logger()
     out_dir = services.settings.paths.run_dir(release_id) / "loadtest"
-    outcome = run_load_test_gate(candidate, envs, out_dir, services.environments)
-    logger = get_run_logger()
+    flow_run_id = UUID(runtime.flow_run.id)
+    with load_test_slot(kind_for(services.settings), flow_run_id, logger.info) as slot:
+        outcome = run_load_test_gate(candidate, envs, out_dir, services.environments)
+    outcome.slot = slot
+    logger.info(slot.describe())
     for down in outcome.down:
         logger.error("%s; its last log lines:\n%s", down.describe(), down.log_tail)
     if outcome.verdict is not None:

@@ -19,13 +19,22 @@ def print_status(settings, run_id: str | None, emit: Callable[[str], None]) -> N
         runs = [find_release(api, run_id)] if run_id else recent_releases(api)
         serving = read_board(api)
     emit("releases:" if runs else "releases: none yet")
+    holders = {slot: run.name for run in runs if (slot := run.tagged("holds:"))}
     for run in runs:
-        message = f"  {run.message}" if run.message else ""
-        emit(f"  {run.name:<24} {run.state_name or '?':<12}{message}")
+        emit(release_line(run, holders))
     emit("production:" if serving else "production: nothing promoted yet")
     for record in serving:
         since = f"{record.since:%Y-%m-%d %H:%M} UTC"
         emit(f"  {record.model:<24} {record.digest[:19]}  {record.url}  (since {since})")
+
+
+def release_line(run, holders: dict[str, str]) -> str:
+    """One release: its state, its message, and the slot it waits for (behind whom)."""
+    message = f"  {run.message}" if run.message else ""
+    if slot := run.tagged("waiting:"):
+        behind = f" behind {holders[slot]}" if slot in holders else ""
+        message += f"  waiting for the {slot} slot{behind}"
+    return f"  {run.name:<24} {run.state_name or '?':<12}{message}"
 
 
 def print_pending(settings, emit: Callable[[str], None], reports=None) -> int:

@@ -91,8 +91,8 @@ def load_sections(ev: Evidence) -> list[Section]:
     main.blocks += [_figures(load.result), _checks(load.verdict.checks)]
     if load.reasons:
         main.blocks.append(Bullets(load.reasons))
-    if load.notes or load.down:
-        lines = [*load.notes]
+    if load.notes or load.down or load.slot:
+        lines = [*load.notes, *([load.slot.describe()] if load.slot else [])]
         lines += [f"{d.describe()}; its last log lines: `{d.log_tail[-500:]}`" for d in load.down]
         main.blocks.append(Bullets(lines))
     main.blocks.append(Chart("load"))

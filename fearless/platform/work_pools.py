@@ -131,17 +131,23 @@ def flow_run_env(settings: Settings) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class PoolKind:
-    """A kind of work pool: its Prefect type, template, per-run job variables, project dir."""
+    """A kind of work pool: its Prefect type, template, per-run job variables, project dir,
+    and whether its flow runs share one host (then load tests take turns: see `slots`)."""
 
     type: str
     template: Callable[[Settings], dict[str, Any] | None]
     job_variables: Callable[[Resources], dict[str, Any]]
     project_dir: Callable[[Settings], str]
+    shares_host: bool
 
 
 POOL_KINDS = {
-    "process": PoolKind("process", lambda s: None, no_job_variables, lambda s: str(PROJECT_ROOT)),
-    "ecs": PoolKind("ecs", ecs_template_for, ecs_job_variables, lambda s: s.aws_flow_project_dir),
+    "process": PoolKind(
+        "process", lambda s: None, no_job_variables, lambda s: str(PROJECT_ROOT), shares_host=True
+    ),
+    "ecs": PoolKind(
+        "ecs", ecs_template_for, ecs_job_variables, lambda s: s.aws_flow_project_dir, False
+    ),
 }
 BACKEND_POOLS = {"local": "process", "aws": "ecs"}
 

@@ -21,6 +21,7 @@ from fearless.environments import Environment, EnvironmentBackend, EnvironmentDo
 from fearless.loadtest.compare import RegressionVerdict, compare_to_champion
 from fearless.loadtest.runner import LoadTestError, LoadTestResult
 from fearless.loadtest.verdict import LoadTestVerdict, evaluate_load_test
+from fearless.platform.slots import SlotWait
 from fearless.release.candidate import Candidate, TestEnvironments
 
 TRAFFIC_RECORDS = 2000
@@ -38,6 +39,7 @@ class LoadTestOutcome(BaseModel):
     regression: RegressionVerdict | None = None
     down: list[EnvironmentDown] = []
     notes: list[str] = []
+    slot: SlotWait | None = None
 
     @property
     def candidate_down(self) -> EnvironmentDown | None:

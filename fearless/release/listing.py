@@ -23,6 +23,11 @@ class ReleaseRun(BaseModel):
     since: datetime | None = None
     decide_by: datetime | None = None
     """When the approval gate times out, for a waiting release."""
+    tags: list[str] = []
+
+    def tagged(self, prefix: str) -> str | None:
+        """The rest of the first tag starting with `prefix` (`waiting:`, `holds:`), if any."""
+        return next((t.removeprefix(prefix) for t in self.tags if t.startswith(prefix)), None)
 
     @classmethod
     def from_api(cls, run: dict) -> ReleaseRun:
@@ -36,6 +41,7 @@ class ReleaseRun(BaseModel):
             message=state.get("message") or None,
             since=state.get("timestamp"),
             decide_by=details.get("pause_timeout"),
+            tags=run.get("tags") or [],
         )
 
 

@@ -45,6 +45,22 @@ def assert_torn_down(releases, release_id, within_s: float = 0):
     assert left == [] and not queued, (left, queued)
 
 
+def load_test_window(releases, release_id: str) -> tuple[float, float]:
+    """When a release's load test sent its first and last request (Locust's own clock)."""
+    import json
+
+    folder = releases.settings.paths.run_dir(release_id) / "loadtest"
+    entries = [e for path in folder.rglob("locust.json") for e in json.loads(path.read_text())]
+    return min(e["start_time"] for e in entries), max(e["last_request_timestamp"] for e in entries)
+
+
+def slot_wait(releases, release_id: str) -> dict:
+    import json
+
+    evidence = releases.settings.paths.run_dir(release_id) / "evidence.json"
+    return json.loads(evidence.read_text())["load"]["slot"]
+
+
 def test_two_releases_run_at_once_each_on_its_own_queue_then_approve_and_reject(
     releases, credit_project, credit_challenger
 ):
@@ -52,6 +68,9 @@ def test_two_releases_run_at_once_each_on_its_own_queue_then_approve_and_reject(
     rival = releases.start(credit_challenger)
     first, second = releases.wait(champion), releases.wait(rival)
     assert first.state.is_paused() and second.state.is_paused(), (first.state, second.state)
+    # One machine: their load tests took turns.
+    windows = sorted([load_test_window(releases, r.release_id) for r in (champion, rival)])
+    assert windows[0][1] <= windows[1][0], windows
     assert first.work_queue_name == queue_name_for(champion.release_id)
     assert second.work_queue_name == queue_name_for(rival.release_id)
     assert first.work_queue_name != second.work_queue_name
@@ -140,6 +159,31 @@ def test_a_failed_slo_gate_stops_before_approval_and_tears_down(releases, credit
     assert run.state.name == "GateFailed" and "load-test gate" in run.state.message
     assert "p95" in run.state.message
     assert_torn_down(releases, started.release_id)
+
+
+def test_a_load_test_waits_for_the_hosts_slot_and_says_behind_whom(
+    releases, credit_project, credit_challenger
+):
+    long_test = {**FAST, "load": {"rate": 40, "duration_s": 15}}
+    holder = releases.start(credit_project, long_test)
+    locust_log = releases.settings.paths.run_dir(holder.release_id) / "loadtest" / "locust.log"
+    deadline = time.monotonic() + 120
+    while not locust_log.is_file():  # the holder's load test has started
+        assert time.monotonic() < deadline, "the load test never started"
+        time.sleep(0.2)
+    waiter = releases.start(credit_challenger)  # reaches its load test well within 15 s
+    for started in (holder, waiter):
+        assert releases.wait(started).state.is_paused()
+    wait = slot_wait(releases, waiter.release_id)
+    assert wait["behind"] == [holder.release_id] and wait["waited_s"] > 1, wait
+    held, waited = (load_test_window(releases, r.release_id) for r in (holder, waiter))
+    assert held[1] <= waited[0], (held, waited)
+    assert slot_wait(releases, holder.release_id)["behind"] == []
+    evidence = releases.settings.paths.run_dir(waiter.release_id) / "evidence.md"
+    assert f"behind {holder.release_id}" in evidence.read_text()
+    for started in (holder, waiter):
+        assert fearless_cli("reject", started.release_id, "--by", "test").returncode == 0
+        assert releases.wait(started, paused_ok=False).state.name == "Rejected"
 
 
 def test_a_candidate_killed_mid_load_test_fails_the_gate_naming_the_crash(releases, credit_project):
@@ -256,6 +300,11 @@ def test_a_release_started_like_the_ui_does_gets_its_own_queue_too(releases, cre
     paused = releases.wait(started)
     assert paused.state.is_paused() and paused.work_queue_name == queue_name_for(started.release_id)
     assert "started-by:prefect" in paused.tags
+    # It built the worker's copy of the folder, packed by the launcher, and the evidence says so.
+    assert started.source.packed_by == "prefect" and started.source.path == str(credit_project)
+    evidence = releases.settings.paths.run_dir(started.release_id) / "evidence.md"
+    assert f"built from `{credit_project}`" in evidence.read_text()
+    assert "packed by prefect" in evidence.read_text()
     assert fearless_cli("reject", started.release_id, "--by", "ui").returncode == 0
     assert releases.wait(started, paused_ok=False).state.name == "Rejected"
     assert_torn_down(releases, started.release_id)

@@ -1,0 +1,109 @@
+"""One load test at a time on a machine that flow runs share, so releases never measure each
+other.
+
+On a pool whose flow runs share one host (the embedded default's process pool), a load test
+(candidate and champion runs together) holds the host's slot: a strict Prefect global
+concurrency limit named after the host, sized from its cores. Where every flow run and model
+API is a task of its own (ECS), the pool kind says no slot is needed. A release waiting for the
+slot says so: in its log, and on its flow run as the tag `waiting:<slot>`, which
+`fearless status` shows; the holder carries `holds:<slot>`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from fearless.platform.work_pools import PoolKind
+
+LOAD_TEST_CORES = 2  # a load test keeps one core busy generating and one answering
+LEASE_S = 120  # renewed while held; a crashed holder frees the slot this long after
+
+
+class SlotWait(BaseModel):
+    """What the load test waited for: its slot (None where none is needed), for how long, and
+    which releases held it when it asked."""
+
+    slot: str | None = None
+    waited_s: float = 0.0
+    behind: list[str] = []
+
+    def describe(self) -> str:
+        if self.slot is None:
+            return "no load-test slot needed: this pool gives each run a machine of its own"
+        if not self.behind:
+            return f"load-test slot {self.slot} was free"
+        return f"waited {self.waited_s:.0f} s for load-test slot {self.slot} behind " + ", ".join(
+            self.behind
+        )
+
+
+def host_slot_name(host: str | None = None) -> str:
+    host = re.sub(r"[^a-z0-9-]+", "-", (host or socket.gethostname()).lower()).strip("-")
+    return f"load-test-{host or 'host'}"
+
+
+def host_slots(cores: int | None = None) -> int:
+    """How many load tests the host bears at once without one disturbing another."""
+    return max(1, (cores or os.cpu_count() or 1) // LOAD_TEST_CORES)
+
+
+def _holders(client, slot: str) -> list[str]:
+    """Releases (flow run names) whose running runs hold the slot."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    runs = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            tags=FlowRunFilterTags(all_=[f"holds:{slot}"]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
+        )
+    )
+    return sorted(run.name for run in runs)
+
+
+def _retag(client, flow_run_id: UUID, add: str | None = None, drop: str | None = None) -> None:
+    tags = set(client.read_flow_run(flow_run_id).tags) - {drop}
+    client.update_flow_run(flow_run_id, tags=sorted(tags | ({add} if add else set())))
+
+
+@contextmanager
+def load_test_slot(
+    kind: PoolKind, flow_run_id: UUID, log: Callable[[str], None]
+) -> Iterator[SlotWait]:
+    """Hold this host's load-test slot, if `kind` shares hosts, for the body of the `with`."""
+    if not kind.shares_host:
+        yield SlotWait()
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.concurrency.sync import concurrency
+    from prefect.exceptions import ObjectAlreadyExists
+
+    slot, started = host_slot_name(), time.monotonic()
+    with get_client(sync_client=True) as client:
+        try:
+            client.upsert_global_concurrency_limit_by_name(slot, limit=host_slots())
+        except ObjectAlreadyExists:  # another release created it a moment ago
+            pass
+        behind = _holders(client, slot)
+        if behind:
+            log(f"waiting for the load-test slot {slot} behind {', '.join(behind)}")
+            _retag(client, flow_run_id, add=f"waiting:{slot}")
+        with concurrency(slot, occupy=1, strict=True, lease_duration=LEASE_S):
+            _retag(client, flow_run_id, add=f"holds:{slot}", drop=f"waiting:{slot}")
+            try:
+                yield SlotWait(slot=slot, waited_s=time.monotonic() - started, behind=behind)
+            finally:
+                _retag(client, flow_run_id, drop=f"holds:{slot}")
