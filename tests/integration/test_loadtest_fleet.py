@@ -17,7 +17,10 @@ from fearless.serving.inference_log import read_inference_log
 from fearless.spec import LoadProfile, load_spec
 from tests.integration.test_loadtest_runner import _free_port
 
-SHORT = LoadProfile(profile="steady", users=4, spawn_rate=100, duration_s=3, batch_size=2)
+# The closed model: the distributed protocol is what is under test, not a rate.
+SHORT = LoadProfile(
+    mode="closed", profile="steady", users=4, spawn_rate=100, duration_s=3, batch_size=2
+)
 
 
 @pytest.fixture(scope="module")
