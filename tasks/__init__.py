@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -15,3 +16,20 @@ def run_scoped(context: Any, parameters: dict[str, Any]) -> str:
 
 
 STEP = {"cache_key_fn": run_scoped, "persist_result": True}
+
+
+def link_report(services, release_id: str, key: str, path: Path, text: str):
+    """Publish a report where a person's browser reaches it (the server's report route, or
+    S3) and link it as a Prefect artifact whose text says until when a presigned link works."""
+    from prefect.artifacts import create_link_artifact
+
+    link = services.reports.publish(release_id, path)
+    until = f", link valid until {link.expires_at:%Y-%m-%d %H:%M} UTC" if link.expires_at else ""
+    create_link_artifact(key=key, link=link.url, link_text=text + until)
+    return link
+
+
+def log_down(logger, outcome) -> None:
+    """Each model API a gate saw stop, with its last log lines."""
+    for down in outcome.down:
+        logger.error("%s; its last log lines:\n%s", down.describe(), down.log_tail)

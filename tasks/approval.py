@@ -3,16 +3,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.flow_runs import suspend_flow_run
 
 from fearless.composition import build_services
 from fearless.evidence import Evidence, EvidenceFiles, environment_costs, write_evidence
-from fearless.platform.reports import ReportLink
 from fearless.release import approval
 from fearless.release.candidate import Candidate, TestEnvironments
 from fearless.release.gates import DriftOutcome, LoadTestOutcome
-from tasks import STEP
+from tasks import STEP, link_report
 
 
 @task(name="publish-evidence", **STEP)
@@ -39,23 +38,14 @@ def publish_evidence(
 def publish_evidence_artifacts(release_id: str, files: EvidenceFiles) -> None:
     """The markdown as `evidence-<release>` (a new version each time) and a link to the page,
     published where the approver's browser reaches it (the server's report route, or S3)."""
-    page = build_services().reports.publish(release_id, files.html)
+    page = link_report(
+        build_services(), release_id, f"evidence-page-{release_id}", files.html,
+        "Evidence with charts (HTML)",
+    )  # fmt: skip
     create_markdown_artifact(
         key=f"evidence-{release_id}",
         markdown=files.markdown.read_text(),
         description=f"Evidence for release {release_id}; with charts: {page.describe()}",
-    )
-    create_link_artifact(
-        key=f"evidence-page-{release_id}",
-        link=page.url,
-        link_text=report_text("Evidence with charts (HTML)", page),
-    )
-
-
-def report_text(text: str, link: ReportLink) -> str:
-    """A link artifact's text, saying until when a presigned link works."""
-    return text + (
-        f", link valid until {link.expires_at:%Y-%m-%d %H:%M} UTC" if link.expires_at else ""
     )
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 from uuid import UUID
 
 from prefect import get_run_logger, runtime, task
-from prefect.artifacts import create_link_artifact, create_table_artifact
+from prefect.artifacts import create_table_artifact
 
 from fearless.composition import build_services
 from fearless.loadtest.runner import LoadTestResult
@@ -12,8 +12,7 @@ from fearless.platform.slots import load_test_slot
 from fearless.platform.work_pools import kind_for
 from fearless.release.candidate import Candidate, TestEnvironments
 from fearless.release.gates import LoadTestOutcome, run_load_test_gate
-from tasks import STEP
-from tasks.approval import report_text
+from tasks import STEP, link_report, log_down
 
 
 @task(name="run-load-test", **STEP)
@@ -27,8 +26,7 @@ def run_load_test(release_id: str, candidate: Candidate, envs: TestEnvironments)
         outcome = run_load_test_gate(candidate, envs, out_dir, services.environments)
     outcome.slot = slot
     logger.info(slot.describe())
-    for down in outcome.down:
-        logger.error("%s; its last log lines:\n%s", down.describe(), down.log_tail)
+    log_down(logger, outcome)
     if outcome.verdict is not None:
         create_table_artifact(
             key=f"load-test-{release_id}",
@@ -42,12 +40,10 @@ def run_load_test(release_id: str, candidate: Candidate, envs: TestEnvironments)
         description="What Locust measured, under the same profile and traffic for each",
     )
     if outcome.result is not None:
-        report = services.reports.publish(release_id, Path(outcome.result.report_html))
-        create_link_artifact(
-            key=f"load-test-report-{release_id}",
-            link=report.url,
-            link_text=report_text("Locust report of the candidate (HTML)", report),
-        )
+        link_report(
+            services, release_id, f"load-test-report-{release_id}",
+            Path(outcome.result.report_html), "Locust report of the candidate (HTML)",
+        )  # fmt: skip
     logger.info("load test: %s", "; ".join(outcome.reasons + outcome.notes) or "all SLOs met")
     return outcome
 
