@@ -21,6 +21,7 @@ from fearless.drift.nightly import check_model_drift
 from fearless.environments import EnvironmentError_
 from fearless.environments.ecs.backend import EcsEnvironments
 from fearless.environments.ecs.config import CONTAINER, DIGEST_VARIABLE, LOG_DIR
+from fearless.production.board import AnnouncedProduction
 from fearless.production.ecs import EcsProductionService
 from fearless.serving.__main__ import _parse
 from fearless.serving.inference_log import InferenceLog, read_inference_log
@@ -108,7 +109,9 @@ def ship(s3, url: str, run_id: str, root: Path, ages: list[int]) -> list[str]:
 
 
 def test_settings_build_ecs_services_that_share_one_ecs_client(services):
-    production, environments = services.production, services.environments
+    # What serves is recorded on the server at each switch: the ECS service is inside that.
+    assert isinstance(services.production, AnnouncedProduction)
+    production, environments = services.production.inner, services.environments
     assert isinstance(production, EcsProductionService)
     assert isinstance(environments, EcsEnvironments)
     assert production.ecs is environments.ecs
@@ -179,7 +182,7 @@ def test_production_ships_under_the_production_prefix_and_nightly_drift_reads_it
         url = f"s3://{BUCKET}/inference/production"
         assert variables["FEARLESS_INFERENCE_LOG_S3"] == url
         assert "FEARLESS_RUN_ID" not in variables
-        services.production.waiter = lambda instance: None  # no container to get healthy
+        services.production.inner.waiter = lambda instance: None  # no container gets healthy
         services.production.switch(started)
         env = services.environments.provision(
             "credit-0202", "candidate", bundle(tmp_path), datetime.now(UTC) + timedelta(hours=1)
