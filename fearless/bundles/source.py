@@ -1,10 +1,11 @@
 """The model project a release builds: packed where the release starts, built from that pack.
 
 A release never builds from the worker's own files. Whoever starts it (CI, a terminal, the
-UI's launcher flow on the worker) packs the project folder into a deterministic tar, named by
-its sha256, and stores it beside the bundles; the build step fetches exactly that pack,
-re-hashes it and builds the bundle from it. With a git ref, the pack must be that ref's tree
-of the folder, file for file: a checkout that differs fails, naming the files.
+UI's launcher flow on the worker) packs what the build reads, the spec and the model file and
+reference data it names, into a deterministic tar named by its sha256, and stores it beside
+the bundles; the build step fetches exactly that pack, re-hashes it and builds the bundle
+from it. With a git ref, each of those files must be that ref's: one that differs, or that
+the ref does not hold (ignored, never committed), fails, named.
 
 Packing rather than a checkout on the worker: the worker needs no repository access or
 token, the build reads the very bytes the starter hashed (so an image CI pushed from the same
@@ -24,7 +25,6 @@ from pathlib import Path
 from pydantic import BaseModel
 
 PACK_SUFFIX = ".tar"
-SKIPPED_DIRS = {"__pycache__", ".ipynb_checkpoints"}
 
 
 class SourceError(ValueError):
@@ -72,52 +72,41 @@ def _in_git(folder: Path) -> bool:
     return shutil.which("git") is not None and _git(folder, "rev-parse").returncode == 0
 
 
-def _files_at_ref(folder: Path, ref: str) -> tuple[str, list[str]]:
-    """The commit `ref` names and the folder's files in its tree, checked against the disk."""
+def _check_at_ref(folder: Path, ref: str, names: list[str]) -> str:
+    """The commit `ref` names, once each of `names` (relative to `folder`) is shown to be in
+    its tree and the same on disk; else a SourceError naming the files."""
     commit = _git(folder, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").stdout.strip()
     if not commit:
         raise SourceError(f"{folder}: git ref {ref!r} is not a commit of this repository")
-    listed = _git(folder, "ls-tree", "-r", "-z", "--full-name", commit, "--", ".")
-    entries = [line.split("\t", 1) for line in listed.stdout.split("\0") if line]
-    if not entries:
-        raise SourceError(f"{folder}: the tree of {ref} ({commit[:12]}) has no files here")
-    top = Path(_git(folder, "rev-parse", "--show-toplevel").stdout.strip())
-    prefix = _git(folder, "rev-parse", "--show-prefix").stdout.strip()
-    expected = {}
-    for meta, name in entries:
+    listed = _git(folder, "ls-tree", "-z", commit, "--", *names)
+    blobs = {}
+    for line in filter(None, listed.stdout.split("\0")):
+        meta, name = line.split("\t", 1)
         mode, kind, blob = meta.split()
         if kind != "blob" or mode == "120000":
-            raise SourceError(f"{top / name}: a {kind} {mode} in {ref}; only files are released")
-        expected[name] = blob
-    names = sorted(expected)
-    on_disk = [n for n in names if (top / n).is_file()]
-    hashed = _git(top, "hash-object", "--stdin-paths", stdin="\n".join(on_disk) + "\n")
-    actual = dict(zip(on_disk, hashed.stdout.split(), strict=False))
-    differ = [n for n in names if actual.get(n) != expected[n]]
-    if differ:
-        listed_names = ", ".join(differ[:5]) + (
-            f" and {len(differ) - 5} more" if differ[5:] else ""
+            raise SourceError(f"{folder / name}: a {kind} {mode} in {ref}; only files are released")
+        blobs[name] = blob
+    missing = [n for n in names if n not in blobs]
+    if missing:
+        raise SourceError(
+            f"{folder}: {_some(missing)} not in the tree of {ref} ({commit[:12]}): ignored or "
+            "never committed. Commit it (large files with git LFS), or release without a ref."
         )
+    # hash-object reads paths from the top of the checkout, and applies its filters (LFS)
+    prefix = _git(folder, "rev-parse", "--show-prefix").stdout.strip()
+    paths = "\n".join(prefix + n for n in names) + "\n"
+    hashed = _git(folder, "hash-object", "--stdin-paths", stdin=paths)
+    differ = [n for n, h in zip(names, hashed.stdout.split(), strict=False) if h != blobs[n]]
+    if differ or len(hashed.stdout.split()) != len(names):
         raise SourceError(
             f"{folder}: the checkout differs from the tree of {ref} ({commit[:12]}): "
-            f"{listed_names}. Commit them (or release the working tree without a ref)."
+            f"{_some(differ or names)}. Commit them (or release the working tree without a ref)."
         )
-    return commit, [n.removeprefix(prefix) for n in names]
+    return commit
 
 
-def _working_files(folder: Path) -> list[str]:
-    """Every file of the folder that is not ignored by git (or hidden, outside git)."""
-    if _in_git(folder):
-        listed = _git(folder, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-        names = [n for n in listed.stdout.split("\0") if n and (folder / n).is_file()]
-        return sorted(set(names))
-    names = []
-    for path in folder.rglob("*"):
-        rel = path.relative_to(folder)
-        hidden = any(p.startswith(".") or p in SKIPPED_DIRS for p in rel.parts)
-        if path.is_file() and not path.is_symlink() and not hidden:
-            names.append(rel.as_posix())
-    return sorted(names)
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if names[5:] else "")
 
 
 def _write_pack(folder: Path, names: list[str], archive: Path) -> str:
@@ -145,24 +134,34 @@ def _digest(archive: Path) -> str:
 
 
 def pack_project(
-    folder: Path, *, model: str, git_ref: str | None, packed_by: str, into: Path
+    folder: Path,
+    files: list[str],
+    *,
+    model: str,
+    git_ref: str | None,
+    packed_by: str,
+    into: Path,
 ) -> tuple[ProjectSource, Path]:
-    """Pack a project folder into `into`; with `git_ref`, only if it is that ref's tree."""
+    """Pack the project's `files` (relative to `folder`: its spec and what the spec names)
+    into `into`; with `git_ref`, only if each is that ref's file."""
     folder = folder.resolve()
+    names = sorted(set(files))
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise SourceError(f"{folder}: {_some(missing)} not found")
     git: dict = {}
     if git_ref is not None:
         if not _in_git(folder):
             raise SourceError(
                 f"{folder}: not in a git checkout, so it cannot be checked against {git_ref!r}"
             )
-        commit, names = _files_at_ref(folder, git_ref)
-        git = {"git_ref": git_ref, "git_commit": commit, "git_dirty": False}
-    else:
-        names = _working_files(folder)
-        if _in_git(folder):
-            head = _git(folder, "rev-parse", "HEAD").stdout.strip() or None
-            dirty = bool(_git(folder, "status", "--porcelain", "--", ".").stdout)
-            git = {"git_commit": head, "git_dirty": dirty}
+        git = {"git_ref": git_ref, "git_commit": _check_at_ref(folder, git_ref, names)}
+        git["git_dirty"] = False
+    elif _in_git(folder):
+        head = _git(folder, "rev-parse", "HEAD").stdout.strip() or None
+        # ignored files count: a model file never committed is not that commit's
+        dirty = bool(_git(folder, "status", "--porcelain", "--ignored", "--", *names).stdout)
+        git = {"git_commit": head, "git_dirty": dirty}
     if git and (remote := _git(folder, "remote", "get-url", "origin").stdout.strip()):
         git["repository"] = remote
     into.mkdir(parents=True, exist_ok=True)

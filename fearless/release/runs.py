@@ -52,9 +52,11 @@ def start_release(
     spec_file = spec_path_of(model_path)
     spec = with_overrides(load_spec(spec_file), overrides, source=f"{model_path} (overrides)")
     with tempfile.TemporaryDirectory(prefix="fearless-pack-") as tmp:
+        files = [spec_file.name, str(spec.model), str(spec.reference_data)]
         source, archive = pack_project(
-            spec_file.parent, model=spec.name, git_ref=git_ref, packed_by=started_by, into=Path(tmp)
-        )
+            spec_file.parent, files, model=spec.name, git_ref=git_ref, packed_by=started_by,
+            into=Path(tmp),
+        )  # fmt: skip
         registry.store_source(spec.name, source.digest, archive)
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment

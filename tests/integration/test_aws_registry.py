@@ -110,8 +110,9 @@ def test_a_source_pack_uploaded_by_ci_is_what_the_worker_builds(registry, credit
     """CI packs and uploads; a worker with another cache (another machine) fetches that pack."""
     from fearless.bundles.source import SourceError, build_from_source, pack_project
 
+    files = ["fearless.yaml", "model.skops", "reference.parquet"]
     source, archive = pack_project(
-        credit_project, model="credit", git_ref=None, packed_by="ci", into=tmp_path / "ci"
+        credit_project, files, model="credit", git_ref=None, packed_by="ci", into=tmp_path / "ci"
     )
     registry.store_source("credit", source.digest, archive)
     keys = [o["Key"] for o in registry._objects(registry._key("credit", "sources"))]

@@ -37,8 +37,13 @@ def repo(credit_project, tmp_path) -> Path:
     return root
 
 
+FILES = ["fearless.yaml", "model.skops", "reference.parquet"]  # what the build reads
+
+
 def pack(folder: Path, tmp_path: Path, ref: str | None = None, name: str = "pack"):
-    return pack_project(folder, model="credit", git_ref=ref, packed_by="test", into=tmp_path / name)
+    return pack_project(
+        folder, FILES, model="credit", git_ref=ref, packed_by="test", into=tmp_path / name
+    )
 
 
 def members(archive: Path) -> list[str]:
@@ -46,14 +51,27 @@ def members(archive: Path) -> list[str]:
         return tar.getnames()
 
 
-def test_a_ref_packs_that_refs_tree_of_the_folder_and_records_the_commit(repo, tmp_path):
-    (repo / "models" / "credit" / "notes.tmp").write_text("ignored, and not in the commit")
+def test_a_ref_packs_that_refs_files_the_build_reads_and_records_the_commit(repo, tmp_path):
+    (repo / "models" / "credit" / "notes.txt").write_text("in the folder, not read by the build")
     head = git(repo, "rev-parse", "HEAD")
     source, archive = pack(repo / "models" / "credit", tmp_path, ref="main")
     assert source.git_commit == head and source.git_ref == "main" and source.git_dirty is False
-    committed = git(repo, "-C", "models/credit", "ls-files").split()  # relative to the folder
-    assert sorted(members(archive)) == sorted(committed) and "fearless.yaml" in committed
-    assert "notes.tmp" not in members(archive)
+    assert members(archive) == FILES  # relative to the project folder, nothing else
+
+
+def test_a_needed_file_the_ref_does_not_hold_is_refused_naming_it(credit_project, tmp_path):
+    """The usual layout: model files are git-ignored, produced by training."""
+    root = tmp_path / "ignoring-repo"
+    shutil.copytree(credit_project, root)
+    (root / ".gitignore").write_text("*.skops\n*.parquet\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "spec only")
+    with pytest.raises(SourceError, match=r"model\.skops, reference\.parquet not in the tree"):
+        pack(root, tmp_path, ref="main")
+    # Without a ref the working tree is released as it is, ignored files too, and said so.
+    source, archive = pack(root, tmp_path, name="working")
+    assert members(archive) == FILES and source.git_dirty is True
 
 
 def test_a_checkout_that_differs_from_its_ref_fails_naming_the_file(repo, tmp_path):
@@ -74,17 +92,22 @@ def test_a_ref_that_is_not_a_commit_or_a_folder_outside_git_fails_before_packing
 
 def test_without_a_ref_the_working_tree_is_packed_and_its_state_recorded(repo, tmp_path):
     folder = repo / "models" / "credit"
-    (folder / "extra.txt").write_text("untracked but not ignored")
-    (folder / "scratch.tmp").write_text("ignored")
-    source, archive = pack(folder, tmp_path)
-    assert "extra.txt" in members(archive) and "scratch.tmp" not in members(archive)
-    assert source.git_commit == git(repo, "rev-parse", "HEAD") and source.git_dirty is True
+    source, _ = pack(folder, tmp_path, name="clean")
+    assert source.git_commit == git(repo, "rev-parse", "HEAD") and source.git_dirty is False
+    spec = folder / "fearless.yaml"
+    spec.write_text(spec.read_text() + "\n")
+    changed, _ = pack(folder, tmp_path, name="changed")
+    assert changed.git_dirty is True and changed.digest != source.digest
+    (folder / "model.skops").unlink()
+    with pytest.raises(SourceError, match="model.skops not found"):
+        pack(folder, tmp_path, name="missing")
 
 
 def test_a_symbolic_link_in_the_folder_is_refused_not_followed(repo, tmp_path):
     folder = repo / "models" / "credit"
-    (folder / "secrets.txt").symlink_to("/etc/hostname")
-    with pytest.raises(SourceError, match="secrets.txt: a symbolic link"):
+    (folder / "reference.parquet").unlink()
+    (folder / "reference.parquet").symlink_to("/etc/hostname")
+    with pytest.raises(SourceError, match="reference.parquet: a symbolic link"):
         pack(folder, tmp_path)
 
 
