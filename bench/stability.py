@@ -15,6 +15,7 @@ themselves), and the script checks none is left behind.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import tempfile
@@ -36,8 +37,12 @@ def run(kind: str, number: int, argv: list[str], scratch: Path, keep: bool) -> d
     checkout = clone(scratch / f"{kind}-{number}")
     log = scratch / f"{kind}-{number}.log"
     started = time.monotonic()
+    # As a new user runs it: no virtualenv of this checkout's on the PATH.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
+    path = env["PATH"].split(os.pathsep)
+    env["PATH"] = os.pathsep.join(p for p in path if not (Path(p).parent / "pyvenv.cfg").is_file())
     with log.open("w") as out:
-        code = subprocess.call(argv, cwd=checkout, stdout=out, stderr=subprocess.STDOUT)
+        code = subprocess.call(argv, cwd=checkout, stdout=out, stderr=subprocess.STDOUT, env=env)
     wall = time.monotonic() - started
     lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
     left = leftovers(checkout)

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -30,6 +29,11 @@ MODEL = "outside-credit"  # a model of its own: other e2e tests release `credit`
 
 def action_steps() -> list[dict]:
     return yaml.safe_load((ROOT / "action.yml").read_text())["runs"]["steps"]
+
+
+def outside_virtualenvs(path: str) -> list[str]:
+    """PATH without any virtualenv's bin folder, as on a fresh runner."""
+    return [p for p in path.split(os.pathsep) if not (Path(p).parent / "pyvenv.cfg").is_file()]
 
 
 class Runner:
@@ -61,8 +65,7 @@ class Runner:
 
     def popen(self, step: dict, sha: str) -> subprocess.Popen:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
-        venv_bin = str(Path(sys.executable).parent)  # the runner has no Fearless on its PATH
-        path = [p for p in env["PATH"].split(os.pathsep) if p != venv_bin]
+        path = outside_virtualenvs(env["PATH"])  # the runner has no Fearless on its PATH
         env |= {k: self.expand(str(v)) for k, v in step.get("env", {}).items()}
         env |= {
             "PATH": os.pathsep.join([*self.path_entries, *path]),
