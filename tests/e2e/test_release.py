@@ -54,6 +54,15 @@ def load_test_window(releases, release_id: str) -> tuple[float, float]:
     return min(e["start_time"] for e in entries), max(e["last_request_timestamp"] for e in entries)
 
 
+def wait_for_load_test(releases, release_id: str, within_s: float = 120) -> None:
+    """Until the release's load test has started (Locust opened its log)."""
+    locust_log = releases.settings.paths.run_dir(release_id) / "loadtest" / "locust.log"
+    deadline = time.monotonic() + within_s
+    while not locust_log.is_file():
+        assert time.monotonic() < deadline, "the load test never started"
+        time.sleep(0.2)
+
+
 def slot_wait(releases, release_id: str) -> dict:
     import json
 
@@ -166,11 +175,7 @@ def test_a_load_test_waits_for_the_hosts_slot_and_says_behind_whom(
 ):
     long_test = {**FAST, "load": {"rate": 40, "duration_s": 15}}
     holder = releases.start(credit_project, long_test)
-    locust_log = releases.settings.paths.run_dir(holder.release_id) / "loadtest" / "locust.log"
-    deadline = time.monotonic() + 120
-    while not locust_log.is_file():  # the holder's load test has started
-        assert time.monotonic() < deadline, "the load test never started"
-        time.sleep(0.2)
+    wait_for_load_test(releases, holder.release_id)
     waiter = releases.start(credit_challenger)  # reaches its load test well within 15 s
     for started in (holder, waiter):
         assert releases.wait(started).state.is_paused()
@@ -188,11 +193,7 @@ def test_a_load_test_waits_for_the_hosts_slot_and_says_behind_whom(
 
 def test_a_candidate_killed_mid_load_test_fails_the_gate_naming_the_crash(releases, credit_project):
     started = releases.start(credit_project, {**FAST, "load": {"rate": 40, "duration_s": 10}})
-    locust_log = releases.settings.paths.run_dir(started.release_id) / "loadtest" / "locust.log"
-    deadline = time.monotonic() + 120
-    while not locust_log.is_file():  # the load test has started
-        assert time.monotonic() < deadline, "the load test never started"
-        time.sleep(0.2)
+    wait_for_load_test(releases, started.release_id)
     time.sleep(2)
     (candidate,) = [
         env
