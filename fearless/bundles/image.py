@@ -17,6 +17,12 @@ from fearless.spec import ModelSpec
 BASE_IMAGE = "python:3.11.7-slim-bookworm"
 USER_ID = 10001
 PORT = 8080
+# Where a model API on a container platform writes its inference log before shipping it. The
+# image creates it owned by USER_ID and declares it a VOLUME: on Fargate a bind mount at a
+# VOLUME path takes the image's owner and contents (otherwise it is root's, mode 0755), and task
+# definitions mount one there because their root filesystem is read-only. /tmp likewise.
+LOG_DIR = "/var/lib/fearless/inference"
+VOLUMES = ("/tmp", LOG_DIR)
 
 
 class ImageError(RuntimeError):
@@ -28,14 +34,17 @@ def fearless_wheel_name(version: str | None = None) -> str:
 
 
 def dockerfile_for(spec: ModelSpec) -> str:
-    """A Dockerfile that serves this bundle: pinned base, non-root user, healthcheck."""
+    """A Dockerfile that serves this bundle: pinned base, non-root user, healthcheck, and the
+    writable volumes a read-only root filesystem needs, owned by that user."""
     wheel = fearless_wheel_name()
-    ready = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{PORT}/ready')"
+    volumes = ", ".join(f'"{v}"' for v in VOLUMES)
     return f"""\
 FROM {BASE_IMAGE}
 LABEL org.opencontainers.image.title="fearless-{spec.name}"
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN useradd --create-home --uid {USER_ID} model
+RUN useradd --create-home --uid {USER_ID} model \\
+ && mkdir -p {LOG_DIR} \\
+ && chown {USER_ID}:{USER_ID} {LOG_DIR}
 WORKDIR /bundle
 COPY bundle/requirements.txt wheels/{wheel} /tmp/install/
 RUN pip install --no-cache-dir -r /tmp/install/requirements.txt \\
@@ -43,8 +52,9 @@ RUN pip install --no-cache-dir -r /tmp/install/requirements.txt \\
  && rm -rf /tmp/install
 COPY bundle/ /bundle/
 USER {USER_ID}
+VOLUME [{volumes}]
 EXPOSE {PORT}
-HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["python", "-c", "{ready}"]
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["python", "-m", "fearless.bundles.health"]
 CMD ["python", "-m", "fearless.serving", "--bundle", "/bundle", "--host", "0.0.0.0", "--port", "{PORT}"]
 """
 

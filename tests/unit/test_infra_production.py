@@ -97,7 +97,8 @@ def test_worker_looks_up_networks_and_model_api_ships_and_lists_only_its_prefix(
 def test_production_command_shipping_and_exported_settings_match_the_backend():
     module, example = INFRA / "modules" / "production_service", INFRA / "examples" / "complete"
     local = one(parsed(module)["locals"])
-    assert one(local["command"]) == [*SERVE_COMMAND, "--log-dir", LOG_DIR]
+    assert one(local["command"]) == [*SERVE_COMMAND, "--log-dir", "${local.log_dir}"]
+    assert one(local["log_dir"]) == LOG_DIR  # tests/unit/test_log_volume.py: and it is writable
     assert LOG_VARIABLE in str(one(local["shipping"]))
     container = one(resource(module, "aws_ecs_task_definition")["container_definitions"])
     assert "${local.command}" in container and "local.shipping" in container

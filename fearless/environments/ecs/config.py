@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from fearless.aws import TAG_PREFIX
+from fearless.bundles import image
 from fearless.environments import Environment
 
 PORT = 8080
@@ -21,9 +22,13 @@ DIGEST_VARIABLE = "FEARLESS_BUNDLE_DIGEST"
 LOG_VARIABLE = "FEARLESS_INFERENCE_LOG_S3"
 RUN_VARIABLE = "FEARLESS_RUN_ID"
 REGION_VARIABLE = "FEARLESS_AWS_REGION"
-# Where a model API task logs each prediction before shipping it (/tmp stays writable when
-# the root filesystem is read-only: the production_service module mounts a volume there).
-LOG_DIR = "/tmp/fearless-inference"
+# Where a model API task logs each prediction before shipping it: a volume of its own, because
+# the root filesystem is read-only, at a path the image declares a VOLUME and gives its user.
+LOG_DIR = image.LOG_DIR
+LOG_VOLUME = "inference-log"
+# The container's health check (fearless.bundles.health) appends why it fails here: the model
+# API's stderr, which reaches the task's log stream (ECS keeps no health check output).
+HEALTH_TELL = "/proc/1/fd/2"
 
 
 @dataclass(frozen=True)

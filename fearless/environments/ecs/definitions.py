@@ -18,8 +18,10 @@ from fearless.environments import EnvironmentError_
 from fearless.environments.ecs.config import (
     CONTAINER,
     DIGEST_VARIABLE,
+    HEALTH_TELL,
     LOG_DIR,
     LOG_VARIABLE,
+    LOG_VOLUME,
     PORT,
     REGION_VARIABLE,
     RUN_VARIABLE,
@@ -48,6 +50,14 @@ RUN_SCOPED_VARIABLES = (DIGEST_VARIABLE, LOG_VARIABLE, RUN_VARIABLE)
 # The image's CMD (fearless.bundles.image.dockerfile_for), used when a definition names no command.
 SERVE_COMMAND = ("python", "-m", "fearless.serving", "--bundle", "/bundle", "--host", "0.0.0.0")
 SERVE_COMMAND += ("--port", str(PORT))
+HEALTH_COMMAND = ("CMD", "python", "-m", "fearless.bundles.health")
+
+
+def health_check_command(log_dir: str | None) -> list[str]:
+    """The container health check: /ready answers, and (with `log_dir`) the log is writable."""
+    if log_dir is None:
+        return list(HEALTH_COMMAND)
+    return [*HEALTH_COMMAND, "--log-dir", log_dir, "--tell", HEALTH_TELL]
 
 
 def task_size(cpu: float, memory_mb: int, production: dict | None) -> TaskSize:
@@ -62,7 +72,6 @@ def fresh_definition(
     config: EcsConfig, family: str, image: str, digest: str, size: TaskSize, stream: str
 ) -> dict:
     """register_task_definition arguments when there is no production definition to copy."""
-    ready = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{PORT}/ready')"
     container = {
         "name": CONTAINER,
         "image": image,
@@ -70,7 +79,7 @@ def fresh_definition(
         "portMappings": [{"containerPort": PORT, "protocol": "tcp"}],
         "environment": [{"name": DIGEST_VARIABLE, "value": digest}],
         "healthCheck": {
-            "command": ["CMD", "python", "-c", ready],
+            "command": health_check_command(None),
             "interval": 10,
             "timeout": 3,
             "retries": 3,
@@ -126,7 +135,12 @@ def derived_definition(
 
 def with_inference_log(args: dict, location: str, run_id: str, region: str) -> dict:
     """`args` whose model API logs every prediction under LOG_DIR and ships it to `location`
-    (`s3://bucket/prefix`), tagged with `run_id` ('' for production)."""
+    (`s3://bucket/prefix`), tagged with `run_id` ('' for production).
+
+    LOG_DIR gets a volume of its own (the root filesystem may be read-only; the image makes the
+    volume its user's), and the health check fails while LOG_DIR cannot be written, so such a
+    task is replaced, and a deployment of it rolled back, instead of refusing predictions.
+    A revision copied from one made before either (an older production) gains both."""
     args = copy.deepcopy(args)
     container = next(c for c in args["containerDefinitions"] if c["name"] == CONTAINER)
     command = list(container.get("command") or SERVE_COMMAND)
@@ -134,6 +148,15 @@ def with_inference_log(args: dict, location: str, run_id: str, region: str) -> d
         at = command.index("--log-dir")
         del command[at : at + 2]
     container["command"] = [*command, "--log-dir", LOG_DIR]
+    mounts = [m for m in container.get("mountPoints", []) if m["containerPath"] != LOG_DIR]
+    container["mountPoints"] = [
+        *mounts,
+        {"sourceVolume": LOG_VOLUME, "containerPath": LOG_DIR, "readOnly": False},
+    ]
+    volumes = [v for v in args.get("volumes", []) if v["name"] != LOG_VOLUME]
+    args["volumes"] = [*volumes, {"name": LOG_VOLUME}]
+    health = container.get("healthCheck") or {"interval": 10, "timeout": 3, "retries": 3}
+    container["healthCheck"] = {**health, "command": health_check_command(LOG_DIR)}
     values = {LOG_VARIABLE: location, RUN_VARIABLE: run_id, REGION_VARIABLE: region}
     kept = [e for e in container.get("environment", []) if e["name"] not in values]
     container["environment"] = [*kept, *({"name": k, "value": v} for k, v in values.items() if v)]

@@ -7,11 +7,19 @@ data "aws_region" "this" {}
 
 locals {
   service_name = "${var.model}-production"
-  ready_check  = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/ready')"
-  # The image's CMD plus a log dir under the writable /tmp (fearless.environments.ecs.definitions)
+  # The inference log's own volume: the root filesystem is read-only, and the image declares
+  # this path a VOLUME owned by its user (uid 10001), which a Fargate bind mount there inherits
+  # (fearless.bundles.image.LOG_DIR; a bind mount elsewhere is root's, mode 0755).
+  log_dir = "/var/lib/fearless/inference"
+  # The image's CMD plus that log dir (fearless.environments.ecs.definitions)
   command = [
     "python", "-m", "fearless.serving", "--bundle", "/bundle", "--host", "0.0.0.0",
-    "--port", "8080", "--log-dir", "/tmp/fearless-inference",
+    "--port", "8080", "--log-dir", local.log_dir,
+  ]
+  # Unhealthy while /ready fails or the log dir cannot be written (why goes to the task's log)
+  health_check = [
+    "CMD", "python", "-m", "fearless.bundles.health", "--log-dir", local.log_dir,
+    "--tell", "/proc/1/fd/2",
   ]
   shipping = {
     for k, v in {
@@ -63,8 +71,12 @@ resource "aws_ecs_task_definition" "this" {
   memory                   = var.memory
   execution_role_arn       = var.execution_role_arn
   task_role_arn            = var.task_role_arn
+  # Fargate task storage: these stay writable while the root filesystem is not
   volume {
-    name = "tmp" # Fargate task storage: /tmp stays writable while the root filesystem is not
+    name = "tmp"
+  }
+  volume {
+    name = "inference-log"
   }
   runtime_platform {
     cpu_architecture        = "X86_64"
@@ -76,14 +88,17 @@ resource "aws_ecs_task_definition" "this" {
     essential              = true
     readonlyRootFilesystem = true
     portMappings           = [{ containerPort = 8080, protocol = "tcp" }]
-    mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
-    command                = local.command
+    mountPoints = [
+      { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
+      { sourceVolume = "inference-log", containerPath = local.log_dir, readOnly = false },
+    ]
+    command = local.command
     environment = [
       for k, v in merge(var.environment, local.shipping, { FEARLESS_BUNDLE_DIGEST = var.bundle_digest }) :
       { name = k, value = v }
     ]
     healthCheck = {
-      command     = ["CMD", "python", "-c", local.ready_check]
+      command     = local.health_check
       interval    = 10
       timeout     = 3
       retries     = 3
