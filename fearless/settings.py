@@ -32,6 +32,11 @@ class Settings(BaseSettings):
         description="The server's address as people reach it (a proxy's, a host name); report "
         "links start with it. Default: http://server_host:server_port.",
     )
+    server_allowed_hosts: list[str] = Field(
+        default=[],
+        description="Host names the embedded server answers to besides localhost, 127.0.0.1, "
+        "[::1], server_host and public_url's (a DNS name of this machine; *.example.com works).",
+    )
     work_pool: str = Field(default="fearless-local", min_length=1)
     queue_concurrency: int = Field(default=1, ge=1, description="Runs at once in a release queue.")
     worker_query_s: float = Field(default=1.0, gt=0, description="How often the worker polls.")

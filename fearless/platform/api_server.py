@@ -1,25 +1,28 @@
 """`python -m fearless.platform.api_server`: the embedded Prefect server (its API, UI and
 services, as `prefect server start` runs them) with one route more, the read-only report
 route of `fearless.platform.reports`, so reports are reached on the host and port a person
-already opens the UI on."""
+already opens the UI on. Every request addressed to a Host name it does not know is refused
+first (`fearless.platform.hosts`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from fearless.platform.hosts import HostCheck
 from fearless.platform.reports import report_route
 
 
-def build_app(runs: Path):
-    """Prefect's app, the report route first (before the UI's catch-all mount)."""
+def build_app(runs: Path, allowed_hosts: list[str]):
+    """Prefect's app, the report route first (before the UI's catch-all mount), behind the
+    Host check."""
     import prefect.settings
     from prefect.server.api.server import create_app
 
     app = create_app(final=True)
     auth = prefect.settings.get_current_settings().server.api.auth_string
     app.router.routes.insert(0, report_route(runs, auth.get_secret_value() if auth else None))
-    return app
+    return HostCheck(app, allowed_hosts)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,6 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--runs", type=Path, required=True, help="The run folders' root.")
+    parser.add_argument(
+        "--allowed-host", action="append", required=True, help="A Host name to answer to."
+    )
     args = parser.parse_args(argv)
 
     import prefect.settings
@@ -34,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = prefect.settings.get_current_settings().server
     uvicorn.run(
-        build_app(args.runs),
+        build_app(args.runs, args.allowed_host),
         host=args.host,
         port=args.port,
         timeout_keep_alive=settings.api.keepalive_timeout,

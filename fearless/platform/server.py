@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from fearless.platform import processes
+from fearless.platform.hosts import allowed_hosts
 from fearless.platform.prefect_env import prefect_env, use_server
 from fearless.platform.preload import PRELOADS
 from fearless.settings import PROJECT_ROOT, Settings
@@ -98,6 +99,7 @@ def server_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
                 *(sys.executable, "-m", "fearless.platform.api_server"),
                 *("--host", settings.server_host, "--port", str(settings.server_port)),
                 *("--runs", str(settings.paths.runs)),
+                *(arg for host in allowed_hosts(settings) for arg in ("--allowed-host", host)),
             ],
             server_only_env(settings),
         )
