@@ -62,4 +62,5 @@ def figures(role: str, result: LoadTestResult) -> dict:
         "p95 ms": result.p95_ms,
         "p99 ms": result.p99_ms,
         "generator busy %": round(result.generator_busy_pct),
+        "host others + steal %": round(result.host.disturbance_pct) if result.host else "",
     }

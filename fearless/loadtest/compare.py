@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from fearless.loadtest.runner import LoadTestResult
-from fearless.loadtest.verdict import generator_reason
+from fearless.loadtest.verdict import DISTURBED_PCT, disturbance_reason, generator_reason
 
 LATENCY_FIGURES = ("p95_ms", "p99_ms")
 
@@ -57,11 +57,13 @@ def compare_to_champion(
     *,
     min_delta_ms: float = 1.0,
     saturation_cpu_pct: float = 90.0,
+    disturbed_pct: float = DISTURBED_PCT,
 ) -> RegressionVerdict:
     """Compare p95/p99 latency (may grow by `margin`) and throughput (may drop by `margin`).
 
     Inconclusive, not failed, when the two runs were not the same load, either made no
-    requests, or either generator could not do its part (see `generator_reason`).
+    requests, or either generator could not do its part (see `generator_reason`), or it
+    would fail while the candidate run's host was disturbed (see `disturbance_reason`).
     """
     if not 0 <= margin < 1:
         raise ValueError(f"regression margin must be in [0, 1), got {margin}")
@@ -88,6 +90,14 @@ def compare_to_champion(
         for c in checks
         if not c.ok
     ]
+    # A disturbance only slows a run: it may excuse the candidate's failure. One that slowed the
+    # champion's run instead shows in the evidence (the host's figures) but decides nothing.
+    disturbed = disturbance_reason(candidate, disturbed_pct, " during the candidate run")
+    if reasons and disturbed:
+        return RegressionVerdict(
+            passed=False, inconclusive=True, margin=margin, reasons=[disturbed, *reasons],
+            checks=checks,
+        )  # fmt: skip
     return RegressionVerdict(
         passed=not reasons, inconclusive=False, margin=margin, reasons=reasons, checks=checks
     )

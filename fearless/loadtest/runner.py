@@ -22,6 +22,7 @@ import httpx
 from pydantic import BaseModel
 
 from fearless.loadtest.generator import GeneratorSampler
+from fearless.loadtest.host import HostLoad, HostSampler
 from fearless.settings import PROJECT_ROOT
 from fearless.spec import LoadProfile
 
@@ -70,6 +71,7 @@ class LoadTestResult(BaseModel):
     generator_cores: int
     generator_cpu_wait_pct: float = 0.0  # ready to run but waiting for a CPU (shared machine)
     top_errors: list[str] = []
+    host: HostLoad | None = None  # what else the generator's host did meanwhile
     report_html: str
     csv_prefix: str
     json_path: str
@@ -184,18 +186,23 @@ def _tail(path: Path) -> str:
     return path.read_text(errors="replace")[-LOG_TAIL_CHARS:] if path.is_file() else ""
 
 
+Sample = tuple[float, float, float, float, float, float]
+
+
 def _run_sampled(
-    argv: list[str], env: dict[str, str], log_path: Path, timeout_s: float
-) -> list[tuple[float, float, float]]:
-    """Run Locust to the end, sampling its process tree: (time, CPU used, CPU waited for), in %
-    of one core."""
+    argv: list[str], env: dict[str, str], log_path: Path, timeout_s: float, host: HostSampler
+) -> tuple[list[Sample], set[int]]:
+    """Run Locust to the end, sampling its process tree and the host. Each sample: (time,
+    generator CPU used, CPU waited for, in % of one core; host busy, steal, the test's other
+    processes, in % of all cores). Also the generator's pids."""
     started = time.monotonic()
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             argv, cwd=PROJECT_ROOT, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    samples: list[tuple[float, float, float]] = []
+    samples: list[Sample] = []
+    sampler = None
     try:
         sampler = GeneratorSampler(proc.pid)
         while proc.poll() is None:
@@ -204,7 +211,7 @@ def _run_sampled(
                     f"locust ran past {timeout_s:.0f} s; killed.\n{_tail(log_path)}"
                 )
             time.sleep(SAMPLE_S)
-            samples.append((time.time(), *sampler.sample()))
+            samples.append((time.time(), *sampler.sample(), *host.sample()))
     finally:
         # Its own session: this reaches forked workers too, and leaves nothing behind.
         with contextlib.suppress(ProcessLookupError):
@@ -214,7 +221,7 @@ def _run_sampled(
         raise LoadTestError(
             f"locust failed (exit code {proc.returncode}); log {log_path}:\n{_tail(log_path)}"
         )
-    return samples
+    return samples, set(sampler.known) if sampler else set()
 
 
 def run_load_test(
@@ -258,7 +265,10 @@ def run_load_test(
         **locust_env(load, traffic_path, replay_speed),
         "FEARLESS_LATENCY_PATH": str(latency_path),
     }
-    samples = _run_sampled(argv, env, log_path, load.duration_s + START_MARGIN_S)
+    host = HostSampler(url)
+    samples, generator_pids = _run_sampled(
+        argv, env, log_path, load.duration_s + START_MARGIN_S, host
+    )
     wall_s = time.monotonic() - started
     if not json_path.is_file():
         raise LoadTestError(f"locust wrote no results ({json_path}):\n{_tail(log_path)}")
@@ -267,8 +277,9 @@ def run_load_test(
     start_ts, end_ts = stats.pop("start_ts"), stats.pop("end_ts")
     # Only samples from within the test itself: Locust's start-up burns a core too.
     during = [s for s in samples if start_ts + SAMPLE_S <= s[0] <= end_ts] or samples
-    cpu = [used / cores for _, used, _ in during] or [0.0]
-    waited = [wait / cores for _, _, wait in during] or [0.0]
+    cpu = [s[1] / cores for s in during] or [0.0]
+    waited = [s[2] / cores for s in during] or [0.0]
+    generator_core_pct = sum(s[1] for s in during) / max(len(during), 1)
     from simulations.profiles import expected_requests, stages_for
 
     paced = load.target_rate is not None and replay_speed is None
@@ -285,6 +296,7 @@ def run_load_test(
         generator_cpu_wait_pct=sum(waited) / len(waited),
         generator_cores=cores,
         top_errors=read_top_errors(Path(f"{prefix}_failures.csv")),
+        host=host.summary([s[3:] for s in during], generator_core_pct, generator_pids),
         report_html=str(html_path),
         csv_prefix=str(prefix),
         json_path=str(json_path),

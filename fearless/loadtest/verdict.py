@@ -6,6 +6,10 @@ keep up, a failed gate); a shortfall with a pegged generator (using, or waiting 
 its CPU) is the generator's, and only that makes the run inconclusive. A busy generator that
 still held the rate gives a conclusive run. In the closed model the generator sets the pace,
 so a pegged one always makes the run inconclusive.
+
+A run that would fail while other work disturbed its host (other processes or steal beyond
+`disturbed_pct` of the host's cores) is inconclusive too: its figures may be the host's. A run
+that passes in spite of a disturbance stands, since a disturbance only makes figures worse.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ def _reason(check: SLOCheck, result: LoadTestResult) -> str:
 
 
 HELD_SHARE = 0.95  # the open model's rate counts as held from this share of its requests
+DISTURBED_PCT = 25.0  # other processes plus steal, in % of the host's cores, that cloud a run
 
 
 def _busy(result: LoadTestResult, saturation_cpu_pct: float, run: str) -> str:
@@ -85,6 +90,20 @@ def generator_reason(
     return None
 
 
+def disturbance_reason(
+    result: LoadTestResult, disturbed_pct: float = DISTURBED_PCT, run: str = ""
+) -> str | None:
+    """Why a failing run cannot be judged because its host was busy with other work, or None."""
+    host = result.host
+    if host is None or host.disturbance_pct <= disturbed_pct:
+        return None
+    return (
+        f"inconclusive: the host was busy with other work{run}: {host.describe()}; other "
+        f"processes and steal over {disturbed_pct:g}% of its cores make the figures the "
+        "host's as much as the API's. Run it again on a quieter machine"
+    )
+
+
 def shortfall_reason(result: LoadTestResult) -> str | None:
     """Why the API failed to bear the open model's rate, or None when it held it."""
     if result.held_share is None or result.held_share >= HELD_SHARE:
@@ -93,10 +112,15 @@ def shortfall_reason(result: LoadTestResult) -> str | None:
 
 
 def evaluate_load_test(
-    result: LoadTestResult, slos: SLOs, *, saturation_cpu_pct: float = 90.0
+    result: LoadTestResult,
+    slos: SLOs,
+    *,
+    saturation_cpu_pct: float = 90.0,
+    disturbed_pct: float = DISTURBED_PCT,
 ) -> LoadTestVerdict:
     """Did the API bear the rate asked (open model) and meet the SLOs? Inconclusive only when
-    the generator could not do its part (see `generator_reason`)."""
+    the generator could not do its part (see `generator_reason`), or a failing run's host was
+    disturbed (see `disturbance_reason`)."""
     checks = [
         _check("p95_ms", result.p95_ms, slos.p95_ms, "max"),
         _check("p99_ms", result.p99_ms, slos.p99_ms, "max"),
@@ -116,4 +140,8 @@ def evaluate_load_test(
         )
     if shortfall := shortfall_reason(result):
         reasons.insert(0, shortfall)
+    if reasons and (disturbed := disturbance_reason(result, disturbed_pct)):
+        return LoadTestVerdict(
+            passed=False, inconclusive=True, reasons=[disturbed, *reasons], checks=checks
+        )
     return LoadTestVerdict(passed=not reasons, inconclusive=False, reasons=reasons, checks=checks)

@@ -1,7 +1,7 @@
 import pytest
 
 from fearless.loadtest.compare import compare_to_champion
-from tests.unit.test_loadtest_verdict import result
+from tests.unit.test_loadtest_verdict import disturbed, result
 
 CHAMPION = result(p95_ms=200, p99_ms=400, rps=100.0)
 
@@ -67,3 +67,19 @@ def test_a_champion_run_starved_of_cpu_is_inconclusive():
     starved = result(generator_cpu_pct=50, generator_cpu_wait_pct=40)
     verdict = compare_to_champion(CHAMPION, starved, 0.1)
     assert verdict.inconclusive and "during the champion run" in verdict.reasons[0]
+
+
+def test_a_regression_on_a_disturbed_candidate_run_is_inconclusive():
+    verdict = compare_to_champion(result(p95_ms=200, host=disturbed(50.0)), result(), 0.1)
+    assert verdict.inconclusive and "during the candidate run" in verdict.reasons[0]
+    assert any("p95_ms 200 vs champion 100" in r for r in verdict.reasons)
+
+
+def test_a_disturbed_champion_run_decides_nothing():
+    verdict = compare_to_champion(result(), result(p95_ms=150, host=disturbed(50.0)), 0.1)
+    assert verdict.passed and not verdict.inconclusive
+
+
+def test_a_regression_stands_when_only_the_champion_run_was_disturbed():
+    verdict = compare_to_champion(result(p95_ms=200), result(host=disturbed(50.0)), 0.1)
+    assert not verdict.passed and not verdict.inconclusive

@@ -1,5 +1,6 @@
 import pytest
 
+from fearless.loadtest.host import HostLoad
 from fearless.loadtest.runner import (
     LoadTestResult,
     finer_percentiles,
@@ -189,3 +190,34 @@ def test_finer_percentiles_come_in_tenths_when_the_histogram_saw_every_request(t
     assert finer_percentiles(path, 100) == {"p50_ms": 2.5, "p95_ms": 3.1, "p99_ms": 12.0}
     assert finer_percentiles(path, 101) is None  # forked workers kept some: Locust's figures
     assert finer_percentiles(tmp_path / "none.json", 100) is None
+
+
+def disturbed(others_pct: float, steal_pct: float = 0.0) -> HostLoad:
+    return HostLoad(
+        cores=2, cpu_pct=80.0, steal_pct=steal_pct, others_pct=others_pct,
+        top_others=["python3 (pid 42): 95% of a core"],
+    )  # fmt: skip
+
+
+def test_a_failing_run_on_a_disturbed_host_is_inconclusive_and_names_the_disturber():
+    verdict = evaluate_load_test(result(p95_ms=400, host=disturbed(45.0)), SLO)
+    assert verdict.inconclusive and not verdict.passed
+    assert "host was busy with other work" in verdict.reasons[0]
+    assert "python3 (pid 42)" in verdict.reasons[0] and "other processes 45%" in verdict.reasons[0]
+    assert any(r.startswith("p95_ms 400") for r in verdict.reasons[1:])
+
+
+def test_steal_counts_as_disturbance():
+    verdict = evaluate_load_test(result(p95_ms=400, host=disturbed(10.0, steal_pct=20.0)), SLO)
+    assert verdict.inconclusive and "steal 20%" in verdict.reasons[0]
+
+
+def test_a_passing_run_stands_in_spite_of_a_disturbance():
+    """A disturbance only slows a run: passing in spite of one is still a pass."""
+    verdict = evaluate_load_test(result(host=disturbed(60.0)), SLO)
+    assert verdict.passed and not verdict.inconclusive
+
+
+def test_a_quiet_host_leaves_a_failure_a_failure():
+    verdict = evaluate_load_test(result(p95_ms=400, host=disturbed(24.9)), SLO)
+    assert not verdict.passed and not verdict.inconclusive
