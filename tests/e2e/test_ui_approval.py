@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,19 @@ def decide_in_the_ui(
     Done once the server has the decision: the run leaves its paused state.
     """
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    seen: list[str] = []  # what the page said: console errors and refused requests
+    page.on(
+        "console",
+        lambda m: (
+            seen.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None
+        ),
+    )
+    page.on(
+        "response",
+        lambda r: (
+            seen.append(f"HTTP {r.status} {r.request.method} {r.url}") if r.status >= 400 else None
+        ),
+    )
     try:
         page.goto(f"{releases.settings.ui_url}/v2/runs/flow-run/{flow_run_id}")
         page.get_by_role("button", name="Open menu").first.click()
@@ -56,12 +70,18 @@ def decide_in_the_ui(
         fields.nth(0).fill(approver)
         fields.nth(1).fill(comment)
         dialog.get_by_role("button", name="Resume").click()
-        deadline = time.monotonic() + 60
+        deadline, again = time.monotonic() + 60, time.monotonic() + 15
         while releases.run(flow_run_id).state.is_paused():
+            if time.monotonic() > again and dialog.is_visible():
+                # A person whose click did nothing clicks again; say so, with what the page said.
+                again = float("inf")
+                warnings.warn(f"Resume clicked twice; the page said: {seen}", stacklevel=1)
+                dialog.get_by_role("button", name="Resume").click()
             if time.monotonic() > deadline:
                 page.screenshot(path=str(Path(tempfile.gettempdir()) / f"ui-{flow_run_id}.png"))
                 raise AssertionError(
-                    f"the run is still waiting after Resume; the page shows:\n{dialog.inner_text()}"
+                    f"the run is still waiting after Resume; the page said {seen} and shows:\n"
+                    f"{dialog.inner_text() if dialog.is_visible() else '(no dialog)'}"
                 )
             time.sleep(0.5)
     finally:
