@@ -1,12 +1,16 @@
-"""The model API's throughput against a bare FastAPI echo app, under the same load.
+"""The model API's throughput per model family against a bare FastAPI echo app, same load.
 
-Trains the example model and builds its bundle in a scratch dir, starts the model API on it
-(inference logging on) and a bare FastAPI app echoing its JSON body, then drives each in turn
-with the same load generator (wrk when /usr/bin/wrk exists, else a raw asyncio HTTP/1.1
-keep-alive client in a process of its own) with the same connections and one-record bodies,
-in alternating rounds. Prints a table; the last line is `ratio: X` (model API req/s / bare).
+For each family (FAMILIES: scikit-learn linear, HistGradientBoosting, RandomForest,
+ExtraTrees, GradientBoosting; XGBoost and LightGBM when installed) trains the diabetes
+pipeline ending in it, writes the project as `fearless init` does, builds its bundle in a
+scratch dir and starts the model API on it (inference logging on); starts a bare FastAPI app
+echoing its JSON body; then drives each in turn with the same load generator (wrk when
+/usr/bin/wrk exists, else a raw asyncio HTTP/1.1 keep-alive client in a process of its own)
+with the same connections and one-record bodies, in alternating rounds. Prints one row per
+family (req/s, p50, ratio to the bare echo, records per predict call, how it scores); the
+last line is `ratio: X`, the lowest family's req/s over the bare echo's.
 
-    python bench/serving.py [--connections 16] [--duration 10] [--rounds 5]
+    python bench/serving.py [--connections 16] [--duration 6] [--rounds 3] [--family NAME]...
 """
 
 from __future__ import annotations
@@ -158,7 +162,54 @@ def _combine(runs: list[dict]) -> dict:
     }
 
 
-def bench(connections: int, duration_s: float, rounds: int) -> None:
+# One row per model family: the estimator after the same diabetes pipeline (numeric columns
+# scaled, `sex` one-hot encoded). A family whose library is not installed is left out.
+FAMILIES = {
+    "linear": ("sklearn.linear_model", "Ridge", {}),
+    "HistGradientBoosting": ("sklearn.ensemble", "HistGradientBoostingRegressor", {}),
+    "RandomForest": ("sklearn.ensemble", "RandomForestRegressor", {"n_estimators": 100}),
+    "ExtraTrees": ("sklearn.ensemble", "ExtraTreesRegressor", {"n_estimators": 100}),
+    "GradientBoosting": ("sklearn.ensemble", "GradientBoostingRegressor", {}),
+    "XGBoost": ("xgboost", "XGBRegressor", {"n_estimators": 100}),
+    "LightGBM": ("lightgbm", "LGBMRegressor", {"n_estimators": 100, "verbose": -1}),
+}
+
+
+def installed_families(names: list[str]) -> list[str]:
+    import importlib.util
+
+    return [n for n in names if importlib.util.find_spec(FAMILIES[n][0]) is not None]
+
+
+def diabetes_project(family: str, into: Path) -> Path:
+    """A model project as `fearless init` writes it: the diabetes pipeline ending in `family`."""
+    import importlib
+
+    from sklearn.compose import ColumnTransformer
+    from sklearn.datasets import load_diabetes
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from fearless.bundles.notebook import write_project
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame
+    frame["sex"] = frame["sex"].map({1.0: "f", 2.0: "m"})
+    numeric = [c for c in frame.columns if c not in ("sex", "target")]
+    module, name, params = FAMILIES[family]
+    estimator = getattr(importlib.import_module(module), name)(random_state=0, **params)
+    features = ColumnTransformer(
+        [
+            ("num", StandardScaler(), numeric),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["sex"]),
+        ]
+    )
+    model = Pipeline([("features", features), ("model", estimator)])
+    model.fit(frame.drop(columns="target"), frame["target"])
+    write_project(model, frame, into, name=family.lower(), target="target")
+    return into
+
+
+def bench(families: list[str], connections: int, duration_s: float, rounds: int) -> None:
     sys.path.insert(0, str(ROOT))
     import pandas as pd
 
@@ -168,62 +219,87 @@ def bench(connections: int, duration_s: float, rounds: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="fearless-bench-serving-"))
     processes: list[subprocess.Popen] = []
     try:
-        project = tmp / "credit"
-        train = [sys.executable, str(ROOT / "examples/credit/train.py"), "--out", str(project)]
-        subprocess.run(train, check=True, capture_output=True, cwd=ROOT)
-        bundle = build_bundle(project, LocalRegistry(tmp / "registry"))
-        record = pd.read_parquet(project / "reference.parquet").head(1).to_dict("records")
-        body = json.dumps({"records": record}).encode()
-
-        api_url, echo_url = f"http://127.0.0.1:{_free_port()}", f"http://127.0.0.1:{_free_port()}"
-        api = [sys.executable, "-m", "fearless.serving", "--bundle", str(bundle.path)]
-        api += ["--port", api_url.rsplit(":", 1)[1], "--log-dir", str(tmp / "inference")]
+        registry = LocalRegistry(tmp / "registry")
+        apis, scoring, bodies = {}, {}, {}
+        echo_url = f"http://127.0.0.1:{_free_port()}"
         echo = [sys.executable, __file__, "--echo", "--port", echo_url.rsplit(":", 1)[1]]
-        processes += [_start(api, api_url, tmp / "api.log")]
         processes += [_start(echo, echo_url, tmp / "echo.log")]
-        scoring = httpx.get(f"{api_url}/metadata").json()["scoring"]
+        for family in families:
+            bundle = build_bundle(diabetes_project(family, tmp / family), registry)
+            record = pd.read_parquet(bundle.reference_path).head(1).to_dict("records")
+            bodies[family] = json.dumps({"records": record}).encode()
+            url = f"http://127.0.0.1:{_free_port()}"
+            api = [sys.executable, "-m", "fearless.serving", "--bundle", str(bundle.path)]
+            api += ["--port", url.rsplit(":", 1)[1], "--log-dir", str(tmp / "inference")]
+            processes += [_start(api, url, tmp / f"{family}.log")]
+            apis[family] = url
+            scoring[family] = httpx.get(f"{url}/metadata").json()["scoring"]
 
         use_wrk = WRK.exists()
         generator = "wrk" if use_wrk else "raw asyncio HTTP/1.1 client (separate process)"
 
-        def load(url: str, seconds: float) -> dict:
+        def load(url: str, body: bytes, seconds: float) -> dict:
             args = (url, body, connections, seconds)
             return drive_wrk(*args, tmp) if use_wrk else drive(*args)
 
-        for url in (api_url, echo_url):  # warm both up (first requests, JIT-free but caches)
-            load(url, 2)
-        # Alternate short rounds, so a change in the machine's other load hits both alike.
-        targets = {"model API": api_url, "bare echo": echo_url}
+        targets = {"bare echo": echo_url, **apis}
+        body_of = {"bare echo": next(iter(bodies.values())), **bodies}
+        for name, url in targets.items():  # warm each up (first requests, caches)
+            load(url, body_of[name], 2)
+        # Alternate short rounds, so a change in the machine's other load hits all alike.
         runs: dict[str, list[dict]] = {name: [] for name in targets}
         for _ in range(rounds):
             for name, url in targets.items():
-                runs[name].append(load(url, duration_s / rounds))
+                runs[name].append(load(url, body_of[name], duration_s / rounds))
         rows = {name: _combine(found) for name, found in runs.items()}
-        logged = sum(1 for f in (tmp / "inference").rglob("*.jsonl") for _ in f.open())
+        batches = {
+            family: _mean_batch(httpx.get(f"{url}/metrics").text) for family, url in apis.items()
+        }
     finally:
         for process in processes:
             _stop(process)
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"load generator: {generator}; {connections} connections, {duration_s:.0f} s each")
-    print(f"in {rounds} alternating rounds; model API scores with {scoring['path']}")
-    print(f"{'target':<10} {'requests':>9} {'errors':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    bare = rows["bare echo"]["rps"]
+    print(f"load generator: {generator}; {connections} connections, one record per request,")
+    print(f"{duration_s:.0f} s per target in {rounds} alternating rounds")
+    print(
+        f"{'target':<21} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+        f"{'ratio':>6} {'batch':>6}  scoring"
+    )
     for name, row in rows.items():
+        how = "" if name not in scoring else f"{scoring[name]['path']}: {scoring[name]['detail']}"
+        batch = f"{batches[name]:.1f}" if name in batches else ""
         print(
-            f"{name:<10} {row['requests']:>9} {row['errors']:>7} {row['rps']:>9.0f} "
-            f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}"
+            f"{name:<21} {row['rps']:>7.0f} {row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} "
+            f"{row['errors']:>6} {row['rps'] / bare:>6.2f} {batch:>6}  {how}"
         )
-    print(f"inference log rows written: {logged}")
-    p99 = {name: f"{row['p99_ms']:.2f}" for name, row in rows.items()}
-    print(f"p99_ms: model API {p99['model API']}, bare {p99['bare echo']}")
-    print(f"ratio: {rows['model API']['rps'] / rows['bare echo']['rps']:.2f}")
+    worst = min(families, key=lambda family: rows[family]["rps"])
+    print(f"ratio: {rows[worst]['rps'] / bare:.2f} (lowest: {worst})")
+
+
+def _mean_batch(metrics: str) -> float:
+    """Records per predict call, from the model API's Prometheus histogram."""
+    values = {}
+    for line in metrics.splitlines():
+        for key in ("fearless_predict_batch_records_sum", "fearless_predict_batch_records_count"):
+            if line.startswith(key + " "):
+                values[key] = float(line.split()[1])
+    count = values.get("fearless_predict_batch_records_count", 0.0)
+    return values.get("fearless_predict_batch_records_sum", 0.0) / count if count else 0.0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per target")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per target")
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per target")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per target")
+    parser.add_argument(
+        "--family",
+        action="append",
+        choices=list(FAMILIES),
+        help="a model family to serve (repeat it; default: every installed one)",
+    )
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--drive", help=argparse.SUPPRESS)
@@ -243,7 +319,8 @@ def main() -> None:
         stats = asyncio.run(_drive(args.drive, args.body.encode(), args.connections, args.duration))
         print(json.dumps(stats))
     else:
-        bench(args.connections, args.duration, args.rounds)
+        families = installed_families(args.family or list(FAMILIES))
+        bench(families, args.connections, args.duration, args.rounds)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ Most of a scikit-learn predict call on a few rows is checking and pandas indexin
 10 ms for the example Pipeline, against 0.1 ms of arithmetic). `compile_model` walks a
 Pipeline whose first step may be a ColumnTransformer, slices each branch's columns straight
 from the validated records, runs each fitted step (a kernel from `kernels`, or the step's own
-`transform`), stacks the branches and asks the final estimator. `check_fast_path` then
-scores a reference sample both ways; the server uses the compiled model only if labels are
-identical and scores agree to 1e-9.
+`transform`), stacks the branches and asks the final estimator (a tree ensemble on ONNX
+Runtime, see `runtimes`, when it takes it). `check_fast_path` then scores a reference sample
+both ways; the server uses the compiled model only if class labels are identical and scores
+(and regression values) agree to 1e-9, or to float32 rounding on ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from fearless.serving import runtimes
 from fearless.serving.kernels import Final, Step, Unsupported, compile_final, compile_step, dense
 from fearless.spec import Column, ColumnType
 
@@ -50,6 +52,8 @@ class FastPath:
     steps: list[Step]
     final: Final
     description: str
+    runtime: str | None = None  # the inference runtime the final estimator runs on, if any
+    rtol: float = SCORE_RTOL  # how close its scores must be to the model's own
 
     def __call__(self, records: list[dict[str, Any]]) -> Scored:
         parts = [branch.run(records) for branch in self.branches]
@@ -95,8 +99,10 @@ def _column_transformer(ct: Any, schema: dict[str, Column]) -> tuple[list[Branch
     return branches, f"ColumnTransformer[{', '.join(described)}]"
 
 
-def compile_model(model: Any, schema: list[Column]) -> FastPath:
-    """The fast path of `model` for records of `schema`; Unsupported if it has another shape."""
+def compile_model(model: Any, schema: list[Column], *, runtime: bool = True) -> FastPath:
+    """The fast path of `model` for records of `schema`; Unsupported if it has another shape.
+    With `runtime`, a final estimator an inference runtime takes runs on it (Unsupported if
+    that runtime cannot take it)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
@@ -117,19 +123,34 @@ def compile_model(model: Any, schema: list[Column]) -> FastPath:
     if any(isinstance(step, ColumnTransformer) for step in transforms):
         raise Unsupported("a ColumnTransformer after the first step")
     compiled = [compile_step(step) for step in transforms]
+    steps = [run for run, _ in compiled]
+    described += [name for _, name in compiled]
+    if runtime and runtimes.takes(final):
+        described.append(f"{type(final).__name__} on {runtimes.RUNTIME}")
+        final_run = runtimes.onnx_final(final)
+        text = " -> ".join(described)
+        return FastPath(branches, steps, final_run, text, runtimes.RUNTIME, runtimes.FLOAT32_RTOL)
     final_run, final_name = compile_final(final)
-    described += [name for _, name in compiled] + [final_name]
-    return FastPath(branches, [run for run, _ in compiled], final_run, " -> ".join(described))
+    return FastPath(branches, steps, final_run, " -> ".join([*described, final_name]))
 
 
-def _disagreement(fast: Scored, slow: Scored) -> str | None:
-    if fast[0] != slow[0]:
+def _close(fast: list, slow: list, rtol: float) -> bool:
+    return np.allclose(dense(fast), dense(slow), rtol=rtol, atol=SCORE_ATOL)
+
+
+def _values(labels: list) -> bool:
+    """Regression outputs (floats), compared as numbers; class labels must be identical."""
+    return bool(labels) and all(type(label) is float for label in labels)
+
+
+def _disagreement(fast: Scored, slow: Scored, rtol: float) -> str | None:
+    if fast[0] != slow[0] and not (
+        _values(slow[0]) and len(fast[0]) == len(slow[0]) and _close(fast[0], slow[0], rtol)
+    ):
         return "labels differ from the model's own"
     if (fast[1] is None) != (slow[1] is None):
         return "scores differ from the model's own"
-    if fast[1] is not None and not np.allclose(
-        dense(fast[1]), dense(slow[1]), rtol=SCORE_RTOL, atol=SCORE_ATOL
-    ):
+    if fast[1] is not None and not _close(fast[1], slow[1], rtol):
         return "scores differ from the model's own"
     return None
 
@@ -138,6 +159,7 @@ def check_fast_path(
     fast: Callable[[list[dict]], Scored],
     slow: Callable[[list[dict]], Scored],
     sample: list[dict[str, Any]],
+    rtol: float = SCORE_RTOL,
 ) -> str | None:
     """None if `fast` answers as `slow` does on the whole sample and on one record, else why
     not (an error of `fast` is a disagreement; one of `slow` reaches the caller)."""
@@ -147,6 +169,6 @@ def check_fast_path(
             got = fast(batch)
         except Exception as exc:  # noqa: BLE001 - any failure means: do not use it
             return f"the compiled model failed: {type(exc).__name__}: {exc}"
-        if (problem := _disagreement(got, want)) is not None:
+        if (problem := _disagreement(got, want, rtol)) is not None:
             return problem
     return None

@@ -6,12 +6,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from fearless.serving import runtimes
 from fearless.serving.fastpath import Scored, Unsupported, check_fast_path, compile_model
 from fearless.spec import Column
 
 logger = logging.getLogger(__name__)
 
-FAST, PANDAS = "numpy", "pandas"
+FAST, PANDAS = "numpy", "pandas"  # and the name of a runtime (`runtimes.RUNTIME`)
 
 
 class Predictor:
@@ -20,7 +21,9 @@ class Predictor:
     probabilities).
 
     Scoring goes through the model itself (a DataFrame in, `predict`/`predict_proba` out)
-    until `use_fast_path` has shown the compiled model answers the same; `path` says which.
+    until `use_fast_path` has shown the compiled model answers the same; `path` says which:
+    "pandas", "numpy" (compiled, the final estimator's own predict) or "onnxruntime" (compiled,
+    the final estimator on ONNX Runtime).
     """
 
     def __init__(self, model: Any, schema: list[Column]) -> None:
@@ -56,20 +59,33 @@ class Predictor:
         return cls(model, schema)
 
     def use_fast_path(self, sample: list[dict[str, Any]]) -> str:
-        """Compile the model and keep the result if it scores `sample` exactly as the model
-        does (see `fearless.serving.fastpath`); the path in use."""
-        try:
-            fast = compile_model(self.model, self.schema)
-            problem = check_fast_path(fast, self.score_model, sample) if sample else "no sample"
-        except Unsupported as exc:
-            problem = f"not compiled: {exc}"
+        """Compile the model and keep the result if it scores `sample` as the model does (see
+        `fearless.serving.fastpath`): first with its final estimator on an inference runtime,
+        then with the estimator's own predict; the path in use. `path_detail` names the
+        compiled steps, and why the runtime or the compiled model is not used."""
+        fast, problem = self._compiled(sample, runtime=True)
+        runtime_problem = None
+        if problem is not None and runtimes.takes(self._estimator):
+            runtime_problem = problem.removeprefix("not compiled: ")
+            fast, problem = self._compiled(sample, runtime=False)
         if problem is None:
-            self._fast, self.path, self.path_detail = fast, FAST, fast.description
-            logger.info("scoring with the compiled model: %s", fast.description)
+            note = "" if runtime_problem is None else f" (its own predict: {runtime_problem})"
+            self._fast, self.path = fast, fast.runtime or FAST
+            self.path_detail = fast.description + note
+            logger.info("scoring with the compiled model: %s", self.path_detail)
         else:
             self._fast, self.path, self.path_detail = None, PANDAS, problem
             logger.warning("scoring through the model itself (slower): %s", problem)
         return self.path
+
+    def _compiled(self, sample: list[dict[str, Any]], *, runtime: bool):
+        if not sample:
+            return None, "no sample"
+        try:
+            fast = compile_model(self.model, self.schema, runtime=runtime)
+        except Unsupported as exc:
+            return None, f"not compiled: {exc}"
+        return fast, check_fast_path(fast, self.score_model, sample, fast.rtol)
 
     def score_model(self, records: list[dict[str, Any]]) -> Scored:
         """Labels and scores from the model itself, given a DataFrame."""

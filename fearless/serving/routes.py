@@ -26,10 +26,14 @@ class PredictResponse(BaseModel):
 
 class Scoring(BaseModel):
     path: str = Field(
-        description='"numpy": the model compiled into NumPy calls, checked at load against the '
-        'model itself on the reference sample; "pandas": the model itself, given a DataFrame.'
+        description='"numpy": the model compiled into NumPy calls; "onnxruntime": the same, '
+        "its final tree ensemble run by ONNX Runtime (scores within float32 rounding); both "
+        'checked at load against the model itself on the reference sample; "pandas": the model '
+        "itself, given a DataFrame."
     )
-    detail: str = Field(description="The compiled steps, or why the model itself is used.")
+    detail: str = Field(
+        description="The compiled steps, and why a runtime or the compiled model is not used."
+    )
 
 
 class Metadata(BaseModel):

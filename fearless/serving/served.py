@@ -92,8 +92,8 @@ class ServedModel:
         return [{c: record.get(c) for c in columns} for record in records]
 
     def score(self, jobs: list[Job]) -> list[list[dict[str, Any]]]:
-        """Score and log several requests with one predict call and one log write (this runs
-        in the batcher's thread); the outputs of each job, in order."""
+        """Score and log several requests with one predict call and one log write (the
+        batcher calls it on the event loop); the outputs of each job, in order."""
         records = [record for job in jobs for record in job.records]
         started = time.perf_counter()
         try:
