@@ -9,8 +9,36 @@ AWS_REGION = "us-east-1"
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint():
-    """The URL of a moto server, with dummy credentials in the environment meanwhile."""
+def aws_calls():
+    """Every AWS call Fearless makes from here on, with the role that makes it (aws_calls.py)."""
+    from tests.integration.aws_calls import AwsCalls
+
+    with pytest.MonkeyPatch.context() as patch:
+        yield AwsCalls().install(patch)
+
+
+@pytest.fixture(autouse=True)
+def only_granted_aws_calls(request):
+    """A test on moto fails if Fearless made a call there that infra/ grants no role making it
+    (checked after the test, on the calls made since the last check: its fixtures' too)."""
+    if "moto_endpoint" not in request.fixturenames:
+        yield
+        return
+    from tests.unit.iam_policies import ungranted
+
+    recorded = request.getfixturevalue("aws_calls")
+    yield
+    calls, recorded.checked = recorded.calls[recorded.checked :], len(recorded.calls)
+    missing = ungranted((c.role, c.action) for c in calls)
+    assert not missing, "not granted in infra/: " + "; ".join(
+        str(c) for c in calls if (c.role, c.action) in missing
+    )
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(aws_calls):
+    """The URL of a moto server, with dummy credentials in the environment meanwhile; every
+    call Fearless makes to it is recorded in `aws_calls`."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
