@@ -210,6 +210,12 @@ data "aws_iam_policy_document" "worker" {
     resources = ["${var.bucket_arn}/*"]
   }
   statement {
+    # fearless doctor --aws finds a flow-run task's log stream (run where flow runs run)
+    sid       = "FindLogStreams"
+    actions   = ["logs:DescribeLogStreams"]
+    resources = ["arn:aws:logs:${data.aws_region.this.name}:${data.aws_caller_identity.this.account_id}:log-group:/${var.name}/*"]
+  }
+  statement {
     sid       = "RegistryList"
     actions   = ["s3:ListBucket"]
     resources = [var.bucket_arn]
