@@ -6,6 +6,7 @@ Locust are imported inside the commands that use them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -132,18 +133,40 @@ def _follow(flow_run_id: str, stop_when_paused: bool) -> None:
         _fail(f"release {run.name} ended {run.state.name}: {run.state.message}", code=3)
 
 
-def _decide(run_id: str, approve: bool, by: str, comment: str, wait: bool) -> None:
+KeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        envvar="FEARLESS_APPROVAL_KEY",
+        help="SSH key to sign the decision with (default: ~/.ssh/id_ed25519, id_ecdsa, id_rsa); "
+        "a decision is signed where the platform requires it, or whenever a key is given.",
+    ),
+]
+
+
+def _decide(
+    run_id: str, approve: bool, by: str, comment: str, wait: bool, key: Path | None
+) -> None:
     from prefect.client.orchestration import get_client
 
+    from fearless.release.approval_gate import await_verdict
     from fearless.release.runs import decide
+    from fearless.release.signing import SigningError
 
     _settings()
     with get_client(sync_client=True) as client:
         try:
-            run = decide(client, run_id, approve=approve, approver=by, comment=comment)
-        except (LookupError, RuntimeError) as exc:
+            run = decide(client, run_id, approve=approve, approver=by, comment=comment, key=key)
+        except (LookupError, RuntimeError, SigningError) as exc:
             _fail(str(exc))
-    typer.echo(f"{'approved' if approve else 'rejected'} {run.name} as {by}")
+        typer.echo(f"sent: {'approve' if approve else 'reject'} {run.name} as {by}")
+        verdict = await_verdict(client, run)
+    if verdict is None:
+        typer.echo(f"the release has not checked it yet: fearless status {run.name} shows when")
+    elif not verdict.accepted:
+        _fail(f"refused by the release, which still waits for a decision: {verdict.note}")
+    else:
+        typer.echo(f"{'approved' if approve else 'rejected'} {run.name} as {by}: {verdict.note}")
     if wait:
         _follow(str(run.id), stop_when_paused=False)
 
@@ -151,24 +174,26 @@ def _decide(run_id: str, approve: bool, by: str, comment: str, wait: bool) -> No
 @app.command()
 def approve(
     run_id: Annotated[str, typer.Argument(help="Release id (or flow run id).")],
-    by: Annotated[str, typer.Option("--by", help="Who decides.")],
+    by: Annotated[str, typer.Option("--by", help="Who decides (your name in allowed_signers).")],
     comment: Annotated[str, typer.Option(help="Why.")] = "",
     reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
     wait: Annotated[bool, typer.Option(help="Follow the run to its end.")] = False,
+    key: KeyOption = None,
 ) -> None:
     """Approve (or --reject) a release waiting at its approval gate."""
-    _decide(run_id, not reject, by, comment, wait)
+    _decide(run_id, not reject, by, comment, wait, key)
 
 
 @app.command()
 def reject(
     run_id: Annotated[str, typer.Argument(help="Release id (or flow run id).")],
-    by: Annotated[str, typer.Option("--by", help="Who decides.")],
+    by: Annotated[str, typer.Option("--by", help="Who decides (your name in allowed_signers).")],
     comment: Annotated[str, typer.Option(help="Why.")] = "",
     wait: Annotated[bool, typer.Option(help="Follow the run to its end.")] = False,
+    key: KeyOption = None,
 ) -> None:
     """Reject a release waiting at its approval gate."""
-    _decide(run_id, False, by, comment, wait)
+    _decide(run_id, False, by, comment, wait, key)
 
 
 @app.command()

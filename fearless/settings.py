@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         description="Also load joblib/pickle model files: they can run code, so only when you "
         "trust where they came from. .skops files never need it.",
     )
+    allowed_signers: Path | None = Field(
+        default=None,
+        description="ssh-keygen allowed_signers file of the people who may approve. Set, every "
+        "approval must be signed by a key it lists for that approver; unset, approvals are taken "
+        "unsigned (and recorded so).",
+    )
 
     aws_region: str = Field(default="us-east-1", description="Region of every AWS resource.")
     aws_endpoint_url: str | None = Field(
@@ -148,6 +154,11 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("allowed_signers", mode="before")
+    @classmethod
+    def _absolute_or_none(cls, value):
+        return Path(value).expanduser().resolve() if value not in (None, "") else None
 
     @property
     def api_url(self) -> str:

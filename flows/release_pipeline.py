@@ -53,7 +53,7 @@ def release_pipeline(
             Failed(name="GateFailed", message=f"drift gate: {'; '.join(drift.reasons)}"),
         )
     evidence = publish_evidence(release_id, candidate, envs, load, drift)
-    decision = await_approval(release_id, candidate.spec.approval.timeout_s, evidence)
+    decision = await_approval(release_id, candidate, candidate.spec.approval.timeout_s, evidence)
     record_decision(release_id, candidate, decision, load, drift, evidence)
     if not decision.approve:
         return end(

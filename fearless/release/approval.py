@@ -1,30 +1,136 @@
-"""The approval gate: the typed decision a person gives, and the audit trail it leaves.
+"""The approval gate: the typed decision a person gives, how the flow verifies it, and the
+audit trail it leaves.
 
 The same `ApprovalDecision` is the Prefect UI's resume form and what `fearless approve` sends,
-so both paths are validated by the server against one schema.
+so both paths are validated by the server against one schema. Where the platform lists who may
+approve (an ssh-keygen allowed_signers file), a decision counts only with the approver's SSH
+signature over an `ApprovalGate.statement`: this release, this candidate digest, this decision,
+this approver, this attempt of this run's gate. Anyone who can reach the Prefect API can still
+send a decision; only a listed key can make one the flow accepts.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect.input import RunInput
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from fearless.ids import checked_id
+from fearless.release import signing
 
 APPROVAL_KEY = "approval"
 TIMEOUT_APPROVER = "fearless:approval-timeout"
+APPROVER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$"
 
 
 class ApprovalDecision(RunInput):
     """Approve or reject this release candidate."""
 
     approve: bool = Field(default=False, description="Switch on to promote this candidate.")
-    approver: str = Field(min_length=1, max_length=100, description="Who decides.")
+    approver: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=APPROVER_PATTERN,
+        description="Who decides (letters, digits and . _ @ + -; your name in allowed_signers).",
+    )
     comment: str = Field(default="", max_length=2000, description="Why.")
+    signature: str = Field(
+        default="",
+        max_length=8000,
+        description="Where approvals are signed: the SSH signature printed by the command above.",
+    )
+
+
+def gate_key(attempt: int) -> str:
+    """The pause key of a gate's attempts: `approval`, then `approval-1`... after refusals."""
+    return APPROVAL_KEY if attempt == 0 else f"{APPROVAL_KEY}-{attempt}"
+
+
+class ApprovalGate(BaseModel):
+    """One attempt of a release's approval gate: what a signature must cover besides the
+    decision and the approver. The flow builds it from its own state; `fearless approve`
+    reads it from the run to learn what to sign."""
+
+    release_id: str
+    digest: str
+    gate: str  # "<flow run id>/<pause key>": this attempt of this run, never another
+    signing_required: bool
+    deadline: datetime  # when the gate closes, the same for every attempt
+    refused: str = ""  # why the attempt before this one was refused
+
+    def statement(self, approve: bool, approver: str) -> str:
+        """The exact text an approver signs."""
+        return (
+            f"fearless-approval v1\nrelease: {self.release_id}\ndigest: {self.digest}\n"
+            f"decision: {'approve' if approve else 'reject'}\napprover: {approver}\n"
+            f"gate: {self.gate}\n"
+        )
+
+    def sign_command(self, key: str = "~/.ssh/id_ed25519") -> str:
+        """A shell command that prints the signature to paste: `approve NAME` as given, or
+        `reject NAME`, with NAME the approver's."""
+        template = self.statement(True, "%s").replace("decision: approve", "decision: %s")
+        printf = shlex.quote(template.replace("\n", "\\n"))
+        return f"printf {printf} approve NAME | ssh-keygen -Y sign -n {signing.NAMESPACE} -f {key}"
+
+
+class ApprovalCheck(BaseModel):
+    """The flow's verdict on one decision: accepted or not, signed or not, and why."""
+
+    accepted: bool
+    signed: bool = False
+    note: str
+
+
+class AcceptedDecision(BaseModel):
+    """A decision the flow acts on, with how it was verified (what the audit log records)."""
+
+    approve: bool
+    approver: str
+    comment: str
+    signed: bool
+    verification: str
+
+    @classmethod
+    def of(cls, decision: ApprovalDecision, check: ApprovalCheck) -> AcceptedDecision:
+        return cls(
+            approve=decision.approve,
+            approver=decision.approver,
+            comment=decision.comment,
+            signed=check.signed,
+            verification=check.note,
+        )
+
+
+def check_decision(
+    decision: ApprovalDecision, gate: ApprovalGate, allowed_signers: Path | None
+) -> ApprovalCheck:
+    """Accept a decision signed by a key `allowed_signers` lists for its approver, over this
+    gate's statement; with no allowed_signers configured, accept it unsigned and say so."""
+    if allowed_signers is None:
+        return ApprovalCheck(
+            accepted=True,
+            note="unsigned: no allowed_signers file is configured (FEARLESS_ALLOWED_SIGNERS), "
+            "so the approver's name was not verified",
+        )
+    if not decision.signature.strip():
+        return ApprovalCheck(
+            accepted=False,
+            note=f"unsigned: approvals here must be signed by a key listed in {allowed_signers}",
+        )
+    statement = gate.statement(decision.approve, decision.approver)
+    check = signing.verify(statement, decision.signature, decision.approver, allowed_signers)
+    if not check.ok:
+        return ApprovalCheck(accepted=False, note=check.reason)
+    return ApprovalCheck(
+        accepted=True,
+        signed=True,
+        note=f"signed by {decision.approver} with key {check.key}, listed in {allowed_signers}",
+    )
 
 
 def record_decision(
@@ -45,9 +151,19 @@ def record_decision(
     return log
 
 
-def form_description(ui_url: str, release_id: str, evidence_path: Path, page: str) -> str:
-    """What the approval form shows above its fields: links to the evidence page (with charts)
-    and its artifact, each reachable from the approver's machine, then its summary."""
-    artifact = f"{ui_url}/artifacts/key/evidence-{release_id}"
-    links = f"**Evidence:** [page with charts]({page}) · [Prefect artifact]({artifact})"
-    return f"{links}\n\n{evidence_path.read_text()}"
+def form_description(ui_url: str, gate: ApprovalGate, evidence_path: Path, page: str) -> str:
+    """What the approval form shows above its fields: why the last decision was refused, if
+    it was; links to the evidence page (with charts) and its artifact, each reachable from the
+    approver's machine; how to sign, where signing is required; then the evidence summary."""
+    artifact = f"{ui_url}/artifacts/key/evidence-{gate.release_id}"
+    parts = [f"**Evidence:** [page with charts]({page}) · [Prefect artifact]({artifact})"]
+    if gate.refused:
+        parts.insert(0, f"**The last decision was refused:** {gate.refused}")
+    if gate.signing_required:
+        parts.append(
+            "**Sign your decision** (this platform accepts only signed approvals): run "
+            f"`fearless approve {gate.release_id} --by NAME` (add `--reject` to reject), or "
+            "paste into *signature* what this prints (for a rejection, `reject` for "
+            f"`approve`):\n\n```\n{gate.sign_command()}\n```"
+        )
+    return "\n\n".join([*parts, evidence_path.read_text()])

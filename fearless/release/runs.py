@@ -162,19 +162,19 @@ def follow(
         time.sleep(poll_s)
 
 
-def decide(client, ref: str, *, approve: bool, approver: str, comment: str):
-    """Give a waiting release the decision a person made (the same path as the UI form)."""
+def decide(client, ref: str, *, approve: bool, approver: str, comment: str, key=None):
+    """Give a waiting release the decision a person made (the same path as the UI form),
+    signed with `key` (default: the user's SSH key) where its gate requires a signature."""
     from prefect.flow_runs import resume_flow_run
+
+    from fearless.release.approval_gate import signed_input
 
     run = find_flow_run(client, ref)
     if not (run.state and run.state.is_paused()):
         state = run.state.name if run.state else "unknown"
         raise RuntimeError(f"release {run.name} is {state}, not waiting for approval")
-    resume_flow_run(
-        run.id,
-        run_input={"approve": approve, "approver": approver, "comment": comment},
-        _sync=True,
-    )
+    decision = {"approve": approve, "approver": approver, "comment": comment, "key": key}
+    resume_flow_run(run.id, run_input=signed_input(client, run, **decision), _sync=True)
     return run
 
 

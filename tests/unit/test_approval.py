@@ -31,3 +31,18 @@ def test_decisions_are_appended_with_what_was_shown(tmp_path):
         ("ann", True, 12.5),
         ("bob", False, 12.5),
     ]
+
+
+def test_the_form_keeps_its_fields_in_order_and_names_to_what_can_be_signed():
+    """The UI lists the fields in this order (the e2e UI test fills them by position); an
+    approver's name is a single word, as in an allowed_signers file and a signed statement."""
+    assert list(ApprovalDecision.model_json_schema()["properties"]) == [
+        "approve",
+        "approver",
+        "comment",
+        "signature",
+    ]
+    assert ApprovalDecision(approver="ann.lee@example.com").signature == ""
+    for name in ("ann lee", "ann\ndecision: approve", "*", "-ann"):
+        with pytest.raises(ValidationError, match="approver"):
+            ApprovalDecision(approver=name)
