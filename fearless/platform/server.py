@@ -20,6 +20,8 @@ from fearless.settings import PROJECT_ROOT, Settings
 
 SERVER = "prefect-server"
 WORKER = "prefect-worker"
+# Restarts any model's production front (nginx) that dies while it should run.
+FRONTS = "production-fronts"
 PRELOADED = [f"preload-{kind}" for kind in PRELOADS]
 
 
@@ -90,6 +92,13 @@ def server_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
                     *imports,
                 ],
             )
+    if _read_handle(settings, FRONTS) is None:
+        fronts = settings.paths.production / "fronts"
+        _start(
+            settings,
+            FRONTS,
+            [sys.executable, "-m", "fearless.production.fronts", "--root", str(fronts)],
+        )
     prefect = [sys.executable, "-m", "prefect"]
     if not server_healthy(settings):
         handle = _read_handle(settings, SERVER) or _start(
@@ -143,7 +152,7 @@ def server_status(settings: Settings) -> dict[str, str]:
     status["server"] = "healthy" if server_healthy(settings) else "down"
     worker = _read_handle(settings, WORKER)
     status["worker"] = f"running (pid {worker.pid})" if worker else "down"
-    for name in PRELOADED:
+    for name in (*PRELOADED, FRONTS):
         status[name] = "running" if _read_handle(settings, name) else "down"
     return status
 
@@ -156,7 +165,7 @@ def server_down(settings: Settings, services=None) -> list[str]:
             services.environments.teardown(env.release_id)
             stopped.append(f"environment {env.release_id}/{env.role}")
         stopped += [f"production {m}" for m in services.production.stop_all()]
-    for name in (WORKER, SERVER, *PRELOADED):
+    for name in (FRONTS, WORKER, SERVER, *PRELOADED):
         handle = _read_handle(settings, name)
         if handle is not None and processes.stop(handle, grace_s=15):
             stopped.append(name)

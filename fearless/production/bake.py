@@ -1,14 +1,17 @@
 """The bake window: after a promotion, watch production and roll back if it breaks the spec.
 
-The production front's `/metrics` (the model API's Prometheus counters) is read at the start
-of the window and again every few seconds; the difference is what production served since the
-switch. Only prediction routes count, and only 5xx answers are errors (a client's bad input is
-not the model's fault). The p95 is estimated from the latency histogram's buckets, the way
-Prometheus' `histogram_quantile` does.
+Production's counts are read at the start of the window and again every few seconds; the
+difference is what production served since the switch. Where the production service has a
+front that logs (`bake_window`, the local nginx front: its access log, see `front_log`) they
+come from there; otherwise (ECS, behind the ALB) from `/metrics` at production's address (the
+model API's Prometheus counters). Only prediction routes count, and only 5xx answers are
+errors (a client's bad input is not the model's fault). The p95 is estimated from latency
+buckets, the way Prometheus' `histogram_quantile` does.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections.abc import Callable
@@ -77,12 +80,17 @@ def _since(before: Scrape, after: Scrape) -> Scrape:
     """What was counted between two scrapes (all of `after` if its counters were reset)."""
     if after.requests < before.requests:
         return after
-    earlier = dict(before.buckets)
     return Scrape(
         requests=after.requests - before.requests,
         server_errors=after.server_errors - before.server_errors,
-        buckets=[(bound, count - earlier.get(bound, 0.0)) for bound, count in after.buckets],
+        buckets=[(bound, count - _count_at(before, bound)) for bound, count in after.buckets],
     )
+
+
+def _count_at(scrape: Scrape, bound: float) -> float:
+    """How many of `scrape` took at most `bound` (its buckets may have other bounds)."""
+    at = bisect.bisect_right([b for b, _ in scrape.buckets], bound)
+    return scrape.buckets[at - 1][1] if at else 0.0
 
 
 def quantile_s(q: float, buckets: list[tuple[float, float]]) -> float | None:
@@ -156,9 +164,20 @@ def watch(
             verdict.watched_s = clock() - started
             if not verdict.passed or verdict.watched_s >= window:
                 return verdict
-    except httpx.HTTPError as exc:
-        reason = f"production metrics unreadable: {exc!r}"
+    except (httpx.HTTPError, OSError) as exc:
+        reason = f"production figures unreadable: {exc!r}"
         return BakeVerdict(passed=False, watched_s=clock() - started, reasons=[reason])
+
+
+def _watch(url: str, spec: ModelSpec, production, model: str) -> BakeVerdict:
+    """Watch through the production front's log where it keeps one, else `/metrics` at `url`."""
+    window = getattr(production, "bake_window", None)
+    if window is None or spec.bake.window_s == 0:
+        return watch(url, spec)
+    with window(model) as read:
+        if read is None:  # no front of its own serves the model now
+            return watch(url, spec)
+        return watch(url, spec, scrape=lambda _url: read())
 
 
 class BakeResult(BaseModel):
@@ -175,7 +194,7 @@ def bake(
     registry,
     production,
     *,
-    watcher: Callable[[str, ModelSpec], BakeVerdict] = watch,
+    watcher: Callable[[str, ModelSpec], BakeVerdict] | None = None,
 ) -> BakeResult:
     """Watch a fresh promotion; on a breach put the previous version back (alias and service)."""
     model, digest = promotion.model, promotion.digest
@@ -184,7 +203,10 @@ def bake(
         return BakeResult(
             model=model, digest=digest, verdict=BakeVerdict(passed=True, notes=[note])
         )
-    verdict = watcher(promotion.url, spec)
+    if watcher is None:
+        verdict = _watch(promotion.url, spec, production, model)
+    else:
+        verdict = watcher(promotion.url, spec)
     result = BakeResult(model=model, digest=digest, verdict=verdict)
     if verdict.passed:
         return result

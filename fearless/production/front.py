@@ -1,145 +1,260 @@
-"""The production front: one fixed address per model, forwarding to its current model API.
+"""The production front of one model: an nginx of its own, in front of the version serving.
 
-Clients keep one URL (and their keep-alive connections) across promotions. A switch only
-changes where the front sends new requests; requests already in flight finish on the old
-upstream, and the front counts them so the old one is stopped only once they have.
+Each model's front is an nginx master that Fearless starts and owns (never the system's
+service, no root needed), with its own prefix under the state dir: `nginx.conf`, `nginx.pid`,
+`logs/`, `tmp/` and `flags/`. It listens on the model's fixed address and forwards to one of
+two upstream slots, `blue` and `green`: fixed loopback ports where Fearless starts model APIs.
 
-    python -m fearless.production.front --port N [--host H] [--upstream URL]
+A version switch starts the new version in the idle slot, then flips one flag file that nginx
+tests on every request (`if (-f flags/green)`, one stat): requests that started keep their
+upstream, new ones go to the new slot, and no client connection is touched. A reload would
+not do: `nginx -s reload` closes every idle keep-alive connection of the old workers at once,
+and a client sending its next request on one of them gets a reset (10 failed requests in 60
+reloads under 4 keep-alive clients, measured here). The configuration is rewritten and
+reloaded only when a slot must move to another port.
 
-Admin (from loopback only): `GET /-/front` (upstream, in-flight counts),
-`PUT /-/front/upstream {"url": ...}` (switch).
+The front has no admin endpoint: what it forwards to is decided by files in its prefix, which
+only the owner of the state dir can change, and a slot only ever holds a model API that
+Fearless started there (see `fearless.production.local`).
 """
 
 from __future__ import annotations
 
-import argparse
-from collections import Counter
-from contextlib import asynccontextmanager
+import os
+import random
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
 
-import httpx
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+import psutil
 
-ADMIN_PATH = "/-/front"
-LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
-# Headers that belong to one connection, not to the request or response being forwarded.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-    }
+from fearless.platform import processes
+
+SLOTS = ("blue", "green")
+# As the model API (its default body limit): a bigger body is refused here, never buffered.
+MAX_BODY = "2m"
+# Ports for fronts and slots come from below Linux's ephemeral range (32768-60999), so an
+# outgoing connection never holds one while its slot is idle.
+PORTS = range(20000, 32768)
+# Only while a bake window watches: one JSON line per request, what the bake counts.
+LOG_FORMAT = (
+    'escape=json \'{"t":$msec,"method":"$request_method","uri":"$uri",'
+    '"status":$status,"request_time":$request_time,"upstream":"$upstream_addr",'
+    '"upstream_status":"$upstream_status","upstream_time":"$upstream_response_time",'
+    '"slot":"$fearless_slot"}\''
 )
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
-# Idle upstream connections are dropped before uvicorn's 5 s keep-alive timeout closes them,
-# so a request is never sent on a connection the upstream is closing.
-UPSTREAM_LIMITS = httpx.Limits(max_connections=200, keepalive_expiry=2.0)
 
 
-class Upstreams:
-    """Where requests go now, and how many are still in flight on each upstream."""
-
-    def __init__(self, current: str | None) -> None:
-        self.current = current
-        self.in_flight: Counter[str] = Counter()
+class FrontError(RuntimeError):
+    """The front cannot be configured or started."""
 
 
-def _forwarded(headers) -> list[tuple[bytes, bytes]]:
-    return [(k, v) for k, v in headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP]
-
-
-def create_front(upstream: str | None = None, timeout_s: float = 60.0) -> Starlette:
-    """The front's ASGI app, forwarding to `upstream` until told another."""
-    state = Upstreams(upstream)
-    client = httpx.AsyncClient(
-        transport=httpx.AsyncHTTPTransport(retries=1, limits=UPSTREAM_LIMITS),
-        timeout=timeout_s,
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").is_file() else None
     )
+    if found is None:
+        raise FrontError("nginx not found: install Debian's nginx (`make system-deps` does)")
+    return found
 
-    async def forward(request: Request) -> Response:
-        url = state.current  # read and counted with no await between: atomic for a switch
-        if url is None:
-            return JSONResponse({"detail": "no model API behind this front yet"}, 503)
-        state.in_flight[url] += 1
+
+def choose_ports(count: int, avoid: set[int] | frozenset[int] = frozenset()) -> list[int]:
+    """`count` different free ports below the ephemeral range, none in `avoid`."""
+    chosen: list[int] = []
+    for _ in range(200 + count):
+        port = random.choice(PORTS)
+        if port in avoid or port in chosen or not port_is_free(port, reuse=False):
+            continue
+        chosen.append(port)
+        if len(chosen) == count:
+            return chosen
+    raise FrontError(f"no {count} free ports in {PORTS.start}-{PORTS.stop - 1}")
+
+
+def port_is_free(port: int, host: str = "127.0.0.1", reuse: bool = True) -> bool:
+    """Whether `port` can be bound (with SO_REUSEADDR, as uvicorn binds, unless `reuse` is off:
+    a port chosen anew should not even be in TIME_WAIT)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, int(reuse))
         try:
-            body = await request.body()
-            outgoing = client.build_request(
-                request.method,
-                httpx.URL(url + request.url.path, query=request.url.query.encode()),
-                headers=_forwarded(request.headers),
-                content=body,
-            )
-            answer = await client.send(outgoing, stream=True)
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _quoted(path: Path) -> str:
+    text = str(path)
+    if any(c in text for c in '"\\$') or any(ord(c) < 32 for c in text):
+        raise FrontError(f"the front's folder {text!r} cannot be written into nginx.conf")
+    return f'"{text}"'
+
+
+def _worker_user(flags: Path) -> str:
+    """Workers run as nginx's default (nobody) when started by root, if they can reach the flag
+    files; else as root (a state dir under a private folder, as in tests)."""
+    if os.geteuid() != 0:
+        return ""  # nginx runs its workers as the user who started it
+    for folder in [flags, *flags.parents]:
+        if not folder.stat().st_mode & stat.S_IXOTH:
+            return "user root root;"
+    return ""
+
+
+class NginxFront:
+    """One model's nginx: its files, its process and the flags it reads on each request."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.conf = root / "nginx.conf"
+        self.pid = root / "nginx.pid"
+        self.error_log = root / "logs" / "error.log"
+        self.access_log = root / "logs" / "access.log"
+        self.flags = root / "flags"
+
+    def write_conf(self, port: int, slots: dict[str, int], host: str = "127.0.0.1") -> None:
+        for folder in (self.root / "logs", self.root / "tmp", self.flags):
+            folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / "tmp"
+        upstreams = "\n".join(
+            f"    upstream {slot} {{ server 127.0.0.1:{slots[slot]}; "
+            "keepalive 32; keepalive_timeout 2s; }"
+            for slot in SLOTS
+        )
+        text = f"""# The production front of one model. Written by Fearless: edits are overwritten.
+worker_processes 1;
+pid {_quoted(self.pid)};
+error_log {_quoted(self.error_log)} warn;
+{_worker_user(self.flags)}
+events {{ worker_connections 1024; }}
+http {{
+    server_tokens off;
+    access_log off;
+    client_body_temp_path {_quoted(tmp / "body")};
+    proxy_temp_path {_quoted(tmp / "proxy")};
+    fastcgi_temp_path {_quoted(tmp / "fastcgi")};
+    uwsgi_temp_path {_quoted(tmp / "uwsgi")};
+    scgi_temp_path {_quoted(tmp / "scgi")};
+    log_format fearless {LOG_FORMAT};
+    map $http_host $fearless_host {{ "" localhost; default $http_host; }}
+{upstreams}
+    server {{
+        listen {host}:{port};
+        set $fearless_slot blue;
+        if (-f {_quoted(self.flags / "green")}) {{ set $fearless_slot green; }}
+        set $fearless_log "";
+        if (-f {_quoted(self.flags / "log")}) {{ set $fearless_log 1; }}
+        access_log {_quoted(self.access_log)} fearless buffer=32k flush=500ms if=$fearless_log;
+        client_max_body_size {MAX_BODY};
+        location / {{
+            proxy_pass http://$fearless_slot;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $fearless_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_request_buffering off;
+            proxy_buffer_size 16k;
+            proxy_buffers 8 16k;
+            proxy_max_temp_file_size 0;
+            proxy_connect_timeout 5s;
+            proxy_read_timeout 60s;
+            proxy_send_timeout 60s;
+        }}
+    }}
+}}
+"""
+        staged = self.conf.with_name(f".{self.conf.name}.{os.getpid()}")
+        staged.write_text(text)
+        self._check(staged)
+        os.replace(staged, self.conf)
+
+    def _nginx(self, *args: str, conf: Path | None = None) -> list[str]:
+        conf = conf or self.conf
+        return [
+            nginx_binary(),
+            "-p",
+            str(self.root),
+            "-c",
+            str(conf),
+            "-e",
+            str(self.error_log),
+            *args,
+        ]
+
+    def _check(self, conf: Path) -> None:
+        argv = self._nginx("-t", "-q", conf=conf)
+        done = subprocess.run(argv, check=False, capture_output=True, text=True)
+        if done.returncode != 0:
+            conf.unlink(missing_ok=True)
+            raise FrontError(f"nginx refused the front's configuration: {done.stderr.strip()}")
+
+    def start(self, port: int, timeout_s: float = 30.0) -> processes.ProcessHandle:
+        """Start the master in the foreground of its own session; return once it listens."""
+        handle = processes.spawn(self._nginx("-g", "daemon off;"), self.root / "logs" / "nginx.out")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not processes.is_alive(handle):
+                raise FrontError(f"nginx exited at start: {self._errors()}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return handle
+            time.sleep(0.05)
+        processes.stop(handle)
+        raise FrontError(
+            f"nginx did not listen on {port} within {timeout_s:.0f} s: {self._errors()}"
+        )
+
+    def _errors(self) -> str:
+        try:
+            return "\n".join(self.error_log.read_text(errors="replace").splitlines()[-5:])
+        except OSError:
+            return ""
+
+    @staticmethod
+    def stop_leftovers(handle: processes.ProcessHandle) -> None:
+        """Kill the workers of a master that died (they outlive it, in its process group)."""
+        for proc in psutil.process_iter(["name", "create_time"]):
             try:
-                content = b"".join([chunk async for chunk in answer.aiter_raw()])
-            finally:
-                await answer.aclose()
-        except httpx.HTTPError as exc:
-            return JSONResponse({"detail": f"upstream {url}: {exc!r}"}, 502)
-        finally:
-            state.in_flight[url] -= 1
-        response = Response(content, status_code=answer.status_code)
-        response.raw_headers = [*_forwarded(answer.headers), *_length(response)]
-        return response
+                if (
+                    proc.info["name"] == "nginx"
+                    and os.getpgid(proc.pid) == handle.pid
+                    and proc.info["create_time"] >= handle.create_time - 0.01
+                ):
+                    proc.kill()
+            except (psutil.Error, ProcessLookupError):
+                pass
 
-    def admin_only(request: Request) -> JSONResponse | None:
-        host = request.client.host if request.client else ""
-        return None if host in LOOPBACK else JSONResponse({"detail": "loopback only"}, 403)
+    def reload(self, handle: processes.ProcessHandle) -> None:
+        """Have the running master read the configuration again (checked when written)."""
+        os.kill(handle.pid, signal.SIGHUP)
 
-    async def describe(request: Request) -> JSONResponse:
-        if refused := admin_only(request):
-            return refused
-        in_flight = {u: n for u, n in state.in_flight.items() if n}
-        return JSONResponse({"upstream": state.current, "in_flight": in_flight})
+    def reopen_logs(self, handle: processes.ProcessHandle) -> None:
+        os.kill(handle.pid, signal.SIGUSR1)
 
-    async def switch(request: Request) -> JSONResponse:
-        if refused := admin_only(request):
-            return refused
-        url = (await request.json()).get("url")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            return JSONResponse({"detail": f"expected {{'url': 'http://...'}}, got {url!r}"}, 422)
-        previous, state.current = state.current, url.rstrip("/")
-        return JSONResponse({"upstream": state.current, "previous": previous})
+    def active(self) -> str:
+        """The slot new requests go to."""
+        return "green" if (self.flags / "green").exists() else "blue"
 
-    @asynccontextmanager
-    async def lifespan(app):
-        yield
-        await client.aclose()
+    def point(self, slot: str) -> None:
+        """Send new requests to `slot` (one file created or removed: atomic for nginx)."""
+        flag = self.flags / "green"
+        if slot == "green":
+            flag.touch()
+        elif slot == "blue":
+            flag.unlink(missing_ok=True)
+        else:
+            raise FrontError(f"no slot {slot!r}: expected one of {SLOTS}")
 
-    routes = [
-        Route(ADMIN_PATH, describe, methods=["GET"]),
-        Route(f"{ADMIN_PATH}/upstream", switch, methods=["PUT"]),
-        Route("/{path:path}", forward, methods=METHODS),
-    ]
-    return Starlette(routes=routes, lifespan=lifespan)
-
-
-def _length(response: Response) -> list[tuple[bytes, bytes]]:
-    return [(k, v) for k, v in response.raw_headers if k == b"content-length"]
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fearless.production.front")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--upstream", help="the model API to forward to at first")
-    args = parser.parse_args(argv)
-
-    import uvicorn
-
-    app = create_front(args.upstream.rstrip("/") if args.upstream else None)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", workers=1)
-
-
-if __name__ == "__main__":
-    main()
+    def log_requests(self, on: bool) -> None:
+        """Write the access log (on only while a bake window reads it; emptied when it starts)."""
+        flag = self.flags / "log"
+        if on:
+            if self.access_log.exists():
+                os.truncate(self.access_log, 0)  # nginx appends (O_APPEND): safe to empty
+            flag.touch()
+        else:
+            flag.unlink(missing_ok=True)

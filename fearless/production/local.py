@@ -1,28 +1,34 @@
 """The production service of each model on the embedded default.
 
-Each model has a front (`fearless.production.front`) on a port of its own that never changes,
-forwarding to the model API of the version in production. A switch starts the new version,
-waits until it is ready, points the front at it, waits for the requests still in flight on the
-old one (up to a drain timeout), then stops the old one: clients see no failed request, and a
-failed start never leaves the model without a server.
+Each model has a front (`fearless.production.front`: an nginx of its own) on a port that never
+changes, and two upstream slots. A switch starts the new version in the idle slot, waits until
+it is ready, checks it is the model API Fearless started there for that bundle, points the
+front at it, waits until the old version has no connection from the front left (up to a drain
+timeout), then stops it: clients see no failed request, and a failed start never leaves the
+model without a server.
 """
 
 from __future__ import annotations
 
-import os
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 from pydantic import BaseModel
 
 from fearless.bundles.bundle import Bundle
 from fearless.ids import checked_id
 from fearless.platform import processes
 from fearless.platform.preload import Launcher
-from fearless.production.front import ADMIN_PATH
+from fearless.production.front import FrontError
+from fearless.production.front_log import AccessLog, Scrape
+from fearless.production.fronts import Front, Fronts, write_json
 
-FRONT_MODULE = "fearless.production.front"
+# How long requests that chose the old slot just before a switch may take to reach it.
+SWITCH_GRACE_S = 0.1
 
 
 class ProductionInstance(BaseModel):
@@ -33,23 +39,25 @@ class ProductionInstance(BaseModel):
     handle: processes.ProcessHandle
     upstream: str | None = None
     """This version's own model API, behind the front."""
+    slot: str | None = None
+    """The front's slot this version serves from."""
 
 
-class Front(BaseModel):
-    model: str
-    port: int
-    handle: processes.ProcessHandle | None = None
+def _connections_to(handle: processes.ProcessHandle, port: int) -> int:
+    """Connections open to `port` in the process of `handle` (0 once it is gone)."""
+    try:
+        found = psutil.Process(handle.pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return 0
+    return sum(1 for c in found if c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
-
-def _write_json(path: Path, model: BaseModel) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(model.model_dump_json(indent=2))
-    os.replace(tmp, path)
+def _listens_on(handle: processes.ProcessHandle, port: int) -> bool:
+    try:
+        found = psutil.Process(handle.pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return False
+    return any(c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in found)
 
 
 class LocalProductionService:
@@ -66,12 +74,10 @@ class LocalProductionService:
         self.ready_timeout_s = ready_timeout_s
         self.launcher = launcher or Launcher()
         self.drain_timeout_s = drain_timeout_s
+        self.fronts = Fronts(root / "fronts", ready_timeout_s)
 
     def _record(self, model: str) -> Path:
         return self.root / f"{checked_id(model, 'model name')}.json"
-
-    def _front_record(self, model: str) -> Path:
-        return self.root / "fronts" / f"{checked_id(model, 'model name')}.json"
 
     def current(self, model: str) -> ProductionInstance | None:
         try:
@@ -80,17 +86,14 @@ class LocalProductionService:
             return None
 
     def front(self, model: str) -> Front:
-        """The model's front; its port is chosen once and kept, so its URL never changes."""
-        try:
-            return Front.model_validate_json(self._front_record(model).read_text())
-        except FileNotFoundError:
-            front = Front(model=model, port=processes.free_port())
-            _write_json(self._front_record(model), front)
-            return front
+        """The model's front; its ports are chosen once and kept, so its URL never changes."""
+        return self.fronts.get(model)
 
     def start(self, bundle: Bundle) -> ProductionInstance:
-        """Start (but do not yet switch to) a production instance of `bundle`."""
-        port = processes.free_port()
+        """Start (but do not yet switch to) `bundle` in its front's idle slot."""
+        serving = self.current(bundle.name)
+        slot = "green" if serving is not None and serving.slot == "blue" else "blue"
+        port = self.fronts.free_slot(bundle.name, slot)
         handle = self.launcher.start(
             "fearless.serving",
             processes.model_api_args(bundle.path, port, self.inference_logs),
@@ -108,70 +111,87 @@ class LocalProductionService:
             url=self.front(bundle.name).url,
             handle=handle,
             upstream=upstream,
+            slot=slot,
         )
 
     def switch(self, instance: ProductionInstance) -> ProductionInstance | None:
         """Make `instance` the model's production service; drain, stop and return the previous."""
         previous = self.current(instance.model)
-        front = self._point_front(instance.model, instance.upstream or instance.url)
-        _write_json(self._record(instance.model), instance)
+        with self.fronts.locked(instance.model):
+            self._verify(instance, self.front(instance.model))
+            self.fronts.nginx(instance.model).point(instance.slot)
+            self.fronts.running(instance.model)
+        write_json(self._record(instance.model), instance)
         if previous is not None and previous.handle != instance.handle:
-            self._drain(front, previous.upstream or previous.url)
+            self._drain(previous)
             processes.stop(previous.handle)
         return previous
 
-    def _point_front(self, model: str, upstream: str) -> Front:
-        """Tell the running front to forward to `upstream`, or start the front doing so."""
-        front = self.front(model)
-        if front.handle is not None and processes.is_alive(front.handle):
-            answer = httpx.put(f"{front.url}{ADMIN_PATH}/upstream", json={"url": upstream})
-            answer.raise_for_status()
-            return front
-        handle = self.launcher.start(
-            FRONT_MODULE,
-            ["--port", str(front.port), "--upstream", upstream],
-            log_path=self.root / "logs" / f"front-{model}.log",
-        )
-        try:
-            processes.wait_until_ready(f"{front.url}{ADMIN_PATH}", handle, self.ready_timeout_s)
-        except (RuntimeError, TimeoutError):
-            processes.stop(handle)
-            raise
-        front = front.model_copy(update={"handle": handle})
-        _write_json(self._front_record(model), front)
-        return front
-
-    def _drain(self, front: Front, upstream: str) -> None:
-        """Wait until the front has no request in flight on `upstream` (or the timeout)."""
-        deadline = time.monotonic() + self.drain_timeout_s
-        while time.monotonic() < deadline:
+    @staticmethod
+    def _verify(instance: ProductionInstance, front: Front) -> None:
+        """Refuse unless `instance` is a model API Fearless started in one of the front's slots
+        for that bundle: a switch never points production anywhere else."""
+        port = front.slots.get(instance.slot or "")
+        why = None
+        if port is None or instance.upstream != f"http://127.0.0.1:{port}":
+            why = f"it is not in a slot of the front ({instance.slot}: {instance.upstream})"
+        elif not processes.is_alive(instance.handle):
+            why = "its model API is not running"
+        elif not _listens_on(instance.handle, port):
+            why = f"its model API does not listen on the slot's port {port}"
+        else:
             try:
-                state = httpx.get(f"{front.url}{ADMIN_PATH}", timeout=2).json()
-            except (httpx.HTTPError, ValueError):
-                return  # no front to drain through: nothing can be in flight on it
-            if not state["in_flight"].get(upstream):
-                return
+                served = httpx.get(f"{instance.upstream}/metadata", timeout=5).json()["digest"]
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                served = repr(exc)
+            if served != instance.digest:
+                why = f"its model API serves {served}"
+        if why:
+            raise FrontError(f"not switching {instance.model} to {instance.digest}: {why}")
+
+    def _drain(self, previous: ProductionInstance) -> None:
+        """Wait until the front has no connection left to the previous version (or the timeout):
+        requests that chose its slot before the switch have finished, and the idle upstream
+        connections nginx keeps close within their keep-alive timeout (2 s)."""
+        time.sleep(SWITCH_GRACE_S)
+        port = int((previous.upstream or previous.url).rsplit(":", 1)[1])
+        deadline = time.monotonic() + self.drain_timeout_s
+        while _connections_to(previous.handle, port) and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def discard(self, instance: ProductionInstance) -> None:
         processes.stop(instance.handle)
 
+    @contextmanager
+    def bake_window(self, model: str) -> Iterator[Callable[[], Scrape] | None]:
+        """Log the front's requests while a bake watches; yield what the version serving now
+        answered since (as the cumulative counts a bake compares), or None with no front."""
+        instance, front = self.current(model), self.front(model)
+        if instance is None or instance.upstream is None or front.handle is None:
+            yield None
+            return
+        nginx = self.fronts.nginx(model)
+        upstream = instance.upstream.removeprefix("http://")
+        log = AccessLog(nginx.access_log, upstream, reopen=lambda: nginx.reopen_logs(front.handle))
+        nginx.log_requests(True)
+        try:
+            yield log.scrape
+        finally:
+            nginx.log_requests(False)
+            log.close()
+
     def stop(self, model: str) -> list[str]:
-        """Stop the model's API and front; the front keeps its port for the next start."""
+        """Stop the model's API and front; the front keeps its ports for the next start."""
         stopped = []
         instance = self.current(model)
         if instance is not None:
             if processes.stop(instance.handle):
                 stopped.append(model)
             self._record(model).unlink(missing_ok=True)
-        record = self._front_record(model)
-        if record.is_file():
-            front = Front.model_validate_json(record.read_text())
-            if front.handle is not None and processes.stop(front.handle):
-                stopped.append(f"{model} (front)")
-            _write_json(record, front.model_copy(update={"handle": None}))
+        if self.fronts.stop(model):
+            stopped.append(f"{model} (front)")
         return stopped
 
     def stop_all(self) -> list[str]:
-        records = [*self.root.glob("*.json"), *self.root.glob("fronts/*.json")]
-        return [name for model in sorted({r.stem for r in records}) for name in self.stop(model)]
+        models = {r.stem for r in self.root.glob("*.json")} | set(self.fronts.models())
+        return [name for model in sorted(models) for name in self.stop(model)]

@@ -1,37 +1,43 @@
-"""The production front over real HTTP: a switch leaves slow requests finishing on the old
-upstream (counted as in flight until they do), and the admin endpoint refuses bad input."""
+"""The production front (a real nginx) over real HTTP: a switch leaves requests in flight
+finishing on the old slot while new ones go to the new; bodies are bounded; the access log
+counts what one upstream answered; a front that dies is started again."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import psutil
+import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from fearless.platform.processes import free_port
-from fearless.production.front import ADMIN_PATH, create_front
+from fearless.platform import processes
+from fearless.production.front_log import AccessLog
+from fearless.production.fronts import Front, Fronts
 
 
-def upstream_app(name: str, delay_s: float) -> Starlette:
+def upstream_app(name: str, delay_s: float = 0.0, seen: list[str] | None = None) -> Starlette:
     async def answer(request):
+        if seen is not None:
+            seen.append(request.url.path)
         await asyncio.sleep(delay_s if request.query_params.get("slow") else 0)
-        return PlainTextResponse(
-            f"{name} {request.method} {request.url.path}", headers={"x-v": name}
-        )
+        status = 500 if request.query_params.get("fail") else 200
+        return PlainTextResponse(f"{name} {request.method} {request.url.path}", status)
 
     return Starlette(routes=[Route("/{path:path}", answer, methods=["GET", "POST"])])
 
 
 @contextmanager
-def serving(app) -> Iterator[str]:
-    port = free_port()
+def serving(app, port: int) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -44,42 +50,121 @@ def serving(app) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def in_flight(front: str) -> dict[str, int]:
-    return httpx.get(f"{front}{ADMIN_PATH}").json()["in_flight"]
+def nginx_in_group(pgid: int) -> list[int]:
+    found = []
+    for proc in psutil.process_iter(["name", "status"]):
+        try:
+            alive = proc.info["status"] != psutil.STATUS_ZOMBIE
+            if alive and proc.info["name"] == "nginx" and os.getpgid(proc.pid) == pgid:
+                found.append(proc.pid)
+        except (psutil.Error, ProcessLookupError):
+            pass
+    return found
 
 
-def test_a_switch_lets_requests_in_flight_finish_on_the_old_upstream():
+@pytest.fixture
+def fronts(tmp_path) -> Iterator[Fronts]:
+    fronts = Fronts(tmp_path / "fronts")
+    try:
+        yield fronts
+    finally:
+        fronts.stop("credit")
+
+
+def start_front(fronts: Fronts, slot: str = "blue") -> str:
+    fronts.nginx("credit").point(slot)
+    with fronts.locked("credit"):
+        return fronts.running("credit").url
+
+
+def test_a_switch_lets_requests_in_flight_finish_on_the_old_slot(fronts):
+    slots = fronts.get("credit").slots
     with (
-        serving(upstream_app("old", 1.5)) as old,
-        serving(upstream_app("new", 0)) as new,
-        serving(create_front(old)) as front,
+        serving(upstream_app("old", 1.5), slots["blue"]),
+        serving(upstream_app("new"), slots["green"]),
     ):
+        front = start_front(fronts, "blue")
+        assert httpx.post(f"{front}/predict").text == "old POST /predict"
         slow: list[httpx.Response] = []
-        request = threading.Thread(
+        thread = threading.Thread(
             target=lambda: slow.append(httpx.post(f"{front}/predict?slow=1", content=b"{}"))
         )
-        request.start()
+        thread.start()
+        time.sleep(0.5)  # on its way to the old slot
+        fronts.nginx("credit").point("green")
+        assert httpx.post(f"{front}/predict?x=1", content=b"{}").text == "new POST /predict"
+        thread.join(timeout=10)
+        assert [(r.status_code, r.text) for r in slow] == [(200, "old POST /predict")]
+
+
+def test_bodies_are_bounded_and_an_empty_slot_is_a_502(fronts):
+    seen: list[str] = []
+    with serving(upstream_app("old", seen=seen), fronts.get("credit").slots["blue"]):
+        front = start_front(fronts)
+        too_big = httpx.post(f"{front}/predict", content=b"x" * (3 * 1024 * 1024))
+        assert too_big.status_code == 413 and seen == []  # refused before the model API
+        assert httpx.post(f"{front}/predict", content=b"x" * (1024 * 1024)).status_code == 200
+        fronts.nginx("credit").point("green")  # nothing listens there
+        assert httpx.post(f"{front}/predict").status_code == 502
+
+
+def test_the_access_log_counts_what_one_upstream_answered_while_on(fronts):
+    slots = fronts.get("credit").slots
+    with serving(upstream_app("old"), slots["blue"]):
+        front = start_front(fronts)
+        nginx = fronts.nginx("credit")
+        httpx.post(f"{front}/predict")  # before the window: not logged
+        log = AccessLog(nginx.access_log, f"127.0.0.1:{slots['blue']}", reopen=lambda: None)
+        nginx.log_requests(True)
+        for query in ["", "", "", "?fail=1", "", "?fail=1", ""]:
+            httpx.post(f"{front}/predict{query}")
+        httpx.get(f"{front}/ready")  # not a prediction: not counted
+        nginx.point("green")
+        httpx.post(f"{front}/predict")  # another upstream (a 502): not this one's
         deadline = time.monotonic() + 5
-        while in_flight(front) != {old: 1} and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert in_flight(front) == {old: 1}
-        switched = httpx.put(f"{front}{ADMIN_PATH}/upstream", json={"url": new}).json()
-        assert switched == {"upstream": new, "previous": old}
-        fresh = httpx.post(f"{front}/predict?x=1", content=b"{}")
-        assert fresh.text == "new POST /predict" and fresh.headers["x-v"] == "new"
-        assert in_flight(front) == {old: 1}  # the slow one still runs on the old upstream
-        request.join(timeout=10)
-        assert slow[0].status_code == 200 and slow[0].text == "old POST /predict"
-        assert in_flight(front) == {}
+        while (seen := log.scrape()).requests < 7 and time.monotonic() < deadline:
+            time.sleep(0.1)  # nginx flushes its log buffer every 500 ms
+        nginx.log_requests(False)
+        assert (seen.requests, seen.server_errors) == (7, 2)
+        assert seen.buckets[-1][1] == 7
+        log.close()
+        assert not (nginx.flags / "log").exists()
 
 
-def test_no_upstream_a_dead_upstream_and_a_bad_switch_are_clear_errors():
-    with serving(create_front(None)) as front:
-        assert httpx.get(f"{front}/ready").status_code == 503
-        bad = httpx.put(f"{front}{ADMIN_PATH}/upstream", json={"url": "nowhere"})
-        assert bad.status_code == 422 and "nowhere" in bad.text
-        dead = f"http://127.0.0.1:{free_port()}"
-        assert httpx.put(f"{front}{ADMIN_PATH}/upstream", json={"url": dead}).status_code == 200
-        answer = httpx.get(f"{front}/ready")
-        assert answer.status_code == 502 and dead in answer.text
-        assert in_flight(front) == {}
+def test_a_front_that_dies_is_started_again_on_the_same_address(fronts):
+    with serving(upstream_app("old"), fronts.get("credit").slots["blue"]):
+        front = start_front(fronts)
+        first = fronts.get("credit").handle
+        os.kill(first.pid, signal.SIGKILL)
+        while processes.is_alive(first):
+            time.sleep(0.05)
+        assert fronts.keep_up() == {"credit": "restarted"}
+        assert not nginx_in_group(first.pid)  # the dead master's workers too
+        assert fronts.get("credit").url == front
+        assert httpx.post(f"{front}/predict").text == "old POST /predict"
+        assert fronts.keep_up() == {}
+        again = fronts.get("credit").handle
+    assert fronts.stop("credit") and not processes.is_alive(again)
+    assert fronts.get("credit").handle is None and fronts.keep_up() == {}
+
+
+def test_a_slot_taken_while_idle_moves_to_a_free_port_and_the_front_keeps_serving(fronts):
+    before = fronts.get("credit")
+    with serving(upstream_app("old"), before.slots["blue"]):
+        front = start_front(fronts)
+        master = fronts.get("credit").handle
+        with serving(upstream_app("squatter"), before.slots["green"]):
+            port = fronts.free_slot("credit", "green")
+        after = fronts.get("credit")
+        assert port == after.slots["green"] not in (before.slots["green"], after.port)
+        assert after.handle == master and processes.is_alive(master)  # reloaded, not restarted
+        assert httpx.post(f"{front}/predict").text == "old POST /predict"
+        with serving(upstream_app("new"), port):
+            fronts.nginx("credit").point("green")
+            assert httpx.post(f"{front}/predict").text == "new POST /predict"
+
+
+def test_an_older_record_gets_two_slots_of_its_own():
+    front = Front.model_validate({"model": "credit", "port": 20000})
+    assert sorted(front.slots) == ["blue", "green"]
+    assert len({20000, *front.slots.values()}) == 3
