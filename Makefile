@@ -60,6 +60,7 @@ unit: install
 bench: install system-deps
 	$(UV) run --frozen python bench/pipeline.py
 	$(UV) run --frozen python bench/serving.py
+	$(UV) run --frozen python bench/front.py
 	$(UV) run --frozen python bench/drift.py
 
 clean:
