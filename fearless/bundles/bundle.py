@@ -26,6 +26,7 @@ MANIFEST = "manifest.json"
 RUNTIME_PACKAGES = (
     *("scikit-learn", "numpy", "pandas", "scipy", "joblib", "skops", "pyarrow"),
     *("fastapi", "uvicorn", "pydantic", "pyyaml", "orjson", "prometheus-client", "psutil"),
+    *("onnxruntime", "skl2onnx", "protobuf"),  # tree models' fast path, where installed
 )
 
 
