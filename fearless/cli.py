@@ -11,7 +11,9 @@ from typing import Annotated
 
 import typer
 
-from fearless.commands import register_all
+from fearless.commands import plain_values_without_pydantic, register_all
+
+plain_values_without_pydantic()
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -34,11 +36,18 @@ def _settings():
     return settings
 
 
+# Commands that only read the server or the registry: they import neither Prefect nor the
+# settings model, and find the server themselves (fearless.commands._reading), so they answer
+# in a fraction of a second.
+READERS = {"status", "pending", "models", "evidence"}
+
+
 @app.callback()
-def _use_the_configured_server() -> None:
+def _use_the_configured_server(ctx: typer.Context) -> None:
     """Before any command: Prefect reads its settings once, when first imported, and a client
     with no API URL quietly starts a throwaway server of its own (seconds, and not ours)."""
-    _settings()
+    if ctx.invoked_subcommand not in READERS:
+        _settings()
 
 
 def _fail(message: str, code: int = 1):

@@ -32,10 +32,7 @@ def models(
 ) -> None:
     """List the registry's models, their aliases (production, previous, candidate, ...) and
     the digests those point at."""
-    from fearless.composition import build_registry
-    from fearless.settings import get_settings
-
-    rows = model_rows(build_registry(get_settings()))
+    rows = model_rows(_registry())
     if not rows:
         typer.echo("no models in the registry yet: build one with `fearless init` or a release")
         return
@@ -45,6 +42,21 @@ def models(
     for row in table:
         cells = [c.ljust(w) for c, w in zip(row, widths, strict=False)]
         typer.echo("  ".join([*cells, row[3]]).rstrip())
+
+
+def _registry():
+    """The local registry, found from the environment alone; on AWS, S3's, from the settings."""
+    from fearless.commands._reading import server_address
+
+    address = server_address()
+    if address.backend == "local":
+        from fearless.registry.local import LocalRegistry
+
+        return LocalRegistry(address.registry)
+    from fearless.composition import build_registry
+    from fearless.settings import get_settings
+
+    return build_registry(get_settings())
 
 
 def register(app: typer.Typer) -> None:

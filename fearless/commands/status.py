@@ -8,14 +8,14 @@ from typing import Annotated
 import typer
 
 
-def print_status(settings, run_id: str | None, emit: Callable[[str], None]) -> None:
+def print_status(address, run_id: str | None, emit: Callable[[str], None]) -> None:
     """Releases and what serves in production, from the Prefect server alone (two or three
     REST calls): nothing of the worker's files, no cloud credentials."""
-    from fearless.platform.rest import PrefectApi
+    from fearless.commands._reading import prefect_api
     from fearless.production.board import read_board
     from fearless.release.listing import find_release, recent_releases
 
-    with PrefectApi.from_env() as api:
+    with prefect_api(address) as api:
         runs = [find_release(api, run_id)] if run_id else recent_releases(api)
         serving = read_board(api)
     emit("releases:" if runs else "releases: none yet")
@@ -37,21 +37,19 @@ def release_line(run, holders: dict[str, str]) -> str:
     return f"  {run.name:<24} {run.state_name or '?':<12}{message}"
 
 
-def print_pending(settings, emit: Callable[[str], None], reports=None) -> int:
+def print_pending(address, emit: Callable[[str], None], reports=None) -> int:
     """Releases waiting for a decision, with their evidence and when the gate times out."""
-    from fearless.platform.rest import PrefectApi
+    from fearless.commands._reading import prefect_api, report_links
     from fearless.release.listing import waiting_releases
 
-    with PrefectApi.from_env() as api:
+    with prefect_api(address) as api:
         runs = waiting_releases(api)
     if runs and reports is None:
-        from fearless.composition import build_reports
-
-        reports = build_reports(settings)
+        reports = report_links(address)
     for run in runs:
         until = f", decide by {run.decide_by:%Y-%m-%d %H:%M} UTC" if run.decide_by else ""
         emit(f"{run.name}  waiting since {run.since:%Y-%m-%d %H:%M} UTC{until}")
-        for line in evidence_lines(settings, run.name, reports):
+        for line in evidence_lines(address, run.name, reports):
             emit(line)
         emit(
             f"  decide:   fearless approve {run.name} --by NAME --comment TEXT  (or fearless reject)"
@@ -61,11 +59,11 @@ def print_pending(settings, emit: Callable[[str], None], reports=None) -> int:
     return len(runs)
 
 
-def evidence_lines(settings, release_id: str, reports) -> list[str]:
+def evidence_lines(address, release_id: str, reports) -> list[str]:
     """Where a waiting release's evidence is: its page over HTTP, and the Prefect artifact."""
     return [
         f"  evidence: {reports.url(release_id, 'evidence.html').describe()}",
-        f"            {settings.ui_url}/artifacts/key/evidence-{release_id}",
+        f"            {address.ui_url}/artifacts/key/evidence-{release_id}",
     ]
 
 
@@ -74,17 +72,16 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-def _asking_the_server(read: Callable[[], object]) -> None:
-    import httpx
+def _asking_the_server(read: Callable[[object], object]) -> None:
+    from fearless.commands._reading import server_address
 
+    address = server_address()
     try:
-        read()
+        read(address)
     except LookupError as exc:
         _fail(str(exc))
-    except httpx.HTTPError as exc:
-        import os
-
-        _fail(f"could not ask the Prefect server at {os.environ.get('PREFECT_API_URL')}: {exc}")
+    except OSError as exc:
+        _fail(f"could not ask the Prefect server at {address.api_url}: {exc}")
 
 
 def status(
@@ -93,16 +90,12 @@ def status(
     ] = None,
 ) -> None:
     """Releases and their states, and what serves in production."""
-    from fearless.settings import get_settings
-
-    _asking_the_server(lambda: print_status(get_settings(), run_id, typer.echo))
+    _asking_the_server(lambda address: print_status(address, run_id, typer.echo))
 
 
 def pending() -> None:
     """Releases waiting at their approval gate, with the links to their evidence."""
-    from fearless.settings import get_settings
-
-    _asking_the_server(lambda: print_pending(get_settings(), typer.echo))
+    _asking_the_server(lambda address: print_pending(address, typer.echo))
 
 
 def register(app: typer.Typer) -> None:

@@ -9,20 +9,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-from pydantic import BaseModel
 
 PREFIX = "fearless-production-"
 log = logging.getLogger(__name__)
 
 
-class ServingRecord(BaseModel):
+@dataclass(frozen=True)
+class ServingRecord:
+    """What serves `model` since when (a dataclass: `fearless status` reads these, and a
+    pydantic model would cost it more to define than to read)."""
+
     model: str
     digest: str
     url: str
     since: datetime
+
+    def to_json(self) -> dict[str, str]:
+        return {**asdict(self), "since": self.since.isoformat()}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> ServingRecord:
+        since = datetime.fromisoformat(value["since"])
+        return cls(value["model"], value["digest"], value["url"], since)
 
 
 def variable_name(model: str) -> str:
@@ -31,7 +42,7 @@ def variable_name(model: str) -> str:
 
 def read_board(api) -> list[ServingRecord]:
     """Every model's record, by model name (`api`: a `fearless.platform.rest.PrefectApi`)."""
-    records = [ServingRecord.model_validate(v) for v in api.variables(PREFIX).values()]
+    records = [ServingRecord.from_json(v) for v in api.variables(PREFIX).values()]
     return sorted(records, key=lambda r: r.model)
 
 
@@ -43,7 +54,7 @@ def server_board(model: str, record: ServingRecord | None) -> None:
         if record is None:
             api.delete_variable(variable_name(model))
         else:
-            api.set_variable(variable_name(model), record.model_dump(mode="json"))
+            api.set_variable(variable_name(model), record.to_json())
 
 
 class AnnouncedProduction:

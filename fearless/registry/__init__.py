@@ -3,20 +3,24 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel
-
-from fearless.bundles.bundle import Bundle
+if TYPE_CHECKING:  # `fearless models` reads aliases and history alone, and loads no bundle
+    from fearless.bundles.bundle import Bundle
 
 
 class AliasConflict(RuntimeError):
     """Someone else moved the alias first: the compare-and-swap lost."""
 
 
-class AliasMove(BaseModel):
+@dataclass
+class AliasMove:
+    """One move of an alias, as its history keeps it (a dataclass: `fearless models` reads
+    every move, and defining a pydantic model would cost it more than reading them)."""
+
     model: str
     alias: str
     from_digest: str | None
@@ -24,6 +28,14 @@ class AliasMove(BaseModel):
     actor: str
     reason: str
     at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "at": self.at.isoformat()}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> AliasMove:
+        fields = {name: value[name] for name in cls.__dataclass_fields__ if name != "at"}
+        return cls(**fields, at=datetime.fromisoformat(value["at"]))
 
 
 class Registry(Protocol):

@@ -13,10 +13,13 @@ import shutil
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fearless.bundles.bundle import Bundle, BundleError, open_bundle
 from fearless.ids import checked_digest, checked_id
 from fearless.registry import AliasConflict, AliasMove
+
+if TYPE_CHECKING:
+    from fearless.bundles.bundle import Bundle
 
 
 class LocalRegistry:
@@ -27,6 +30,8 @@ class LocalRegistry:
         return self.root / checked_id(model, "model name")
 
     def store_bundle(self, staged: Path, digest: str) -> Bundle:
+        from fearless.bundles.bundle import open_bundle
+
         name = json.loads((staged / "manifest.json").read_text())["name"]
         target = self._model_dir(name) / "bundles" / checked_digest(digest)
         if not target.exists():
@@ -40,6 +45,8 @@ class LocalRegistry:
         return open_bundle(target, digest)
 
     def get_bundle(self, model: str, digest: str) -> Bundle:
+        from fearless.bundles.bundle import BundleError, open_bundle
+
         path = self._model_dir(model) / "bundles" / checked_digest(digest)
         if not path.is_dir():
             raise BundleError(f"{model}@{digest}: no such bundle in the registry at {self.root}")
@@ -117,7 +124,7 @@ class LocalRegistry:
                 tmp.write_text(json.dumps({"digest": digest, "since": move.at.isoformat()}))
                 os.replace(tmp, path)
             with (self._model_dir(model) / "history.jsonl").open("a") as log:
-                log.write(move.model_dump_json() + "\n")
+                log.write(json.dumps(move.to_json()) + "\n")
             return move
 
     def history(self, model: str) -> list[AliasMove]:
@@ -125,7 +132,7 @@ class LocalRegistry:
         if not path.is_file():
             return []
         return [
-            AliasMove.model_validate_json(line) for line in path.read_text().splitlines() if line
+            AliasMove.from_json(json.loads(line)) for line in path.read_text().splitlines() if line
         ]
 
     def models(self) -> list[str]:

@@ -154,7 +154,7 @@ class S3Registry:
             self.s3.put_object(
                 Bucket=self.bucket,
                 Key=self._key(model, "aliases", alias + ".json"),
-                Body=json.dumps({**record, "move": move.model_dump(mode="json")}).encode(),
+                Body=json.dumps({**record, "move": move.to_json()}).encode(),
                 ContentType="application/json",
                 **condition,
             )
@@ -171,7 +171,7 @@ class S3Registry:
         self.s3.put_object(
             Bucket=self.bucket,
             Key=self._key(model, "history", move_id + ".json"),
-            Body=move.model_dump_json().encode(),
+            Body=json.dumps(move.to_json()).encode(),
             ContentType="application/json",
         )
 
@@ -180,11 +180,11 @@ class S3Registry:
         for obj in self._objects(self._key(model, "history", "")):
             move_id = obj["Key"].rsplit("/", 1)[-1].removesuffix(".json")
             body = self.s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
-            recorded[move_id] = AliasMove.model_validate_json(body)
+            recorded[move_id] = AliasMove.from_json(json.loads(body))
         for obj in self._objects(self._key(model, "aliases", "")):
             body = json.loads(self.s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read())
             if body.get("move_id") and body["move_id"] not in recorded:
-                recorded[body["move_id"]] = AliasMove.model_validate(body["move"])
+                recorded[body["move_id"]] = AliasMove.from_json(body["move"])
         return [recorded[k] for k in sorted(recorded)]
 
     def models(self) -> list[str]:

@@ -3,17 +3,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
-
-from pydantic import BaseModel
 
 PIPELINE_FLOW = "release-pipeline"
 _PIPELINE = {"flows": {"name": {"any_": [PIPELINE_FLOW]}}}
 
 
-class ReleaseRun(BaseModel):
-    """A release-pipeline flow run: its name is the release id."""
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True)
+class ReleaseRun:
+    """A release-pipeline flow run: its name is the release id. A plain dataclass: `fearless
+    status` builds a few from the API's JSON, and defining a pydantic model costs more."""
 
     id: UUID
     name: str
@@ -23,7 +28,7 @@ class ReleaseRun(BaseModel):
     since: datetime | None = None
     decide_by: datetime | None = None
     """When the approval gate times out, for a waiting release."""
-    tags: list[str] = []
+    tags: list[str] = field(default_factory=list)
 
     def tagged(self, prefix: str) -> str | None:
         """The rest of the first tag starting with `prefix` (`waiting:`, `holds:`), if any."""
@@ -34,13 +39,13 @@ class ReleaseRun(BaseModel):
         state = run.get("state") or {}
         details = state.get("state_details") or {}
         return cls(
-            id=run["id"],
+            id=UUID(run["id"]),
             name=run["name"],
             state_type=state.get("type"),
             state_name=state.get("name"),
             message=state.get("message") or None,
-            since=state.get("timestamp"),
-            decide_by=details.get("pause_timeout"),
+            since=_time(state.get("timestamp")),
+            decide_by=_time(details.get("pause_timeout")),
             tags=run.get("tags") or [],
         )
 
