@@ -7,6 +7,7 @@ Its results join the release's evidence: evidence.md/html are rebuilt and the
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
@@ -15,6 +16,7 @@ from prefect.artifacts import create_table_artifact
 from fearless.composition import build_services
 from fearless.evidence import EvidenceError, rebuild_evidence
 from fearless.loadtest.simulation import SimulationRequest, run_simulation
+from fearless.platform.reports import publishing_links, report_name
 from tasks.approval import publish_evidence_artifacts
 
 
@@ -36,20 +38,22 @@ def simulate(
         release_id=release_id, profile=profile, scenario=scenario, traffic=traffic,
         users=users, duration_s=duration_s, replay_since=replay_since, replay_speed=replay_speed,
     )  # fmt: skip
+    run_dir = paths.run_dir(release_id)
     outcome = run_simulation(
-        request, services.environments, services.registry,
-        paths.run_dir(release_id), paths.inference_logs,
-    )  # fmt: skip
+        request, services.environments, services.registry, run_dir, paths.inference_logs
+    )
+    links = publishing_links(services.reports, release_id, run_dir)
+    report = links(report_name(run_dir, Path(outcome.result.report_html)))
     create_table_artifact(
         key=f"simulation-{release_id}-{outcome.number}".lower(),
         table=[check.model_dump() for check in outcome.verdict.checks],
-        description=f"Simulation {outcome.number} of {release_id}: {outcome.out_dir}",
+        description=f"Simulation {outcome.number} of {release_id}: report {report.describe()}",
     )
     logger.info(
         "simulation %d: %s", outcome.number, "; ".join(outcome.verdict.reasons) or "all SLOs met"
     )
     try:
-        files = rebuild_evidence(paths.run_dir(release_id))
+        files = rebuild_evidence(run_dir, links)
     except EvidenceError as exc:
         logger.warning("evidence not updated: %s", exc)
     else:

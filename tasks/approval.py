@@ -10,6 +10,7 @@ from prefect.flow_runs import suspend_flow_run
 
 from fearless.composition import build_services
 from fearless.evidence import Evidence, EvidenceFiles, environment_costs, write_evidence
+from fearless.platform.reports import publishing_links
 from fearless.release import approval
 from fearless.release.approval_gate import wait_for_decision
 from fearless.release.candidate import Candidate, TestEnvironments
@@ -33,7 +34,10 @@ def publish_evidence(
         source=candidate.source, envs=envs, load=load, drift=drift, backend=services.settings.backend,
         costs=costs, cost_note=cost_note, parity=services.environments.parity(envs.candidate),
     )  # fmt: skip
-    files = write_evidence(services.settings.paths.run_dir(release_id), evidence)
+    run_dir = services.settings.paths.run_dir(release_id)
+    files = write_evidence(
+        run_dir, evidence, publishing_links(services.reports, release_id, run_dir)
+    )
     publish_evidence_artifacts(release_id, files)
     return str(files.markdown)
 
@@ -67,7 +71,8 @@ def await_approval(
         "waiting for approval (timeout %s s): fearless approve %s --by NAME", timeout_s, release_id
     )
     services = build_services()
-    page = services.reports.url(release_id, "evidence.html").describe()
+    # The bare URL: the form makes it a markdown link; the evidence below it states its expiry.
+    page = services.reports.url(release_id, "evidence.html").url
 
     def form(gate: approval.ApprovalGate) -> type[approval.ApprovalDecision]:
         description = approval.form_description(

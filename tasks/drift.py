@@ -22,15 +22,16 @@ def check_drift(release_id: str, candidate: Candidate, envs: TestEnvironments) -
     )
     logger = get_run_logger()
     log_down(logger, outcome)
+    report = "none"
+    if outcome.scores.report_html:
+        report = link_report(
+            services, release_id, f"drift-report-{release_id}",
+            Path(outcome.scores.report_html), "Evidently drift report (HTML)",
+        ).describe()  # fmt: skip
     create_table_artifact(
         key=f"drift-{release_id}",
         table=[column.model_dump() for column in outcome.scores.columns],
-        description=f"Drift of served traffic against reference: report {outcome.scores.report_html}",
+        description=f"Drift of served traffic against reference: report {report}",
     )
-    if outcome.scores.report_html:
-        link_report(
-            services, release_id, f"drift-report-{release_id}",
-            Path(outcome.scores.report_html), "Evidently drift report (HTML)",
-        )  # fmt: skip
     logger.info("drift: %s", "; ".join(outcome.reasons + outcome.notes) or "within thresholds")
     return outcome

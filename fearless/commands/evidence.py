@@ -19,26 +19,22 @@ def evidence(
 ) -> None:
     """Print the link to the release's evidence page (HTML, with charts), and its files when
     this machine has them; works from any machine that reaches the server (or, on AWS, S3)."""
-    import webbrowser
+    from fearless.commands._reading import report_links, server_address
+    from fearless.ids import InvalidId, checked_id
 
-    import httpx
-
-    from fearless.composition import build_reports
-    from fearless.ids import InvalidId
-    from fearless.settings import get_settings
-
-    settings = get_settings()
+    address = server_address()
     try:
-        run_dir = settings.paths.run_dir(run_id)
+        run_dir = address.runs / checked_id(run_id, "release id")
+        reports = report_links(address)
         if rebuild:
-            _rebuild(settings, run_id)
-        link = build_reports(settings).link(run_id, "evidence.html")
+            _rebuild(run_id, run_dir, reports)
+        link = reports.link(run_id, "evidence.html")
     except InvalidId:
         _fail(f"evidence {run_id}: {run_id!r} is not a release id")
-    except httpx.HTTPError as exc:
+    except OSError as exc:
         _fail(
             f"evidence {run_id}: no run {run_id} in {run_dir} here, and the server at "
-            f"{settings.reports_url} could not be asked: {exc}"
+            f"{address.reports_url} could not be asked: {exc}"
         )
     if link is None:
         _no_page(run_id, run_dir)
@@ -47,6 +43,8 @@ def evidence(
         if (run_dir / name).is_file():
             typer.echo(run_dir / name)
     if open_page:
+        import webbrowser
+
         webbrowser.open(link.url)
 
 
@@ -55,16 +53,16 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-def _rebuild(settings, run_id: str) -> None:
+def _rebuild(run_id: str, run_dir, reports) -> None:
     """Render the page again on the machine holding the run folder, and publish it."""
-    from fearless.composition import build_reports
     from fearless.evidence import EvidenceError, rebuild_evidence
+    from fearless.platform.reports import publishing_links
 
     try:
-        files = rebuild_evidence(settings.paths.run_dir(run_id))
+        files = rebuild_evidence(run_dir, publishing_links(reports, run_id, run_dir))
     except EvidenceError as exc:
         _fail(f"evidence {run_id}: {exc}")
-    build_reports(settings).publish(run_id, files.html)
+    reports.publish(run_id, files.html)
 
 
 def _no_page(run_id: str, run_dir) -> None:

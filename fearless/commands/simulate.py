@@ -38,6 +38,7 @@ def simulate(
     from fearless.evidence import EvidenceError, rebuild_evidence
     from fearless.loadtest.runner import LoadTestError
     from fearless.loadtest.simulation import SimulationError, SimulationRequest, run_simulation
+    from fearless.platform.reports import publishing_links
 
     services = build_services()
     paths = services.settings.paths
@@ -64,12 +65,14 @@ def simulate(
     state = "inconclusive" if verdict.inconclusive else "passed" if verdict.passed else "failed"
     typer.echo(f"verdict: {state}" + "".join(f"\n  - {reason}" for reason in verdict.reasons))
     typer.echo(f"reports: {outcome.out_dir}")
+    links = publishing_links(services.reports, run_id, paths.run_dir(run_id))
     try:
-        files = rebuild_evidence(paths.run_dir(run_id))
+        files = rebuild_evidence(paths.run_dir(run_id), links)
     except EvidenceError as exc:
         typer.echo(f"evidence not updated: {exc}; this simulation joins it once it is")
     else:
         typer.echo(f"evidence updated: {files.html}")
+        typer.echo(f"  {services.reports.publish(run_id, files.html).describe()}")
 
 
 def register(app: typer.Typer) -> None:

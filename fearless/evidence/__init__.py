@@ -3,7 +3,9 @@
 `write_evidence` saves a release's inputs (`evidence.json`) and renders them twice: markdown
 (`evidence.md`, the Prefect artifact, the approval form) and a self-contained HTML page with
 charts (`evidence.html`). `rebuild_evidence` renders again from the saved inputs, adding the
-simulations run since.
+simulations run since. Reports (the page itself, Locust's, Evidently's) are named by the links
+`links` gives (`functools.partial(reports.url, release_id)`): an approver on another machine
+follows them; a path on the worker's disk is never written.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fearless.evidence.links import RelativeLink, ReportLinks
 from fearless.evidence.model import (
     CostLine,
     Evidence,
@@ -49,7 +52,9 @@ def evidence_files(run_dir: Path) -> EvidenceFiles:
     )
 
 
-def render_evidence(run_dir: Path, evidence: Evidence) -> EvidenceFiles:
+def render_evidence(
+    run_dir: Path, evidence: Evidence, links: ReportLinks = RelativeLink
+) -> EvidenceFiles:
     """Write evidence.md and evidence.html from the saved inputs and the run's simulations."""
     from fearless.evidence.markdown import render_markdown
     from fearless.evidence.page import build_charts, render_html
@@ -57,22 +62,24 @@ def render_evidence(run_dir: Path, evidence: Evidence) -> EvidenceFiles:
 
     files = evidence_files(run_dir)
     simulations = read_simulations(run_dir)
-    sections = evidence_sections(evidence, simulations, page=str(files.html))
+    sections = evidence_sections(evidence, simulations, links)
     write_atomically(files.markdown, render_markdown(sections))
     title = f"Evidence: release {evidence.release_id} ({evidence.model})"
-    page = render_html(sections, build_charts(evidence, simulations), title, run_dir)
+    page = render_html(sections, build_charts(evidence, simulations), title)
     write_atomically(files.html, page)
     return files
 
 
-def write_evidence(run_dir: Path, evidence: Evidence) -> EvidenceFiles:
+def write_evidence(
+    run_dir: Path, evidence: Evidence, links: ReportLinks = RelativeLink
+) -> EvidenceFiles:
     save_evidence(run_dir, evidence)
-    return render_evidence(run_dir, evidence)
+    return render_evidence(run_dir, evidence, links)
 
 
-def rebuild_evidence(run_dir: Path) -> EvidenceFiles:
+def rebuild_evidence(run_dir: Path, links: ReportLinks = RelativeLink) -> EvidenceFiles:
     """Render again from `evidence.json` (an EvidenceError when the run has none yet)."""
-    return render_evidence(run_dir, load_evidence(run_dir))
+    return render_evidence(run_dir, load_evidence(run_dir), links)
 
 
 def find_evidence(runs_root: Path, run_id: str) -> EvidenceFiles:

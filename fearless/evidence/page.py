@@ -1,15 +1,14 @@
 """The evidence as one self-contained HTML page: the same sections as the markdown, with charts.
 
 Plotly's JavaScript is inlined once per page, so the page opens from a file, offline, and
-links nothing from the network.
+loads nothing from the network; the reports it names are links a browser follows (the
+server's report route, or presigned S3 URLs).
 """
 
 from __future__ import annotations
 
 import html
-import os
 import re
-from pathlib import Path
 
 from fearless.evidence.charts import drift_figure, load_figure
 from fearless.evidence.history import drift_bars, history_path, read_history
@@ -26,7 +25,10 @@ code { background: #f4f6f7; padding: 0 0.2em; }
 td strong { color: #c0392b; }
 .note { color: #717d7e; font-style: italic; }
 """
-CODE = re.compile(r"`([^`]+)`")
+# A code span, or a markdown link to a report (matched in one pass, so a log line quoted in a
+# code span never becomes a link).
+CODE_OR_LINK = re.compile(r"`([^`]+)`|\[([^\]]+)\]\(([^)\s]+)\)")
+SAFE_URL = re.compile(r"(https?://|(?!//)[^:]*$)")  # http(s), or a name beside the page
 BOLD = re.compile(r"\*\*([^*]+)\*\*")
 
 
@@ -61,23 +63,24 @@ def build_charts(ev: Evidence, simulations: list[SimulationOutcome]) -> dict[str
     return charts
 
 
-def _inline(text: str, page_dir: Path) -> str:
-    """Markdown's inline marks as HTML; a code span naming an HTML report becomes its link."""
+def _inline(text: str) -> str:
+    """Markdown's inline marks as HTML: `code`, **bold** and [report](url) links."""
 
-    def code(match: re.Match) -> str:
-        inner = match[1]
-        if inner.endswith(".html") and os.path.isabs(html.unescape(inner)):
-            href = os.path.relpath(html.unescape(inner), page_dir)
-            return f'<a href="{html.escape(href)}"><code>{inner}</code></a>'
-        return f"<code>{inner}</code>"
+    def mark(match: re.Match) -> str:
+        if match[1] is not None:
+            return f"<code>{match[1]}</code>"
+        label, url = match[2], match[3]
+        if not SAFE_URL.match(html.unescape(url)):
+            return match[0]
+        return f'<a href="{url.replace(chr(34), "&quot;")}"><code>{label}</code></a>'
 
-    return BOLD.sub(r"<strong>\1</strong>", CODE.sub(code, html.escape(text, quote=False)))
+    return BOLD.sub(r"<strong>\1</strong>", CODE_OR_LINK.sub(mark, html.escape(text, quote=False)))
 
 
-def _table(table: Table, page_dir: Path) -> str:
+def _table(table: Table) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
     rows = "".join(
-        "<tr>" + "".join(f"<td>{_inline(cell, page_dir)}</td>" for cell in row) + "</tr>"
+        "<tr>" + "".join(f"<td>{_inline(cell)}</td>" for cell in row) + "</tr>"
         for row in table.rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
@@ -102,9 +105,7 @@ class _ChartWriter:
         return out
 
 
-def render_html(
-    sections: list[Section], charts: dict[str, object | str], title: str, page_dir: Path
-) -> str:
+def render_html(sections: list[Section], charts: dict[str, object | str], title: str) -> str:
     write_chart = _ChartWriter()
     body: list[str] = []
     for section in sections:
@@ -114,12 +115,12 @@ def render_html(
             if isinstance(block, Chart):
                 body.append(write_chart(block.key, charts.get(block.key, "No chart.")))
             elif isinstance(block, Bullets):
-                items = "".join(f"<li>{_inline(item, page_dir)}</li>" for item in block.items)
+                items = "".join(f"<li>{_inline(item)}</li>" for item in block.items)
                 body.append(f"<ul>{items}</ul>")
             elif isinstance(block, Table):
-                body.append(_table(block, page_dir))
+                body.append(_table(block))
             else:
-                body.append(f"<p>{_inline(block, page_dir)}</p>")
+                body.append(f"<p>{_inline(block)}</p>")
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"

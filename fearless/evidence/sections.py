@@ -1,7 +1,7 @@
 """The evidence as sections of text, tables and chart slots, rendered to markdown and to HTML.
 
 Both renderings come from these sections, so the page and the Prefect artifact always show
-the same figures. Text uses markdown's inline marks only (`code`, **bold**).
+the same figures. Text uses markdown's inline marks only (`code`, **bold**, [report](link)).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fearless.evidence.history import drift_bars
+from fearless.evidence.links import RelativeLink, ReportLinks, report_link
 from fearless.evidence.model import Evidence
 from fearless.loadtest.simulation import SimulationOutcome
 
@@ -56,7 +57,7 @@ def _checks(checks) -> Table:
     )
 
 
-def _figures(r) -> str:
+def _figures(r, report: str) -> str:
     if r.held_share is not None:
         load = f"{r.target_rps:g} req/s asked ({r.profile}), {r.held_share:.0%} of it sent: "
     else:
@@ -64,11 +65,11 @@ def _figures(r) -> str:
     return load + (
         f"{r.requests} requests, {r.rps:.1f} req/s, errors {r.error_rate:.2%}, "
         f"p50/p95/p99 {r.p50_ms:.0f}/{r.p95_ms:.0f}/{r.p99_ms:.0f} ms, "
-        f"generator CPU {r.generator_cpu_pct:.0f}%. Report: `{r.report_html}`"
+        f"generator CPU {r.generator_cpu_pct:.0f}%. Report: {report}"
     )
 
 
-def summary_section(ev: Evidence, page: str | None) -> Section:
+def summary_section(ev: Evidence, links: ReportLinks) -> Section:
     env = ev.envs.candidate
     items = [
         f"candidate: `{ev.candidate_digest}`, built from "
@@ -80,19 +81,24 @@ def summary_section(ev: Evidence, page: str | None) -> Section:
             "production service to it; the champion becomes `previous`."
         ),
     ]
-    if page:
-        items.append(f"this evidence with charts: `{page}`")
+    items.append(f"this evidence with charts: {report_link('evidence.html', ev.release_id, links)}")
     return Section(f"Release {ev.release_id}: {ev.model}", 1, [Bullets(items)])
 
 
-def load_sections(ev: Evidence) -> list[Section]:
+def load_sections(ev: Evidence, links: ReportLinks) -> list[Section]:
     load = ev.load
     main = Section(f"Load test: {_state(load.passed, load.inconclusive)}")
-    main.blocks += [_figures(load.result), _checks(load.verdict.checks)]
+    report = report_link(load.result.report_html, ev.release_id, links)
+    main.blocks += [_figures(load.result, report), _checks(load.verdict.checks)]
     if load.reasons:
         main.blocks.append(Bullets(load.reasons))
-    if load.notes or load.down or load.slot:
-        lines = [*load.notes, *([load.slot.describe()] if load.slot else [])]
+    hosts = [
+        f"during the {role} run, {r.host.describe()}"
+        for role, r in (("candidate", load.result), ("champion", load.champion))
+        if r is not None and r.host is not None
+    ]
+    if load.notes or load.down or load.slot or hosts:
+        lines = [*load.notes, *([load.slot.describe()] if load.slot else []), *hosts]
         lines += [f"{d.describe()}; its last log lines: `{d.log_tail[-500:]}`" for d in load.down]
         main.blocks.append(Bullets(lines))
     main.blocks.append(Chart("load"))
@@ -111,17 +117,18 @@ def load_sections(ev: Evidence) -> list[Section]:
         )
     )
     if load.champion is not None:
-        versus.blocks.append(f"Champion: {_figures(load.champion)}")
+        report = report_link(load.champion.report_html, ev.release_id, links)
+        versus.blocks.append(f"Champion: {_figures(load.champion, report)}")
     return [main, versus]
 
 
-def drift_section(ev: Evidence) -> Section:
+def drift_section(ev: Evidence, links: ReportLinks) -> Section:
     scores, verdict = ev.drift.scores, ev.drift.verdict
     section = Section(f"Drift: {_state(verdict.passed)}")
     section.blocks += [
         (
             f"{scores.drifted_share:.0%} of columns drifted on {scores.current_rows} served "
-            f"records. Report: `{scores.report_html}`"
+            f"records. Report: {report_link(scores.report_html, ev.release_id, links)}"
         ),
         _checks(verdict.checks),
     ]
@@ -143,7 +150,9 @@ def drift_section(ev: Evidence) -> Section:
     return section
 
 
-def simulations_section(ev: Evidence, simulations: list[SimulationOutcome]) -> Section:
+def simulations_section(
+    ev: Evidence, simulations: list[SimulationOutcome], links: ReportLinks
+) -> Section:
     section = Section("Simulations")
     if not simulations:
         section.blocks.append(
@@ -157,7 +166,7 @@ def simulations_section(ev: Evidence, simulations: list[SimulationOutcome]) -> S
             [str(s.number), r.profile, s.request.scenario or "-", s.request.traffic, str(r.users),
              f"{r.duration_s:.0f} s", str(r.requests), f"{r.rps:.1f}", f"{r.error_rate:.2%}",
              f"{r.p50_ms:.0f}/{r.p95_ms:.0f}/{r.p99_ms:.0f}", _state(v.passed, v.inconclusive),
-             f"`{r.report_html}`"]
+             report_link(r.report_html, ev.release_id, links)]
         )  # fmt: skip
     header = ["#", "profile", "scenario", "traffic", "users", "duration", "requests", "req/s"]
     section.blocks.append(Table([*header, "errors", "p50/p95/p99 ms", "verdict", "report"], rows))
@@ -208,13 +217,14 @@ def parity_section(ev: Evidence) -> Section:
 
 
 def evidence_sections(
-    ev: Evidence, simulations: list[SimulationOutcome], page: str | None = None
+    ev: Evidence, simulations: list[SimulationOutcome], links: ReportLinks = RelativeLink
 ) -> list[Section]:
+    """Every report is named by its link (`links`), never by where the worker wrote it."""
     return [
-        summary_section(ev, page),
-        *load_sections(ev),
-        drift_section(ev),
-        simulations_section(ev, simulations),
+        summary_section(ev, links),
+        *load_sections(ev, links),
+        drift_section(ev, links),
+        simulations_section(ev, simulations, links),
         cost_section(ev),
         parity_section(ev),
     ]

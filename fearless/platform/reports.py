@@ -56,6 +56,22 @@ class Reports(Protocol):
         ...
 
 
+def publishing_links(reports: Reports, release_id: str, run_dir: Path):
+    """The links the evidence names its reports by (`fearless.evidence.sections.ReportLinks`):
+    each report the run folder holds is published as it is named (S3 uploads it; the server
+    serves it where it is), so every link the evidence gives works, the champion's Locust
+    report and each simulation's too; the page itself is linked before it is written, and
+    published once it is."""
+
+    def link(name: str) -> ReportLink:
+        path = run_dir / name
+        if name != "evidence.html" and path.is_file():
+            return reports.publish(release_id, path)
+        return reports.url(release_id, name)
+
+    return link
+
+
 def report_name(run_dir: Path, path: Path) -> str:
     """`path` relative to its run folder, as a report name (`loadtest/candidate.html`)."""
     return Path(path).resolve().relative_to(run_dir.resolve()).as_posix()
@@ -125,21 +141,19 @@ class ServedReports:
         return ReportLink(self._url(release_id, name))
 
     def link(self, release_id: str, name: str) -> ReportLink | None:
-        """From the run folder when this machine has it, else by asking the server."""
+        """From the run folder when this machine has it, else by asking the server (an
+        OSError when it cannot be asked)."""
         try:
             report_file(self.runs, release_id, name)
             return ReportLink(self._url(release_id, name))
         except FileNotFoundError:
             if (self.runs / release_id).is_dir():
                 return None
-        import httpx
+        from fearless.platform.rest import basic_auth, fetch
 
-        headers = {}
-        if self.auth_string:
-            token = base64.b64encode(self.auth_string.encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
+        headers = {"Authorization": basic_auth(self.auth_string)} if self.auth_string else {}
         url = self._url(release_id, name)
-        answer = httpx.head(url, headers=headers, timeout=10)
+        answer = fetch(url, method="HEAD", headers=headers)
         if answer.status_code == 404:
             return None
         answer.raise_for_status()

@@ -70,6 +70,25 @@ def slot_wait(releases, release_id: str) -> dict:
     return json.loads(evidence.read_text())["load"]["slot"]
 
 
+def assert_reports_fetched_from_their_links(releases, release_id: str) -> None:
+    """The link artifacts a release made (the Locust and Evidently reports, the evidence page)
+    each fetch the file over HTTP, and the evidence names no path on the worker's disk."""
+    from fearless.platform.rest import PrefectApi
+
+    kinds = ("load-test-report", "drift-report", "evidence-page")
+    keys = [f"{kind}-{release_id}" for kind in kinds]
+    with PrefectApi.from_env() as api:
+        found = api.query("artifacts/filter", {"artifacts": {"key": {"any_": keys}}})
+    links = {a["key"]: re.search(r"\]\((http[^)]+)\)", a["data"])[1] for a in found}
+    assert sorted(links) == sorted(keys), found
+    run_dir = releases.settings.paths.run_dir(release_id)
+    for url in links.values():
+        name = url.split(f"/fearless/runs/{release_id}/", 1)[1]
+        answer = httpx.get(url)
+        assert answer.status_code == 200 and answer.content == (run_dir / name).read_bytes(), url
+    assert str(run_dir) not in (run_dir / "evidence.md").read_text()
+
+
 def test_two_releases_run_at_once_each_on_its_own_queue_then_approve_and_reject(
     releases, credit_project, credit_challenger
 ):
@@ -144,6 +163,7 @@ def test_challenger_is_compared_with_the_champion_and_promoted(
     assert "agrees with the champion" in evidence
     assert "Against the champion, same load" in evidence
     assert (run_dir / "loadtest" / "champion" / "locust.json").is_file()
+    assert_reports_fetched_from_their_links(releases, candidate.release_id)
     result = fearless_cli("approve", candidate.release_id, "--by", "cat", "--wait")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Promoted" in result.stdout

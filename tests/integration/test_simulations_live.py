@@ -58,10 +58,12 @@ def test_a_simulation_from_the_cli_lands_in_the_release_evidence(
 
     assert out.exit_code == 0, out.output
     assert f"evidence updated: {files.html}" in out.output
+    assert f"  {Settings().reports_url}/r1/evidence.html" in out.output
     md = files.markdown.read_text()
     row = next(line for line in md.splitlines() if line.startswith("| 1 | spike |"))
     assert row.startswith("| 1 | spike | new-purpose | synthetic | 4 | ")
-    assert row.endswith(f"| `{paths.run_dir('r1') / 'simulations' / '1' / 'locust.html'}` |")
+    report = "simulations/1/locust.html"
+    assert row.endswith(f"| [{report}]({Settings().reports_url}/r1/{report}) |")
     # The chart draws Locust's real per-second history of the simulation.
     sim = plotted(files.html.read_text(), "simulation-1")
     assert max(next(t for t in sim if t["name"] == "requests/s")["y"]) > 0

@@ -1,7 +1,6 @@
 """The evidence page and artifact, rendered from real-shaped inputs (see tests/fixtures/evidence)."""
 
 import json
-import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from fearless.evidence.history import read_drift_scores
 from fearless.loadtest.compare import compare_to_champion
 from fearless.loadtest.simulation import SimulationOutcome, SimulationRequest
 from fearless.loadtest.verdict import evaluate_load_test
+from fearless.platform.reports import ReportLink
 from fearless.release.candidate import TestEnvironments
 from fearless.release.gates import DriftOutcome, LoadTestOutcome
 from fearless.spec import DriftThresholds, SLOs
@@ -30,6 +30,7 @@ from tests.unit.test_loadtest_simulation import env
 from tests.unit.test_loadtest_verdict import result
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "evidence"
+SERVED = "http://fearless.example.org:4200/fearless/runs/r1"
 SLO = SLOs(p95_ms=250, p99_ms=500)
 
 
@@ -60,6 +61,11 @@ def evidence(backend="local", costs=None, parity=None, **changes) -> Evidence:
         drift=DriftOutcome(scores=scores, verdict=evaluate_drift(scores, DriftThresholds())),
         backend=backend, costs=costs, parity=parity, **changes,
     )  # fmt: skip
+
+
+def served(name: str) -> ReportLink:
+    """The links the embedded server's report route gives release r1's reports."""
+    return ReportLink(f"{SERVED}/{name}")
 
 
 def simulation(run_dir: Path, number: int, **figures) -> SimulationOutcome:
@@ -94,7 +100,7 @@ def test_the_markdown_has_the_digests_figures_and_both_gates(tmp_path):
     assert "| agreement | 0.9515 | 0.9 | yes |" in md
     assert "| prediction_score | wasserstein | 0.01858 | 0.1 | no |" in md
     assert "Candidate agrees with the champion on 95.1% of 1587 records." in md
-    assert f"this evidence with charts: `{files.html}`" in md
+    assert "this evidence with charts: [evidence.html](evidence.html)" in md
 
 
 def test_the_evidence_says_which_source_the_candidate_was_built_from(tmp_path):
@@ -115,12 +121,54 @@ def test_the_evidence_says_which_source_the_candidate_was_built_from(tmp_path):
     )
 
 
-def test_the_page_has_the_same_tables_and_links_the_reports_relatively(tmp_path):
-    page = write_evidence(tmp_path, evidence()).html.read_text()
+def test_the_page_has_the_same_tables_and_links_the_reports_by_their_urls(tmp_path):
+    page = write_evidence(tmp_path, evidence(), served).html.read_text()
     assert "<td>p95_ms</td><td>85</td><td>7</td><td>8</td><td><strong>no</strong></td>" in page
     assert "<td>agreement</td><td>0.9515</td><td>0.9</td><td>yes</td>" in page
-    report = Path("/runs/r1/loadtest/candidate/locust.html")
-    assert f'<a href="{os.path.relpath(report, tmp_path)}">' in page
+    locust = f"{SERVED}/loadtest/candidate/locust.html"
+    assert f'<a href="{locust}"><code>loadtest/candidate/locust.html</code></a>' in page
+    # Without a publisher (a unit test), a report is its name in the run folder, beside the page.
+    plain = write_evidence(tmp_path / "plain", evidence()).html.read_text()
+    assert '<a href="loadtest/candidate/locust.html">' in plain
+
+
+def test_no_report_is_named_by_where_the_worker_wrote_it(tmp_path):
+    """The markdown (artifact, approval form) and the page link reports over HTTP, with the
+    expiry of a presigned link stated; no path on the worker's disk is written."""
+    until = datetime(2030, 1, 9, 3, 4, tzinfo=UTC)
+
+    def presigned(name):
+        return ReportLink(
+            f"https://bucket.s3.amazonaws.com/reports/r1/{name}?X-Amz-Signature=ab&X-Amz-Expires=604800",
+            until,
+        )
+
+    ev = evidence()
+    ev.load.result.report_html = f"{tmp_path}/runs/r1/loadtest/candidate/locust.html"
+    ev.drift.scores.report_html = f"{tmp_path}/runs/r1/drift/report.html"
+    files = write_evidence(tmp_path / "runs" / "r1", ev, presigned)
+    simulation(tmp_path / "runs" / "r1", 1)
+    files = rebuild_evidence(tmp_path / "runs" / "r1", presigned)
+    md, page = files.markdown.read_text(), files.html.read_text()
+    for text in (md, page):
+        assert str(tmp_path) not in text and "`/runs/" not in text
+    valid = "(link valid until 2030-01-09 03:04 UTC)"
+    url = "https://bucket.s3.amazonaws.com/reports/r1"
+    assert f"Report: [loadtest/candidate/locust.html]({url}/loadtest/candidate/locust.html?" in md
+    assert f"Report: [drift/report.html]({url}/drift/report.html?X-Amz-Signature=ab" in md
+    assert f"this evidence with charts: [evidence.html]({url}/evidence.html?" in md
+    assert md.count(valid) == 5  # the page, candidate, champion, drift, the simulation
+    hrefs = re.findall(r'<a href="([^"]+)">', page)
+    assert len(hrefs) == 5 and all(h.startswith(f"{url}/") for h in hrefs), hrefs
+    assert "X-Amz-Signature=ab&amp;X-Amz-Expires=604800" in hrefs[0]
+
+
+def test_only_web_links_become_links_on_the_page(tmp_path):
+    ev = evidence()
+    ev.load.notes = ["see [this](javascript:alert(1)) and `[quoted](https://x.org/y)`"]
+    page = write_evidence(tmp_path, ev).html.read_text()
+    assert "javascript:" not in re.findall(r'<a href="([^"]+)">', page).__str__()
+    assert "<code>[quoted](https://x.org/y)</code>" in page
 
 
 def test_the_charts_draw_candidate_beside_champion_and_drift_against_thresholds(tmp_path):
@@ -209,7 +257,9 @@ def test_simulations_join_the_rebuilt_evidence_in_order(tmp_path):
     md = files.markdown.read_text()
     rows = [line for line in md.splitlines() if line.startswith(("| 1 | ", "| 2 | "))]
     assert rows[0].startswith("| 1 | spike | new-purpose | synthetic | 10 | 10 s | 1000 | 150.0 |")
-    assert rows[1].endswith("| 20/400/200 | FAILED | `/runs/r1/loadtest/simulation/locust.html` |")
+    assert rows[1].endswith(
+        "| 20/400/200 | FAILED | [loadtest/simulation/locust.html](loadtest/simulation/locust.html) |"
+    )
     assert "- p95_ms 400 over the maximum of 250" in md
     sim = plotted(files.html.read_text(), "simulation-1")
     assert next(t for t in sim if t["name"] == "requests/s")["y"][-1] == 122.0

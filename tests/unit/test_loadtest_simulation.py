@@ -66,7 +66,13 @@ def _cli(monkeypatch, run):
     from fearless.cli import app
     from fearless.settings import get_settings
 
-    services = SimpleNamespace(settings=get_settings(), environments=None, registry=None)
+    settings = get_settings()
+    services = SimpleNamespace(
+        settings=settings,
+        environments=None,
+        registry=None,
+        reports=composition.build_reports(settings),
+    )
     monkeypatch.setattr(composition, "build_services", lambda *a: services)
     monkeypatch.setattr(simulation, "run_simulation", run)
     return lambda *args: CliRunner().invoke(app, ["simulate", *args])
