@@ -2,27 +2,29 @@
 services, as `prefect server start` runs them) with one route more, the read-only report
 route of `fearless.platform.reports`, so reports are reached on the host and port a person
 already opens the UI on. Every request addressed to a Host name it does not know is refused
-first (`fearless.platform.hosts`)."""
+first (`fearless.platform.hosts`), and a change SQLite refused as busy is tried again before
+its answer leaves (`fearless.platform.busy_retry`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from fearless.platform.busy_retry import BusyRetry
 from fearless.platform.hosts import HostCheck
 from fearless.platform.reports import report_route
 
 
 def build_app(runs: Path, allowed_hosts: list[str]):
     """Prefect's app, the report route first (before the UI's catch-all mount), behind the
-    Host check."""
+    Host check; changes SQLite refused as busy are retried here (`busy_retry`)."""
     import prefect.settings
     from prefect.server.api.server import create_app
 
     app = create_app(final=True)
     auth = prefect.settings.get_current_settings().server.api.auth_string
     app.router.routes.insert(0, report_route(runs, auth.get_secret_value() if auth else None))
-    return HostCheck(app, allowed_hosts)
+    return HostCheck(BusyRetry(app), allowed_hosts)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,83 @@
+"""The embedded server retries a change that SQLite refused as busy, so a browser never sees it.
+
+On SQLite, Prefect answers 503 when a write meets another one (SQLITE_BUSY_SNAPSHOT in WAL mode
+is raised at once, whatever the busy timeout): the transaction was rolled back, and its own
+Python client simply asks again. The Prefect UI does not: a person's Resume in the approval form
+failed with an error toast that vanished after a few seconds, and the release kept waiting.
+Prefect has no server-side retry, so this ASGI middleware replays such a request, a few times
+with a short backoff, before any of its answer leaves; every other answer streams through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+ATTEMPTS = 6
+FIRST_BACKOFF_S = 0.05
+MAX_BODY_BYTES = 1024 * 1024  # larger bodies pass through once, unbuffered
+CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class BusyRetry:
+    """Replays a change answered 503 (busy, rolled back) up to ATTEMPTS times."""
+
+    def __init__(self, app, attempts: int = ATTEMPTS) -> None:
+        self.app = app
+        self.attempts = attempts
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] not in CHANGES:
+            return await self.app(scope, receive, send)
+        body, more = await _read_body(receive)
+        if more:  # too large to keep: once, as it comes
+            return await self.app(scope, _replay(body, receive), send)
+        for attempt in range(self.attempts):
+            last = attempt == self.attempts - 1
+            if await _answered(self.app, scope, body, receive, send, hold_busy=not last):
+                return
+            await asyncio.sleep(FIRST_BACKOFF_S * 2**attempt)
+
+
+async def _read_body(receive) -> tuple[bytes, bool]:
+    """The request body, up to MAX_BODY_BYTES; True when more is left unread."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), False
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+        if size > MAX_BODY_BYTES:
+            return b"".join(chunks), True
+
+
+def _replay(body: bytes, receive):
+    """A receive that gives `body` first, then whatever `receive` still has."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _answered(app, scope, body, receive, send, *, hold_busy: bool) -> bool:
+    """Run the app once on the buffered body. A 503 is swallowed when `hold_busy` (returns
+    False, to try again); any other answer goes to the client as it comes (returns True)."""
+    busy = False
+
+    async def relay(message):
+        nonlocal busy
+        if message["type"] == "http.response.start" and message["status"] == 503 and hold_busy:
+            busy = True
+        if not busy:
+            await send(message)
+
+    await app(scope, _replay(body, receive), relay)
+    return not busy
