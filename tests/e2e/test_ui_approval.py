@@ -73,7 +73,10 @@ def decide_in_the_ui(
         deadline, again = time.monotonic() + 60, time.monotonic() + 15
         while releases.run(flow_run_id).state.is_paused():
             if time.monotonic() > again and dialog.is_visible():
-                # A person whose click did nothing clicks again; say so, with what the page said.
+                # The server must take a person's Resume the first time (a busy SQLite once
+                # answered 503 here); a click the page itself dropped may be made again.
+                refused = [line for line in seen if line.startswith("HTTP 5")]
+                assert not refused, f"the server refused the Resume: {refused}"
                 again = float("inf")
                 warnings.warn(f"Resume clicked twice; the page said: {seen}", stacklevel=1)
                 dialog.get_by_role("button", name="Resume").click()
