@@ -79,5 +79,12 @@ async def _answered(app, scope, body, receive, send, *, hold_busy: bool) -> bool
         if not busy:
             await send(message)
 
-    await app(scope, _replay(body, receive), relay)
+    try:
+        # A fresh copy each time: routers write into the scope (a Mount's root_path, the route).
+        await app(dict(scope), _replay(body, receive), relay)
+    except Exception:
+        # Starlette raises the error again once its handler has answered (the 503 held back
+        # here): for a busy answer that is the retry's business, for any other the server's.
+        if not busy:
+            raise
     return not busy

@@ -35,8 +35,17 @@ def only_granted_aws_calls(request):
     )
 
 
+@pytest.fixture(scope="module")
+def moto_endpoint(moto_server):
+    """The moto server, its account emptied for each test module: modules count what exists."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"))
+    return moto_server
+
+
 @pytest.fixture(scope="session")
-def moto_endpoint(aws_calls):
+def moto_server(aws_calls):
     """The URL of a moto server, with dummy credentials in the environment meanwhile; every
     call Fearless makes to it is recorded in `aws_calls`."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from fearless.platform import busy_retry
 from fearless.platform.busy_retry import BusyRetry
@@ -20,16 +20,26 @@ def busy_app(busy_times: int):
     async def endpoint(request):
         bodies.append(await request.body())
         if len(bodies) <= busy_times:
-            return JSONResponse({"exception_message": "Service Unavailable"}, status_code=503)
+            raise Busy("database is locked")
         return JSONResponse({"calls": len(bodies)})
 
-    app = Starlette(routes=[Route("/api/thing", endpoint, methods=["GET", "POST"])])
+    async def busy(request, exc):
+        return JSONResponse({"exception_message": "Service Unavailable"}, status_code=503)
+
+    # As Prefect does: its API mounted (a router writes into the scope it is given), and the
+    # error answered 503 by a handler of the app, which Starlette then raises again.
+    api = Mount("/api", routes=[Route("/thing", endpoint, methods=["GET", "POST"])])
+    app = Starlette(routes=[api], exception_handlers={Exception: busy})
     return BusyRetry(app), bodies
+
+
+class Busy(Exception):
+    """What SQLite raises when another write holds the database."""
 
 
 def call(app, method: str, body: bytes = b"") -> httpx.Response:
     async def go():
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             return await client.request(method, "/api/thing", content=body)
 
