@@ -193,10 +193,12 @@ def test_a_failed_slo_gate_stops_before_approval_and_tears_down(releases, credit
 def test_a_load_test_waits_for_the_hosts_slot_and_says_behind_whom(
     releases, credit_project, credit_challenger
 ):
-    long_test = {**FAST, "load": {"rate": 40, "duration_s": 15}}
+    # Long enough that the waiter's build and provisioning, on a busy 2-core CI machine, end
+    # inside it (15 s did not, once: the waiter found the slot free).
+    long_test = {**FAST, "load": {"rate": 40, "duration_s": 40}}
     holder = releases.start(credit_project, long_test)
     wait_for_load_test(releases, holder.release_id)
-    waiter = releases.start(credit_challenger)  # reaches its load test well within 15 s
+    waiter = releases.start(credit_challenger)  # reaches its load test well within 40 s
     for started in (holder, waiter):
         assert releases.wait(started).state.is_paused()
     wait = slot_wait(releases, waiter.release_id)
