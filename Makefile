@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
 		|| python3 -m pip install --quiet uv
-	$(UV) sync --frozen --compile-bytecode --extra fast-trees
+	$(UV) sync --frozen --compile-bytecode --extra fast-trees --extra mlflow
 	.venv/bin/python -m compileall -q -j 0 fearless flows tasks simulations
 
 # Debian packages some steps need, installed only when missing (CI machines start fresh, as root).
