@@ -56,11 +56,30 @@ def _fail(message: str, code: int = 1):
 
 
 @server_app.command("up")
-def server_up() -> None:
-    """Start the local Prefect server and a worker (no-op if running)."""
-    from fearless.platform.server import server_up as up
+def server_up(
+    database: Annotated[
+        str | None,
+        typer.Option(help="sqlite (the default) or postgres: a PostgreSQL run from the state dir."),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Workers to run (default 1).")] = None,
+    max_running: Annotated[
+        int | None,
+        typer.Option(help="Flow runs the pool runs at once; the rest wait Scheduled. 0: no limit."),
+    ] = None,
+) -> None:
+    """Start the local Prefect server and its workers (no-op for what already runs)."""
+    from pydantic import ValidationError
 
-    for key, value in up(_settings()).items():
+    from fearless.platform.server import server_up as up
+    from fearless.settings import Settings
+
+    settings = _settings()
+    given = {"database": database, "workers": workers, "pool_concurrency": max_running}
+    try:
+        settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        _fail(f"fearless server up: {exc}", code=2)
+    for key, value in up(settings).items():
         typer.echo(f"{key:>17}: {value}")
 
 

@@ -40,6 +40,18 @@ class Settings(BaseSettings):
     work_pool: str = Field(default="fearless-local", min_length=1)
     queue_concurrency: int = Field(default=1, ge=1, description="Runs at once in a release queue.")
     worker_query_s: float = Field(default=1.0, gt=0, description="How often the worker polls.")
+    database: Literal["sqlite", "postgres"] = Field(
+        default="sqlite",
+        description="The embedded server's database: sqlite (a file), or postgres (a PostgreSQL "
+        "Fearless runs from the state dir; for many releases at once).",
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="Workers `server up` starts.")
+    pool_concurrency: int | None = Field(
+        default=None,
+        ge=0,
+        description="Flow runs the work pool runs at once (releases beyond it wait Scheduled in "
+        "their queues); 0: no limit; unset: the pool's limit stays as it is.",
+    )
     env_grace_s: int = Field(
         default=600, ge=0, description="Life of a test environment beyond its approval timeout."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -17,20 +18,63 @@ def print_status(address, run_id: str | None, emit: Callable[[str], None]) -> No
 
     with prefect_api(address) as api:
         runs = [find_release(api, run_id)] if run_id else recent_releases(api)
+        waiting_in = {run.pool for run in runs if run.state_type == "SCHEDULED" and run.pool}
+        pools = {pool: pool_load(api, pool) for pool in sorted(waiting_in)}
         serving = read_board(api)
     emit("releases:" if runs else "releases: none yet")
     holders = {slot: run.name for run in runs if (slot := run.tagged("holds:"))}
     for run in runs:
-        emit(release_line(run, holders))
+        emit(release_line(run, holders, pools.get(run.pool)))
     emit("production:" if serving else "production: nothing promoted yet")
     for record in serving:
         since = f"{record.since:%Y-%m-%d %H:%M} UTC"
         emit(f"  {record.model:<24} {record.digest[:19]}  {record.url}  (since {since})")
 
 
-def release_line(run, holders: dict[str, str]) -> str:
-    """One release: its state, its message, and the slot it waits for (behind whom)."""
+@dataclass(frozen=True)
+class PoolLoad:
+    """A work pool's concurrency limit (None: none) and the flow runs that hold it now."""
+
+    name: str
+    limit: int | None
+    running: list[str]
+
+    @property
+    def full(self) -> bool:
+        return self.limit is not None and len(self.running) >= self.limit
+
+
+TAKING_A_SLOT = ["PENDING", "RUNNING", "CANCELLING"]  # what Prefect counts against a pool's limit
+
+
+def pool_load(api, pool: str) -> PoolLoad:
+    """Two REST calls: the pool's limit, and its flow runs counted against it."""
+    limit = api.get(f"work_pools/{pool}").get("concurrency_limit")
+    body = {
+        "work_pools": {"name": {"any_": [pool]}},
+        "flow_runs": {"state": {"type": {"any_": TAKING_A_SLOT}}},
+        "limit": 200,
+    }
+    return PoolLoad(pool, limit, sorted(run["name"] for run in api.query("flow_runs/filter", body)))
+
+
+def why_waiting(run, pool: PoolLoad | None) -> str:
+    """Why a release sits Scheduled (or Late) in its queue: its pool is full, or no worker
+    has taken it yet."""
+    if pool is not None and pool.full:
+        return (
+            f"waiting: pool {pool.name} runs {pool.limit} at once, all taken "
+            f"({', '.join(pool.running)})"
+        )
+    return f"waiting for a worker to take it from queue {run.queue or '?'}"
+
+
+def release_line(run, holders: dict[str, str], pool: PoolLoad | None = None) -> str:
+    """One release: its state, its message, and what it waits for (a pool slot, a worker,
+    the host's load-test slot behind whom)."""
     message = f"  {run.message}" if run.message else ""
+    if run.state_type == "SCHEDULED":
+        message += f"  {why_waiting(run, pool)}"
     if slot := run.tagged("waiting:"):
         behind = f" behind {holders[slot]}" if slot in holders else ""
         message += f"  waiting for the {slot} slot{behind}"

@@ -1,6 +1,7 @@
-"""The embedded default platform: a local Prefect server (SQLite) and a process worker.
+"""The embedded default platform: a local Prefect server (SQLite, or PostgreSQL run from the
+state dir) and process workers.
 
-Both run as background processes recorded under the state dir, so `fearless server down`
+All run as background processes recorded under the state dir, so `fearless server down`
 stops exactly what `up` started, plus any production service and test environment left.
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from fearless.platform import processes
+from fearless.platform import postgres, processes
 from fearless.platform.hosts import allowed_hosts
 from fearless.platform.prefect_env import prefect_env, use_server
 from fearless.platform.preload import PRELOADS
@@ -23,6 +24,24 @@ WORKER = "prefect-worker"
 # Restarts any model's production front (nginx) that dies while it should run.
 FRONTS = "production-fronts"
 PRELOADED = [f"preload-{kind}" for kind in PRELOADS]
+
+
+def worker_names(count: int) -> list[str]:
+    """The handles of `count` workers: the first keeps the name a single worker always had."""
+    return [WORKER] + [f"{WORKER}-{n}" for n in range(2, count + 1)]
+
+
+def postgres_root(settings: Settings) -> Path:
+    return settings.state_dir / "postgres"
+
+
+def database_env(settings: Settings) -> dict[str, str]:
+    """Where the server keeps its data: Prefect's SQLite file by default; with `database`
+    postgres, the cluster of the state dir, started here if it is not running."""
+    if settings.database != "postgres":
+        return {}
+    cluster = postgres.start_postgres(postgres_root(settings))
+    return {"PREFECT_SERVER_DATABASE_CONNECTION_URL": cluster.url}
 
 
 def server_only_env(settings: Settings) -> dict[str, str]:
@@ -110,14 +129,16 @@ def server_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
                 *("--runs", str(settings.paths.runs)),
                 *(arg for host in allowed_hosts(settings) for arg in ("--allowed-host", host)),
             ],
-            server_only_env(settings),
+            {**server_only_env(settings), **database_env(settings)},
         )
         processes.wait_until_ready(f"{settings.api_url}/health", handle, timeout_s)
     pool_type = ensure_work_pool(settings)
-    if _read_handle(settings, WORKER) is None:
+    for index, name in enumerate(worker_names(settings.workers), start=1):
+        if _read_handle(settings, name) is not None:
+            continue
         _start(
             settings,
-            WORKER,
+            name,
             [
                 *prefect,
                 "worker",
@@ -127,7 +148,7 @@ def server_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
                 "--type",
                 pool_type,
                 "--name",
-                f"fearless-{settings.work_pool}",
+                f"fearless-{settings.work_pool}" + (f"-{index}" if index > 1 else ""),
                 "--install-policy",
                 "never",
             ],
@@ -139,10 +160,15 @@ def ensure_work_pool(settings: Settings) -> str:
     """Create or update the settings' pool as its backend's kind needs; its Prefect type."""
     use_server(settings)
     from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from fearless.platform import work_pools
 
-    with get_client(sync_client=True) as client:
+    # The server just started is the one to ask, whatever this process's client points at.
+    with (
+        temporary_settings({PREFECT_API_URL: settings.api_url}),
+        get_client(sync_client=True) as client,
+    ):
         work_pools.ensure_work_pool(client, settings)
     return work_pools.kind_for(settings).type
 
@@ -150,8 +176,11 @@ def ensure_work_pool(settings: Settings) -> str:
 def server_status(settings: Settings) -> dict[str, str]:
     status = {"api": settings.api_url, "ui": settings.ui_url}
     status["server"] = "healthy" if server_healthy(settings) else "down"
-    worker = _read_handle(settings, WORKER)
-    status["worker"] = f"running (pid {worker.pid})" if worker else "down"
+    cluster = postgres.running_postgres(postgres_root(settings))
+    status["database"] = cluster.describe() if cluster else "sqlite"
+    workers = [h for name in _worker_handles(settings) if (h := _read_handle(settings, name))]
+    pids = ", ".join(str(w.pid) for w in workers)
+    status["workers"] = f"{len(workers)} running (pid {pids})" if workers else "down"
     for name in (*PRELOADED, FRONTS):
         status[name] = "running" if _read_handle(settings, name) else "down"
     return status
@@ -165,10 +194,18 @@ def server_down(settings: Settings, services=None) -> list[str]:
             services.environments.teardown(env.release_id)
             stopped.append(f"environment {env.release_id}/{env.role}")
         stopped += [f"production {m}" for m in services.production.stop_all()]
-    for name in (FRONTS, WORKER, SERVER, *PRELOADED):
+    for name in (FRONTS, *_worker_handles(settings), SERVER, *PRELOADED):
         handle = _read_handle(settings, name)
         if handle is not None and processes.stop(handle, grace_s=15):
             stopped.append(name)
         _handle_file(settings, name).unlink(missing_ok=True)
         (settings.paths.processes / f"{name}.sock").unlink(missing_ok=True)
+    if postgres.stop_postgres(postgres_root(settings)):
+        stopped.append("postgres")
     return stopped
+
+
+def _worker_handles(settings: Settings) -> list[str]:
+    """Every worker `up` recorded, however many it was asked for."""
+    found = {p.stem for p in settings.paths.processes.glob(f"{WORKER}*.json")}
+    return sorted(found | {WORKER}, key=lambda n: (len(n), n))

@@ -113,7 +113,10 @@ def ecs_template_for(settings: Settings) -> dict[str, Any]:
 
 
 # Settings of this machine, not of the platform: a flow-run task keeps its own.
-LOCAL_ONLY = {"state_dir", "server_host", "server_port", "worker_query_s", "inference_log_s3"}
+LOCAL_ONLY = {
+    *("state_dir", "server_host", "server_port", "worker_query_s", "inference_log_s3"),
+    *("database", "workers", "pool_concurrency"),
+}
 
 
 def flow_run_env(settings: Settings) -> dict[str, str]:
@@ -187,8 +190,18 @@ def check_job_variables(template: dict[str, Any], job_variables: dict[str, Any])
         raise WorkPoolError(f"job variables {job_variables} refused: {exc}") from exc
 
 
+def pool_limit_change(current: int | None, wanted: int | None) -> dict[str, int | None]:
+    """The pool's concurrency limit to set, if any: `wanted` None leaves it as it is, 0 lifts
+    it (Prefect's "no limit" is None)."""
+    if wanted is None:
+        return {}
+    limit = wanted or None
+    return {} if limit == current else {"concurrency_limit": limit}
+
+
 def ensure_work_pool(client, settings: Settings) -> str:
-    """Create the settings' pool of its backend's kind, or bring its template up to date."""
+    """Create the settings' pool of its backend's kind, or bring its template and its
+    concurrency limit (`pool_concurrency`: releases beyond it wait Scheduled) up to date."""
     from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectNotFound
 
@@ -198,6 +211,7 @@ def ensure_work_pool(client, settings: Settings) -> str:
         existing = client.read_work_pool(settings.work_pool)
     except ObjectNotFound:
         create = {"name": settings.work_pool, "type": kind.type}
+        create |= pool_limit_change(None, settings.pool_concurrency)
         client.create_work_pool(
             WorkPoolCreate(**create, **({"base_job_template": template} if template else {}))
         )
@@ -207,7 +221,10 @@ def ensure_work_pool(client, settings: Settings) -> str:
             f"work pool {settings.work_pool!r} is a {existing.type} pool; backend "
             f"{settings.backend!r} needs {kind.type}: set FEARLESS_WORK_POOL to another name"
         )
+    update = pool_limit_change(existing.concurrency_limit, settings.pool_concurrency)
     if template and existing.base_job_template != template:
-        client.update_work_pool(settings.work_pool, WorkPoolUpdate(base_job_template=template))
+        update["base_job_template"] = template
+    if update:
+        client.update_work_pool(settings.work_pool, WorkPoolUpdate(**update))
         return "updated"
     return "unchanged"

@@ -29,6 +29,8 @@ class ReleaseRun:
     decide_by: datetime | None = None
     """When the approval gate times out, for a waiting release."""
     tags: list[str] = field(default_factory=list)
+    pool: str | None = None
+    queue: str | None = None
 
     def tagged(self, prefix: str) -> str | None:
         """The rest of the first tag starting with `prefix` (`waiting:`, `holds:`), if any."""
@@ -47,6 +49,8 @@ class ReleaseRun:
             since=_time(state.get("timestamp")),
             decide_by=_time(details.get("pause_timeout")),
             tags=run.get("tags") or [],
+            pool=run.get("work_pool_name"),
+            queue=run.get("work_queue_name"),
         )
 
 
