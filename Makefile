@@ -15,6 +15,8 @@ install:
 	.venv/bin/python -m compileall -q -j 0 fearless flows tasks simulations
 
 # Debian packages some steps need, installed only when missing (CI machines start fresh, as root).
+# PostgreSQL is the embedded server's database with `server up --database postgres` (Fearless
+# runs its own cluster from the state dir; the package's service is left stopped, as nginx's).
 # nginx is the production front, run by Fearless as a process of its own (its own prefix, config
 # and pid under the state dir): the package's system service is never started (a policy-rc.d
 # refuses it during the install, where none is there already) and is left disabled.
@@ -25,6 +27,7 @@ system-deps:
 	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	command -v ssh-keygen >/dev/null 2>&1 || missing="$$missing openssh-client"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		held=""; \
 		if [ ! -e /usr/sbin/policy-rc.d ]; then \
@@ -34,6 +37,9 @@ system-deps:
 		[ -z "$$held" ] || rm -f /usr/sbin/policy-rc.d; \
 		case "$$missing" in *nginx*) \
 			! command -v systemctl >/dev/null 2>&1 || systemctl disable --now nginx >/dev/null 2>&1 || true;; \
+		esac; \
+		case "$$missing" in *postgresql*) \
+			! command -v systemctl >/dev/null 2>&1 || systemctl disable --now postgresql >/dev/null 2>&1 || true;; \
 		esac; \
 		exit $$rc; \
 	fi
