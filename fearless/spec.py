@@ -144,12 +144,29 @@ class Bake(_Strict):
     """After a promotion: how long to watch production, and what makes Fearless roll back.
 
     Unset thresholds are the SLOs'. Too little traffic in the window passes (with a note).
+    With `shadow`, the previous version answers a mirror of the same requests unseen, and the
+    two versions' predictions are compared (`min_agreement`, `max_prediction_shift`).
     """
 
     window_s: Annotated[int, Field(ge=0, le=86_400)] = Field(default=60, description="0: no bake")
     max_error_rate: Annotated[float, Field(ge=0, le=1)] | None = None
     p95_ms: Annotated[float, Field(gt=0)] | None = None
     min_requests: Annotated[int, Field(ge=1)] = 20
+    shadow: bool = Field(
+        default=True,
+        description="mirror production's requests to the previous version during the window "
+        "and compare the two versions' predictions on the same records",
+    )
+    min_agreement: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None,
+        description="roll back when a smaller share of records get the same prediction from "
+        "both versions (unset: reported, never a reason)",
+    )
+    max_prediction_shift: Annotated[float, Field(ge=0)] | None = Field(
+        default=None,
+        description="roll back when the mean absolute difference of the two versions' scores "
+        "(or numeric predictions) on the same records is larger (unset: reported only)",
+    )
 
 
 class Resources(_Strict):

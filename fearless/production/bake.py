@@ -7,6 +7,20 @@ come from there; otherwise (ECS, behind the ALB) from `/metrics` at production's
 model API's Prometheus counters). Only prediction routes count, and only 5xx answers are
 errors (a client's bad input is not the model's fault). The p95 is estimated from latency
 buckets, the way Prometheus' `histogram_quantile` does.
+
+Shadow traffic: where the production service can mirror (the local front, `bake_window` with a
+`shadow` bundle), the previous version answers a copy of every live request, unseen by clients,
+and both versions' inference-log rows of the same records are paired by request id (see
+`shadow`). The window then also counts how many records got the same prediction (agreement) and
+how far the scores moved (mean absolute difference), and rolls back past the spec's
+`min_agreement` / `max_prediction_shift`, as it does for errors and latency.
+
+On ECS the ALB cannot mirror. The design there: each production task's model API forwards a
+sample of its requests (fire and forget, after answering) to a shadow service of the previous
+version, registered in Cloud Map for the bake only; both write their inference logs to S3 as
+today, where the same pairing by request id runs over the two digests' rows. The comparison
+(`shadow.ShadowPairs`) does not care where rows come from; the forwarding and the shadow
+service are not built yet, so an ECS bake judges errors and latency only.
 """
 
 from __future__ import annotations
@@ -35,6 +49,12 @@ class Scrape(BaseModel):
     requests: float = 0.0
     server_errors: float = 0.0
     buckets: list[tuple[float, float]] = []
+    compared: float = 0.0
+    """Records both versions scored (production and its shadow), paired by request."""
+    agreed: float = 0.0
+    """Of those, the records both versions gave the same prediction."""
+    shift: float = 0.0
+    """Sum over the compared records of |score (or numeric prediction) difference|."""
 
 
 class BakeVerdict(BaseModel):
@@ -42,6 +62,9 @@ class BakeVerdict(BaseModel):
     requests: int = 0
     error_rate: float | None = None
     p95_ms: float | None = None
+    compared: int = 0
+    agreement: float | None = None
+    prediction_shift: float | None = None
     watched_s: float = 0.0
     reasons: list[str] = []
     notes: list[str] = []
@@ -52,6 +75,11 @@ class BakeVerdict(BaseModel):
             measured += f", error rate {self.error_rate:.2%}"
         if self.p95_ms is not None:
             measured += f", p95 {self.p95_ms:.1f} ms"
+        if self.agreement is not None:
+            measured += f"; against the previous version on {self.compared} records: agreement "
+            measured += f"{self.agreement:.2%}"
+        if self.prediction_shift is not None:
+            measured += f", mean score shift {self.prediction_shift:.4f}"
         return "; ".join([measured, *self.reasons, *self.notes])
 
 
@@ -84,6 +112,9 @@ def _since(before: Scrape, after: Scrape) -> Scrape:
         requests=after.requests - before.requests,
         server_errors=after.server_errors - before.server_errors,
         buckets=[(bound, count - _count_at(before, bound)) for bound, count in after.buckets],
+        compared=after.compared - before.compared,
+        agreed=after.agreed - before.agreed,
+        shift=after.shift - before.shift,
     )
 
 
@@ -127,13 +158,43 @@ def evaluate_bake(before: Scrape, after: Scrape, spec: ModelSpec) -> BakeVerdict
         reasons.append(f"error rate {error_rate:.2%} > {max_error_rate:.2%}")
     if p95_ms is not None and p95_ms > p95_limit:
         reasons.append(f"p95 {p95_ms:.3f} ms > {p95_limit:g} ms")
-    return BakeVerdict(
+    verdict = BakeVerdict(
         passed=not reasons,
         requests=requests,
         error_rate=error_rate,
         p95_ms=p95_ms,
         reasons=reasons,
     )
+    return _judge_shadow(seen, spec, verdict)
+
+
+def _judge_shadow(seen: Scrape, spec: ModelSpec, verdict: BakeVerdict) -> BakeVerdict:
+    """Add the comparison with the previous version, a reason where it passes a threshold."""
+    compared = int(seen.compared)
+    if compared == 0:
+        return verdict
+    verdict.compared = compared
+    verdict.agreement = seen.agreed / compared
+    verdict.prediction_shift = seen.shift / compared
+    if compared < spec.bake.min_requests:
+        verdict.notes.append(
+            f"only {compared} records compared with the previous version "
+            f"(< {spec.bake.min_requests}): too few to judge prediction drift"
+        )
+        return verdict
+    least, most = spec.bake.min_agreement, spec.bake.max_prediction_shift
+    if least is not None and verdict.agreement < least:
+        verdict.reasons.append(
+            f"prediction agreement with the previous version {verdict.agreement:.2%} "
+            f"< {least:.2%} on {compared} records"
+        )
+    if most is not None and verdict.prediction_shift > most:
+        verdict.reasons.append(
+            f"prediction drift from the previous version: mean score shift "
+            f"{verdict.prediction_shift:.4f} > {most:g} on {compared} records"
+        )
+    verdict.passed = not verdict.reasons
+    return verdict
 
 
 def scrape_metrics(url: str) -> Scrape:
@@ -169,12 +230,13 @@ def watch(
         return BakeVerdict(passed=False, watched_s=clock() - started, reasons=[reason])
 
 
-def _watch(url: str, spec: ModelSpec, production, model: str) -> BakeVerdict:
-    """Watch through the production front's log where it keeps one, else `/metrics` at `url`."""
+def _watch(url: str, spec: ModelSpec, production, model: str, shadow=None) -> BakeVerdict:
+    """Watch through the production front's log where it keeps one, else `/metrics` at `url`;
+    where the front can mirror, `shadow` (the previous version's bundle) answers a copy."""
     window = getattr(production, "bake_window", None)
     if window is None or spec.bake.window_s == 0:
         return watch(url, spec)
-    with window(model) as read:
+    with window(model, shadow=shadow) as read:
         if read is None:  # no front of its own serves the model now
             return watch(url, spec)
         return watch(url, spec, scrape=lambda _url: read())
@@ -204,7 +266,12 @@ def bake(
             model=model, digest=digest, verdict=BakeVerdict(passed=True, notes=[note])
         )
     if watcher is None:
-        verdict = _watch(promotion.url, spec, production, model)
+        shadow = None
+        if spec.bake.shadow and promotion.previous_digest not in (None, digest):
+            shadow = registry.get_bundle(model, promotion.previous_digest)
+        verdict = _watch(promotion.url, spec, production, model, shadow)
+        if shadow is not None and verdict.compared == 0 and spec.bake.window_s:
+            verdict.notes.append("no record compared with the previous version")
     else:
         verdict = watcher(promotion.url, spec)
     result = BakeResult(model=model, digest=digest, verdict=verdict)

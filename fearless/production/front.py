@@ -13,6 +13,14 @@ and a client sending its next request on one of them gets a reset (10 failed req
 reloads under 4 keep-alive clients, measured here). The configuration is rewritten and
 reloaded only when a slot must move to another port.
 
+Shadow traffic: while a bake window compares versions (`flags/shadow`), every request is also
+mirrored (nginx's `mirror`) to the other slot, where the previous version runs for the window;
+the mirror's answer is discarded, never sent to a client. Both carry the same `X-Request-ID`
+(the client's, else nginx's `$request_id`), which the model APIs write in their inference logs,
+so the bake pairs the two versions' predictions of the same records. nginx finishes a request
+once its mirror is answered too, so during the window the logged time is the slower of both.
+Outside a window the mirror costs one internal subrequest answered 204 by nginx itself.
+
 The front has no admin endpoint: what it forwards to is decided by files in its prefix, which
 only the owner of the state dir can change, and a slot only ever holds a model API that
 Fearless started there (see `fearless.production.local`).
@@ -141,21 +149,30 @@ http {{
     scgi_temp_path {_quoted(tmp / "scgi")};
     log_format fearless {LOG_FORMAT};
     map $http_host $fearless_host {{ "" localhost; default $http_host; }}
+    map $http_x_request_id $fearless_request {{ "" $request_id; default $http_x_request_id; }}
 {upstreams}
     server {{
         listen {host}:{port};
         set $fearless_slot blue;
-        if (-f {_quoted(self.flags / "green")}) {{ set $fearless_slot green; }}
+        set $fearless_shadow green;
+        if (-f {_quoted(self.flags / "green")}) {{
+            set $fearless_slot green;
+            set $fearless_shadow blue;
+        }}
+        set $fearless_mirror "";
+        if (-f {_quoted(self.flags / "shadow")}) {{ set $fearless_mirror 1; }}
         set $fearless_log "";
         if (-f {_quoted(self.flags / "log")}) {{ set $fearless_log 1; }}
         access_log {_quoted(self.access_log)} fearless buffer=32k flush=500ms if=$fearless_log;
         client_max_body_size {MAX_BODY};
         location / {{
+            mirror /_fearless_shadow;
             proxy_pass http://$fearless_slot;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $fearless_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Request-ID $fearless_request;
             proxy_request_buffering off;
             proxy_buffer_size 16k;
             proxy_buffers 8 16k;
@@ -163,6 +180,18 @@ http {{
             proxy_connect_timeout 5s;
             proxy_read_timeout 60s;
             proxy_send_timeout 60s;
+        }}
+        location = /_fearless_shadow {{
+            internal;
+            if ($fearless_mirror = "") {{ return 204; }}
+            proxy_pass http://$fearless_shadow$request_uri;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $fearless_host;
+            proxy_set_header X-Request-ID $fearless_request;
+            proxy_set_header X-Fearless-Shadow 1;
+            proxy_connect_timeout 1s;
+            proxy_read_timeout 10s;
         }}
     }}
 }}
@@ -243,11 +272,21 @@ http {{
         """Send new requests to `slot` (one file created or removed: atomic for nginx)."""
         flag = self.flags / "green"
         if slot == "green":
+            self.flags.mkdir(parents=True, exist_ok=True)
             flag.touch()
         elif slot == "blue":
             flag.unlink(missing_ok=True)
         else:
             raise FrontError(f"no slot {slot!r}: expected one of {SLOTS}")
+
+    def mirror(self, on: bool) -> None:
+        """Mirror every request to the idle slot (its answers discarded), or stop."""
+        flag = self.flags / "shadow"
+        if on:
+            self.flags.mkdir(parents=True, exist_ok=True)
+            flag.touch()
+        else:
+            flag.unlink(missing_ok=True)
 
     def log_requests(self, on: bool) -> None:
         """Write the access log (on only while a bake window reads it; emptied when it starts)."""

@@ -6,10 +6,16 @@ it is ready, checks it is the model API Fearless started there for that bundle, 
 front at it, waits until the old version has no connection from the front left (up to a drain
 timeout), then stops it: clients see no failed request, and a failed start never leaves the
 model without a server.
+
+During a bake window the previous version runs again in the idle slot as a shadow: the front
+mirrors every request to it, its inference log goes to a folder of its own (never the live
+traffic the drift check reads), and it is stopped when the window ends (or, if a worker died
+mid-window, by the next start or stop of the model).
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +32,7 @@ from fearless.platform.preload import Launcher
 from fearless.production.front import FrontError
 from fearless.production.front_log import AccessLog, Scrape
 from fearless.production.fronts import Front, Fronts, write_json
+from fearless.production.shadow import ShadowPairs
 
 # How long requests that chose the old slot just before a switch may take to reach it.
 SWITCH_GRACE_S = 0.1
@@ -85,12 +92,51 @@ class LocalProductionService:
         except FileNotFoundError:
             return None
 
+    def _shadow_record(self, model: str) -> Path:
+        return self.root / "shadows" / f"{checked_id(model, 'model name')}.json"
+
+    def _stop_shadow(self, model: str) -> bool:
+        """Stop the model's shadow, if one runs (a window ended, or its worker died in one)."""
+        self.fronts.nginx(model).mirror(False)
+        record = self._shadow_record(model)
+        try:
+            shadow = ProductionInstance.model_validate_json(record.read_text())
+        except FileNotFoundError:
+            return False
+        stopped = processes.stop(shadow.handle)
+        shutil.rmtree(record.with_suffix(""), ignore_errors=True)
+        record.unlink(missing_ok=True)
+        return stopped
+
+    def _start_shadow(self, bundle: Bundle, serving: ProductionInstance) -> ProductionInstance:
+        """Start `bundle` in the slot `serving` does not use, logging under a folder of its own."""
+        slot = "green" if serving.slot == "blue" else "blue"
+        port = self.fronts.free_slot(bundle.name, slot)
+        logs = self._shadow_record(bundle.name).with_suffix("")
+        handle = self.launcher.start(
+            "fearless.serving",
+            processes.model_api_args(bundle.path, port, logs),
+            log_path=self.root / "logs" / f"{bundle.name}-{bundle.short_digest}-shadow.log",
+        )
+        shadow = ProductionInstance(
+            model=bundle.name,
+            digest=bundle.digest,
+            url=f"http://127.0.0.1:{port}",
+            handle=handle,
+            upstream=f"http://127.0.0.1:{port}",
+            slot=slot,
+        )
+        write_json(self._shadow_record(bundle.name), shadow)
+        processes.wait_until_ready(f"{shadow.upstream}/ready", handle, self.ready_timeout_s)
+        return shadow
+
     def front(self, model: str) -> Front:
         """The model's front; its ports are chosen once and kept, so its URL never changes."""
         return self.fronts.get(model)
 
     def start(self, bundle: Bundle) -> ProductionInstance:
         """Start (but do not yet switch to) `bundle` in its front's idle slot."""
+        self._stop_shadow(bundle.name)
         serving = self.current(bundle.name)
         slot = "green" if serving is not None and serving.slot == "blue" else "blue"
         port = self.fronts.free_slot(bundle.name, slot)
@@ -163,9 +209,13 @@ class LocalProductionService:
         processes.stop(instance.handle)
 
     @contextmanager
-    def bake_window(self, model: str) -> Iterator[Callable[[], Scrape] | None]:
+    def bake_window(
+        self, model: str, shadow: Bundle | None = None
+    ) -> Iterator[Callable[[], Scrape] | None]:
         """Log the front's requests while a bake watches; yield what the version serving now
-        answered since (as the cumulative counts a bake compares), or None with no front."""
+        answered since (as the cumulative counts a bake compares), or None with no front.
+        With `shadow` (the previous version), also mirror the requests to it and count how
+        its predictions compare with production's on the same records."""
         instance, front = self.current(model), self.front(model)
         if instance is None or instance.upstream is None or front.handle is None:
             yield None
@@ -173,16 +223,38 @@ class LocalProductionService:
         nginx = self.fronts.nginx(model)
         upstream = instance.upstream.removeprefix("http://")
         log = AccessLog(nginx.access_log, upstream, reopen=lambda: nginx.reopen_logs(front.handle))
-        nginx.log_requests(True)
+        pairs = None
         try:
-            yield log.scrape
+            if shadow is not None:
+                pairs = self._mirror_to(shadow, instance)
+            nginx.log_requests(True)
+            yield log.scrape if pairs is None else lambda: _with_pairs(log.scrape(), pairs)
         finally:
             nginx.log_requests(False)
+            self._stop_shadow(model)
             log.close()
+            if pairs is not None:
+                pairs.close()
+
+    def _mirror_to(self, bundle: Bundle, instance: ProductionInstance) -> ShadowPairs | None:
+        """Start the shadow and mirror to it; None (no comparison) if it cannot start."""
+        try:
+            shadow = self._start_shadow(bundle, instance)
+        except (RuntimeError, TimeoutError, OSError):
+            self._stop_shadow(bundle.name)
+            return None
+        pairs = ShadowPairs.of(
+            bundle.name,
+            live=(self.inference_logs, instance.handle.pid),
+            shadow=(self._shadow_record(bundle.name).with_suffix(""), shadow.handle.pid),
+        )
+        self.fronts.nginx(bundle.name).mirror(True)
+        return pairs
 
     def stop(self, model: str) -> list[str]:
         """Stop the model's API and front; the front keeps its ports for the next start."""
         stopped = []
+        self._stop_shadow(model)
         instance = self.current(model)
         if instance is not None:
             if processes.stop(instance.handle):
@@ -195,3 +267,8 @@ class LocalProductionService:
     def stop_all(self) -> list[str]:
         models = {r.stem for r in self.root.glob("*.json")} | set(self.fronts.models())
         return [name for model in sorted(models) for name in self.stop(model)]
+
+
+def _with_pairs(scrape: Scrape, pairs: ShadowPairs) -> Scrape:
+    compared, agreed, shift = pairs.read()
+    return scrape.model_copy(update={"compared": compared, "agreed": agreed, "shift": shift})

@@ -20,6 +20,7 @@ from fearless.production.bake import BAKE_ACTOR, bake
 from fearless.production.local import LocalProductionService
 from fearless.production.promotion import promote
 from fearless.registry.local import LocalRegistry
+from fearless.serving.log_files import log_files, read_log_file
 from fearless.spec import with_overrides
 from tests.conftest import CREDIT_RECORD, ROOT
 
@@ -139,3 +140,33 @@ def test_a_bake_production_cannot_meet_rolls_back_alias_and_service(stack):
     move = registry.history("credit")[-2]
     assert (move.alias, move.actor, move.to_digest) == ("production", BAKE_ACTOR, champion.digest)
     assert "p95" in move.reason and "> 0.001 ms" in move.reason
+
+
+def test_a_bake_compares_with_the_previous_version_and_rolls_back_on_prediction_drift(stack):
+    registry, service, champion, challenger = stack
+    promote(champion, registry, service, actor="ann", reason="first")
+    promotion = promote(challenger, registry, service, actor="bob", reason="second")
+    live_pid = service.current("credit").handle.pid
+    drift = {"bake": {"window_s": 40, "min_requests": 20, "max_prediction_shift": 1e-6}}
+    spec = with_overrides(challenger.spec, drift, "test")
+    with Traffic(promotion.url) as traffic:
+        result = bake(promotion, spec, registry, service)
+    verdict = result.verdict
+    assert not verdict.passed and verdict.compared >= 20, verdict.summary()
+    assert verdict.prediction_shift > 1e-6 and verdict.agreement is not None
+    [reason] = verdict.reasons
+    assert reason.startswith("prediction drift from the previous version: mean score shift")
+    assert result.rolled_back_to == champion.digest and verdict.watched_s < 40
+    assert traffic.failures == [], traffic.failures[:5]
+    assert service.current("credit").digest == champion.digest
+    assert "prediction drift" in registry.history("credit")[-2].reason
+    # The shadow is gone, its log with it, and live traffic's log holds production's rows only.
+    assert not (service.root / "shadows" / "credit").exists()
+    assert not (service.fronts.nginx("credit").flags / "shadow").exists()
+    digests = [
+        digest
+        for path in log_files(service.inference_logs, "credit")
+        if path.name.startswith(f"{live_pid}-")
+        for digest in read_log_file(path, ["digest"]).column("digest").to_pylist()
+    ]
+    assert len(digests) >= verdict.compared and set(digests) == {challenger.digest}

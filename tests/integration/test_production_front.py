@@ -131,6 +131,40 @@ def test_the_access_log_counts_what_one_upstream_answered_while_on(fronts):
         assert not (nginx.flags / "log").exists()
 
 
+def recording_app(name: str, seen: list[tuple[str, str, bytes]]) -> Starlette:
+    async def answer(request):
+        seen.append(
+            (request.url.path, request.headers.get("x-request-id", ""), await request.body())
+        )
+        return PlainTextResponse(name)
+
+    return Starlette(routes=[Route("/{path:path}", answer, methods=["GET", "POST"])])
+
+
+def test_while_mirroring_the_idle_slot_gets_a_copy_of_each_request_with_the_same_id(fronts):
+    slots = fronts.get("credit").slots
+    live: list[tuple[str, str, bytes]] = []
+    shadow: list[tuple[str, str, bytes]] = []
+    with (
+        serving(recording_app("live", live), slots["green"]),
+        serving(recording_app("shadow", shadow), slots["blue"]),
+    ):
+        front = start_front(fronts, "green")
+        nginx = fronts.nginx("credit")
+        assert httpx.post(f"{front}/predict", content=b"0").text == "live"
+        nginx.mirror(True)
+        answers = [httpx.post(f"{front}/predict", content=str(i).encode()) for i in range(1, 4)]
+        given = httpx.post(f"{front}/predict", content=b"4", headers={"X-Request-ID": "mine"})
+        nginx.mirror(False)
+        assert httpx.post(f"{front}/predict", content=b"5").text == "live"
+        time.sleep(0.2)
+    assert [a.text for a in [*answers, given]] == ["live"] * 4  # the shadow's never reach one
+    assert [body for _, _, body in live] == [b"0", b"1", b"2", b"3", b"4", b"5"]
+    assert shadow == live[1:5]  # same path, id and body; only while mirroring
+    ids = [request for _, request, _ in live]
+    assert ids[4] == "mine" and len(set(ids)) == 6 and all(len(i) == 32 for i in ids[:4])
+
+
 def test_a_front_that_dies_is_started_again_on_the_same_address(fronts):
     with serving(upstream_app("old"), fronts.get("credit").slots["blue"]):
         front = start_front(fronts)

@@ -94,7 +94,7 @@ class LoggingProduction(FakeProduction):
         self.windows = []
 
     @contextmanager
-    def bake_window(self, model):
+    def bake_window(self, model, shadow=None):
         self.windows.append(model)
         scrapes = iter([Scrape(), Scrape(requests=50, server_errors=10)])
         yield lambda: next(scrapes)

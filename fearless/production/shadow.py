@@ -1,0 +1,116 @@
+"""Pair the two versions' predictions of the same live records: production and its shadow.
+
+During a bake the front sends each request to production and a mirror of it to the previous
+version, with the same `X-Request-ID`; both model APIs write one inference-log row per record
+(`fearless.serving.inference_log`), keyed by that id. `ShadowPairs` reads the rows each side
+appended since the last call (the JSON line segments of one process each,
+`<root>/<model>/<date>/<pid>-<µs>.jsonl`)
+and pairs a record of one side with the same record of the other (request id and inputs):
+whether the predictions are equal, and how far the score (or a numeric prediction) moved.
+Rows of one side still waiting for the other are kept up to `MAX_PENDING`, oldest dropped.
+A segment is read while it is written (an open file stays readable once compacted and removed);
+one written and compacted between two reads (64 MiB in a few seconds) would be skipped: the
+comparison is of a sample, never a count clients depend on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from fearless.production.front_log import _Tail
+
+MAX_PENDING = 100_000
+
+
+class _Rows:
+    """Rows appended by one process to its inference log files (a new file each UTC day)."""
+
+    def __init__(self, root: Path, model: str, pid: int) -> None:
+        self.folder, self.pid = root / model, pid
+        self.tails: dict[Path, _Tail] = {}
+
+    def read(self) -> list[dict[str, Any]]:
+        found = [
+            *self.folder.glob(f"*/{self.pid}-*.jsonl"),
+            *self.folder.glob(f"*/{self.pid}.jsonl"),
+        ]
+        for path in sorted(found):
+            if path not in self.tails:
+                try:
+                    self.tails[path] = _Tail(path.open("rb"))
+                except FileNotFoundError:
+                    continue  # compacted since it was listed
+        rows = []
+        for tail in self.tails.values():
+            for line in tail.lines():
+                try:
+                    rows.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    continue  # not a row (a torn last line is kept by the tail until whole)
+        return rows
+
+    def close(self) -> None:
+        for tail in self.tails.values():
+            tail.file.close()
+
+
+def _key(row: dict[str, Any]) -> tuple[str, bytes] | None:
+    request = row.get("request_id")
+    if not isinstance(request, str) or "inputs" not in row:
+        return None
+    return request, orjson.dumps(row["inputs"], option=orjson.OPT_SORT_KEYS)
+
+
+def _number(row: dict[str, Any]) -> float | None:
+    for field in ("score", "prediction"):
+        value = row.get(field)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value) if math.isfinite(value) else None
+    return None
+
+
+class ShadowPairs:
+    """Cumulative counts of the records both sides scored: compared, agreed, sum of shifts."""
+
+    def __init__(self, live: _Rows, shadow: _Rows) -> None:
+        self.sides = (live, shadow)
+        self.pending: tuple[OrderedDict, OrderedDict] = (OrderedDict(), OrderedDict())
+        self.compared = self.agreed = 0
+        self.shift = 0.0
+
+    @classmethod
+    def of(cls, model: str, live: tuple[Path, int], shadow: tuple[Path, int]) -> ShadowPairs:
+        """Pair the rows of process `live[1]` under log root `live[0]` with the shadow's."""
+        return cls(_Rows(live[0], model, live[1]), _Rows(shadow[0], model, shadow[1]))
+
+    def read(self) -> tuple[int, int, float]:
+        for side, source in enumerate(self.sides):
+            for row in source.read():
+                self._pair(side, row)
+        return self.compared, self.agreed, self.shift
+
+    def _pair(self, side: int, row: dict[str, Any]) -> None:
+        key = _key(row)
+        if key is None:
+            return
+        other = self.pending[1 - side].pop(key, None)
+        if other is None:
+            mine = self.pending[side]
+            mine[key] = row
+            if len(mine) > MAX_PENDING:
+                mine.popitem(last=False)
+            return
+        self.compared += 1
+        self.agreed += row.get("prediction") == other.get("prediction")
+        a, b = _number(row), _number(other)
+        if a is not None and b is not None:
+            self.shift += abs(a - b)
+
+    def close(self) -> None:
+        for source in self.sides:
+            source.close()
