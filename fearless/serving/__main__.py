@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from fearless.serving.batching import BatchOptions
 from fearless.serving.body_limit import DEFAULT_MAX_BODY_BYTES
+from fearless.serving.inference_log import SEGMENT_BYTES
 
 if TYPE_CHECKING:
     from fearless.spec import ModelSpec
@@ -36,6 +37,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--log-dir", type=Path, help="append every prediction to this log root")
+    parser.add_argument(
+        "--log-segment-bytes",
+        type=int,
+        default=SEGMENT_BYTES,
+        help="compact the inference log into Parquet each time a segment reaches this size",
+    )
     parser.add_argument(
         "--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="413 above this"
     )
@@ -108,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         batch=BatchOptions(max_records=args.max_batch, max_wait_s=args.max_wait_ms / 1000),
         trust_pickle=args.trust_pickle,
         fast_path=args.fast_path,
+        log_segment_bytes=args.log_segment_bytes,
     )
     app = create_app(spec, model_path, digest, args.log_dir, options, reference_path)
     shipper = _log_shipper(args.log_dir)

@@ -45,6 +45,8 @@ async def _load_model(app: FastAPI) -> AsyncIterator[None]:
     finally:
         served.predictor = None
         await served.batcher.stop()
+        if served.log is not None:
+            served.log.close()  # its last segment compacted, so a last shipping pass sends it
 
 
 def create_app(
@@ -69,7 +71,15 @@ def create_app(
         digest=digest,
         model_path=model_path,
         reference_path=reference_path or model_path.parent / spec.reference_data,
-        log=InferenceLog(log_dir, spec.name, digest) if log_dir is not None else None,
+        log=InferenceLog(
+            log_dir,
+            spec.name,
+            digest,
+            schema=spec.input_schema,
+            segment_bytes=options.log_segment_bytes,
+        )
+        if log_dir is not None
+        else None,
         unknown=UnknownCategories(spec),
         options=options,
         metrics=Metrics(),

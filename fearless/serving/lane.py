@@ -54,6 +54,7 @@ class PredictLane:
         scope["route"] = ROUTE
         request_id = _header(scope, b"x-request-id") or new_request_id()
         served = self.served
+        extra: list[tuple[bytes, bytes]] = []
         try:
             served.batcher.receiving += 1
             try:
@@ -69,10 +70,12 @@ class PredictLane:
             body = _json({"detail": validation_detail(exc)})
         except HTTPException as exc:
             code, body = exc.status_code, _json({"detail": exc.detail})
+            extra = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"x-request-id", request_id.encode("latin-1", "replace")),
+            *extra,
         ]
         await send({"type": "http.response.start", "status": code, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -65,7 +65,7 @@ def oip_router(spec: ModelSpec) -> APIRouter:
 
     @router.get("/health/ready")
     def server_ready(served: ServedDep) -> Response:
-        ok = served.predictor is not None
+        ok = served.ready()
         return Response(
             orjson.dumps({"ready": ok}), 200 if ok else 503, media_type="application/json"
         )

@@ -67,10 +67,10 @@ def health() -> dict[str, str]:
 
 @probes.get("/ready")
 def ready(served: ServedDep) -> JSONResponse:
-    """200 once the model is loaded and requests can be scored, 503 before."""
-    loaded = served.predictor is not None
-    code = status.HTTP_200_OK if loaded else status.HTTP_503_SERVICE_UNAVAILABLE
-    return JSONResponse({"ready": loaded}, status_code=code)
+    """200 once the model is loaded and requests can be scored (their log written), else 503."""
+    ready = served.ready()
+    code = status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE
+    return JSONResponse({"ready": ready}, status_code=code)
 
 
 @probes.get("/metadata")

@@ -14,13 +14,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from fearless.serving.batching import BatchOptions, Job, MicroBatcher, ScoringError
 from fearless.serving.body_limit import DEFAULT_MAX_BODY_BYTES
-from fearless.serving.inference_log import InferenceLog
+from fearless.serving.inference_log import SEGMENT_BYTES, InferenceLog
 from fearless.serving.metrics import Metrics
 from fearless.serving.predictor import Predictor
 from fearless.serving.records import UnknownCategories, records_adapter
 from fearless.spec import ModelSpec
 
 REFERENCE_SAMPLE_ROWS = 500
+LOG_RETRY_AFTER_S = 5  # what a 503 for an unwritable log tells clients to wait
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ServingOptions:
     batch: BatchOptions = field(default_factory=BatchOptions)
     trust_pickle: bool = False
     fast_path: bool = True
+    log_segment_bytes: int = SEGMENT_BYTES
 
 
 @dataclass
@@ -54,6 +56,10 @@ class ServedModel:
         self.records = records_adapter(self.spec)
         self.nullable = [c.name for c in self.spec.input_schema if c.nullable]
         self.batcher = MicroBatcher(self.score, self.options.batch)
+
+    def ready(self) -> bool:
+        """Loaded, and its inference log takes rows (a full disk makes it not ready)."""
+        return self.predictor is not None and (self.log is None or self.log.writable())
 
     def load(self) -> Predictor:
         """The model, on its fast path when that answers as the model does on the reference
@@ -141,6 +147,7 @@ class ServedModel:
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 f"prediction not served: cannot write the inference log ({exc})",
+                headers={"Retry-After": str(LOG_RETRY_AFTER_S)},
             ) from exc
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -13,6 +12,9 @@ import time
 
 import httpx
 import pandas as pd
+
+from fearless.serving.inference_log import InferenceLog
+from fearless.serving.log_files import log_files, read_log_file
 
 READY_TIMEOUT_S = 60
 CLIENTS = 16
@@ -62,10 +64,20 @@ async def _load_until_killed(url: str, records: list[dict], process: subprocess.
     return acknowledged
 
 
+def _logged(log_dir) -> dict[str, dict]:
+    """{request id: its prediction and score} over every file of the log (Parquet and JSON)."""
+    logged = {}
+    for path in log_files(log_dir, "credit"):
+        for row in read_log_file(path, ["request_id", "prediction", "score"]).to_pylist():
+            logged[row.pop("request_id")] = row
+    return logged
+
+
 def test_a_killed_server_has_logged_every_acknowledged_prediction(credit_project, tmp_path):
     port, log_dir = _free_port(), tmp_path / "inference"
     argv = [sys.executable, "-m", "fearless.serving", "--spec", str(credit_project)]
-    argv += ["--port", str(port), "--log-dir", str(log_dir)]
+    # Small segments: the kill lands with some compacted into Parquet, one being written
+    argv += ["--port", str(port), "--log-dir", str(log_dir), "--log-segment-bytes", "20000"]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = pd.read_parquet(credit_project / "reference.parquet").head(50).to_dict("records")
     try:
@@ -77,11 +89,16 @@ def test_a_killed_server_has_logged_every_acknowledged_prediction(credit_project
         process.wait(timeout=10)
 
     assert process.returncode == -signal.SIGKILL
-    [log_file] = (log_dir / "credit").glob(f"*/{process.pid}.jsonl")
-    logged = {}
-    for line in log_file.read_text().splitlines():
-        row = json.loads(line)
-        logged[row["request_id"]] = {"prediction": row["prediction"], "score": row["score"]}
+    assert list(log_dir.glob("credit/*/*.parquet")), "no segment was compacted before the kill"
+    orphans = list(log_dir.glob(f"credit/*/{process.pid}-*.jsonl"))
+    assert orphans, "the killed process left no open segment"
+    logged = _logged(log_dir)
+    # The model's next writer compacts the segments the killed process left
+    later = InferenceLog(log_dir, "credit", "dev")
+    later.append("later", [{"age": 1}], [{"prediction": 0, "score": 0.5}], 1.0)
+    later.close()
+    assert not any(p.exists() for p in orphans)
+    assert _logged(log_dir) == {**logged, "later": {"prediction": 0, "score": 0.5}}
     assert len(acknowledged) >= 300
     missing = [rid for rid in acknowledged if rid not in logged]
     assert missing == [], f"{len(missing)} acknowledged predictions not in the log"

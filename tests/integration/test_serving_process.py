@@ -88,7 +88,7 @@ def test_the_process_serves_logs_and_stays_quiet(served, credit_project):
     assert rejected.status_code == 422
     assert metadata["name"] == "credit"
 
-    [log_file] = (served.log_dir / "credit").glob(f"*/{served.process.pid}.jsonl")
+    [log_file] = (served.log_dir / "credit").glob(f"*/{served.process.pid}-*.jsonl")
     lines = [json.loads(line) for line in log_file.read_text().splitlines()]
     assert len(lines) == 6
     assert [line["prediction"] for line in lines[:5]] == [

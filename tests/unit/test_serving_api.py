@@ -151,10 +151,12 @@ async def _concurrent_requests(credit_project, records, tmp_path):
                     for i, r in enumerate(records * 4)
                 )
             )
+        # The open segment's lines, before the shutdown compacts it into Parquet
+        lines = [json.loads(line) for f in log_dir.glob("credit/*/*.jsonl") for line in f.open()]
 
     assert [a.status_code for a in answers] == [200] * 16
     assert sum(writes) == 16 and len(writes) < 16
-    lines = [json.loads(line) for f in log_dir.glob("credit/*/*.jsonl") for line in f.open()]
+    assert not list(log_dir.glob("credit/*/*.jsonl")), "the shutdown compacts the segment"
     logged = {line["request_id"]: line for line in lines}
     assert len(lines) == len(logged) == 16
     for i, answer in enumerate(answers):

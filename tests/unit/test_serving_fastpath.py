@@ -79,8 +79,9 @@ def test_log_files_rotate_into_one_folder_per_model_and_day(tmp_path):
     second = log.append("r-2", [record], [{"prediction": 0, "score": 0.1}], 1.0)
     third = other.append("r-3", [record], [{"prediction": 0, "score": 0.2}], 1.0)
 
-    assert first == tmp_path / "credit" / "2026-03-01" / f"{os.getpid()}.jsonl"
-    assert second == tmp_path / "credit" / "2026-03-02" / f"{os.getpid()}.jsonl"
+    assert first.parent == tmp_path / "credit" / "2026-03-01"
+    assert second.parent == tmp_path / "credit" / "2026-03-02"
+    assert first.name.startswith(f"{os.getpid()}-") and first.suffix == ".jsonl"
     assert third.parent.parent == tmp_path / "fraud"
     assert read_inference_log(tmp_path, "credit")["prediction"].tolist() == [1, 0]
     since = read_inference_log(tmp_path, "credit", since=datetime(2026, 3, 2, tzinfo=UTC))
