@@ -67,6 +67,23 @@ class Settings(BaseSettings):
         "approval must be signed by a key it lists for that approver; unset, approvals are taken "
         "unsigned (and recorded so).",
     )
+    notification_blocks: list[str] = Field(
+        default=[],
+        description="Prefect notification blocks alerts go through, as <block-type-slug>/<name> "
+        '(e.g. ["slack-webhook/ml-team"]): drift, approval waiting, rollback, failed release. '
+        "Empty: no alert is sent.",
+    )
+
+    @field_validator("notification_blocks")
+    @classmethod
+    def _block_refs(cls, value: list[str]) -> list[str]:
+        bad = [ref for ref in value if ref.count("/") != 1 or "" in ref.split("/")]
+        if bad:
+            raise ValueError(
+                f"FEARLESS_NOTIFICATION_BLOCKS: {', '.join(map(repr, bad))} is not "
+                "<block-type-slug>/<block-name>, e.g. slack-webhook/ml-team"
+            )
+        return value
 
     aws_region: str = Field(default="us-east-1", description="Region of every AWS resource.")
     aws_endpoint_url: str | None = Field(

@@ -15,6 +15,7 @@ from prefect.events import emit_event
 from fearless.composition import build_services
 from fearless.drift.alerts import record_alert
 from fearless.drift.nightly import ModelDrift, check_production_drift, drift_event
+from fearless.notifications import drift_notice, notifier_from
 
 
 @flow(name="nightly-drift")
@@ -46,9 +47,11 @@ def nightly_drift(hours: float = 24.0) -> list[ModelDrift]:
 
 @flow(name="drift-alert")
 def drift_alert(model: str, payload: dict) -> str:
-    """Started by the `fearless-drift-alert` automation: record and log one drift alert."""
-    alerts_file = build_services().settings.paths.root / "alerts" / "drift.jsonl"
-    message = record_alert(alerts_file, model, payload)
+    """Started by the `fearless-drift-alert` automation: record and log one drift alert, and
+    send it through the notification blocks the settings name."""
+    settings = build_services().settings
+    message = record_alert(settings.paths.root / "alerts" / "drift.jsonl", model, payload)
+    notifier_from(settings).send(drift_notice(model, message))
     get_run_logger().warning(message)
     create_markdown_artifact(key=f"drift-alert-{model}", markdown=f"**{message}**")
     return message

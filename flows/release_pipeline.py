@@ -12,11 +12,12 @@ from tasks.bake import bake_end_state, bake_release
 from tasks.build import build_bundle
 from tasks.drift import check_drift
 from tasks.load_test import run_load_test
+from tasks.notify import announce_approval, announce_release_end
 from tasks.promote import promote_model
 from tasks.provision import provision_env
 from tasks.teardown import teardown_env, teardown_release
 
-FINAL_HOOKS = [teardown_release]
+FINAL_HOOKS = [teardown_release, announce_release_end]
 
 
 @flow(
@@ -53,6 +54,7 @@ def release_pipeline(
             Failed(name="GateFailed", message=f"drift gate: {'; '.join(drift.reasons)}"),
         )
     evidence = publish_evidence(release_id, candidate, envs, load, drift)
+    announce_approval(release_id, candidate, envs, load, drift)
     decision = await_approval(release_id, candidate, candidate.spec.approval.timeout_s, evidence)
     record_decision(release_id, candidate, decision, load, drift, evidence)
     if not decision.approve:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from fearless.composition import build_services
+from fearless.notifications import notifier_from, rollback_notice
 from fearless.production.promotion import PromotionResult, rollback
 from fearless.production.slot import promotion_slot
 
@@ -23,4 +24,7 @@ def rollback_model(model: str, actor: str = "prefect", reason: str = "") -> Prom
     with promotion_slot(model):
         result = rollback(model, services.registry, services.production, actor=actor, reason=reason)
     get_run_logger().info("%s production is back at %s (%s)", model, result.digest, result.url)
+    notifier_from(services.settings).send(
+        rollback_notice(model, result.digest, by=actor, reason=reason)
+    )
     return result
