@@ -1,11 +1,14 @@
 """Inference logs kept in S3, so they outlive the ECS task that wrote them.
 
-A model API writes `<root>/<model>/<day>/<pid>.jsonl` (see `fearless.serving.inference_log`),
-append-only. The shipper cuts what was appended since its last pass, up to the last complete
-line, into an immutable chunk `<prefix>/<model>/<day>/<source>-<pid>.<start>-<end>.jsonl`
-(byte offsets in the local file). The offsets name the chunk, so a re-run after a crash finds
-where it stopped by listing, re-sends nothing, and sends no line twice. `sync` fetches the
-chunks back into the same local layout, which `read_inference_log` reads as it is.
+A model API writes segments `<root>/<model>/<day>/<segment>.jsonl` (see
+`fearless.serving.inference_log`), append-only, and compacts each into `<segment>.parquet` once
+full. The shipper cuts what was appended to a segment since its last pass, up to the last
+complete line, into an immutable chunk `<prefix>/<model>/<day>/<source>-<segment>.<start>-<end>.jsonl`
+(byte offsets in the local file), and uploads each compacted segment whole as
+`<source>-<segment>.parquet`. The names say what is in S3, so a re-run after a crash finds where
+it stopped by listing, re-sends nothing, and sends no line twice. `sync` fetches them back into
+the same local layout (a segment's chunks only while it has no Parquet file), which the
+inference log's readers read as it is: a segment's Parquet file supersedes its chunks.
 """
 
 from __future__ import annotations
@@ -23,10 +26,9 @@ from urllib.parse import quote, urlparse
 
 from fearless.aws import TAG_PREFIX
 from fearless.ids import ID_PATTERN
+from fearless.serving.log_files import CHUNK, DAY, segment_of
 
 log = logging.getLogger(__name__)
-CHUNK = re.compile(r"^(?P<file>.+)\.(?P<start>\d{12})-(?P<end>\d{12})\.jsonl$")
-DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 PRODUCTION = "production"
 
 
@@ -69,7 +71,8 @@ def _sha256(data: bytes) -> str:
 
 
 class InferenceLogShipper:
-    """Uploads new complete lines of every local log file under `root` as S3 chunks."""
+    """Uploads new complete lines of every local segment under `root` as S3 chunks, and each
+    compacted segment as one Parquet object."""
 
     def __init__(
         self,
@@ -83,25 +86,39 @@ class InferenceLogShipper:
         self.s3, self.location, self.root = s3, location, Path(root)
         self.run_id, self.interval_s = run_id, interval_s
         self.source = re.sub(r"[^A-Za-z0-9_-]", "-", source or socket.gethostname())
-        self.shipped: dict[Path, int] = {}  # local file -> bytes already in S3
+        self.shipped: dict[Path, int] = {}  # local segment -> bytes already in S3
+        self.shipped_whole: set[Path] = set()  # compacted segments already in S3
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def ship_once(self) -> list[str]:
         """One pass over the local files; the keys of the chunks uploaded."""
         uploaded = []
-        for path in sorted(self.root.glob("*/*/*.jsonl")):
-            if DAY.match(path.parent.name):
-                key = self._ship_file(path)
+        files = sorted(self.root.glob("*/*/*.jsonl")) + sorted(self.root.glob("*/*/*.parquet"))
+        for path in files:
+            if DAY.match(path.parent.name) and not path.name.startswith("."):
+                try:
+                    key = self._ship_file(path)
+                except FileNotFoundError:  # compacted meanwhile: its Parquet file ships next
+                    continue
                 uploaded += [key] if key else []
+        self.shipped = {p: end for p, end in self.shipped.items() if p.exists()}
+        self.shipped_whole = {p for p in self.shipped_whole if p.exists()}
         return uploaded
 
     def _ship_file(self, path: Path) -> str | None:
         model, day = path.parent.parent.name, path.parent.name
-        name = f"{self.source}-{path.stem}"
+        name = f"{self.source}-{segment_of(path)}"
+        if path.suffix == ".parquet":
+            if path in self.shipped_whole or self._in_s3(model, day, name)[1]:
+                self.shipped_whole.add(path)
+                return None
+            key = self._put(model, day, f"{name}.parquet", path.read_bytes(), "parquet")
+            self.shipped_whole.add(path)
+            return key
         start = self.shipped.get(path)
         if start is None:
-            start = self._shipped_in_s3(model, day, name)
+            start = self._in_s3(model, day, name)[0]
         with path.open("rb") as f:
             f.seek(start)
             data = f.read()
@@ -110,7 +127,12 @@ class InferenceLogShipper:
             self.shipped[path] = start
             return None
         end = start + len(data)
-        key = self.location.key(model, day, f"{name}.{start:012d}-{end:012d}.jsonl")
+        key = self._put(model, day, f"{name}.{start:012d}-{end:012d}.jsonl", data, "x-ndjson")
+        self.shipped[path] = end
+        return key
+
+    def _put(self, model: str, day: str, name: str, data: bytes, kind: str) -> str:
+        key = self.location.key(model, day, name)
         tags = {f"{TAG_PREFIX}run-id": self.run_id, f"{TAG_PREFIX}model": model}
         self.s3.put_object(
             Bucket=self.location.bucket,
@@ -118,24 +140,26 @@ class InferenceLogShipper:
             Body=data,
             ChecksumAlgorithm="SHA256",
             ChecksumSHA256=_sha256(data),  # S3 refuses the upload if the bytes arrive changed
-            ContentType="application/x-ndjson",
+            ContentType=f"application/{kind}",
             Tagging="&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags.items()),
         )
-        self.shipped[path] = end
         return key
 
-    def _shipped_in_s3(self, model: str, day: str, name: str) -> int:
-        """Where the chunks of one local file already in S3 end (0: none yet)."""
+    def _in_s3(self, model: str, day: str, name: str) -> tuple[int, bool]:
+        """Where the chunks of one local segment already in S3 end (0: none yet), and
+        whether its Parquet file is there."""
         prefix = self.location.key(model, day, f"{name}.")
-        ends = [0]
+        ends, whole = [0], False
         pages = self.s3.get_paginator("list_objects_v2").paginate(
             Bucket=self.location.bucket, Prefix=prefix
         )
         for obj in (o for page in pages for o in page.get("Contents", [])):
-            match = CHUNK.match(obj["Key"].rsplit("/", 1)[-1])
-            if match and match["file"] == name:
+            file = obj["Key"].rsplit("/", 1)[-1]
+            match = CHUNK.match(file)
+            if match and match["segment"] == name:
                 ends.append(int(match["end"]))
-        return max(ends)
+            whole = whole or file == f"{name}.parquet"
+        return max(ends), whole
 
     def start(self) -> InferenceLogShipper:
         """Ship every `interval_s` in a daemon thread until `stop()`."""
@@ -164,9 +188,9 @@ def shipper_for(settings, root: Path) -> InferenceLogShipper | None:
     """The shipper a model API starts when FEARLESS_INFERENCE_LOG_S3 is set; None otherwise."""
     if not settings.inference_log_s3:
         return None
-    from fearless.aws import client, make_session
+    from fearless.aws import aws_client
 
-    s3 = client(make_session(settings.aws_region), "s3", settings.aws_endpoint_url)
+    s3 = aws_client(settings, "s3")
     return InferenceLogShipper(
         s3, S3Location.parse(settings.inference_log_s3), root, run_id=settings.run_id
     )
@@ -175,23 +199,35 @@ def shipper_for(settings, root: Path) -> InferenceLogShipper | None:
 def sync_inference_logs(
     s3, location: S3Location, dest: Path, model: str | None = None, since_day: str | None = None
 ) -> list[Path]:
-    """Fetch the chunks not yet under `dest` (as `<dest>/<model>/<day>/<chunk>`); the new files.
+    """Fetch the objects not yet under `dest` (as `<dest>/<model>/<day>/<name>`); the new files.
 
-    Chunks are immutable, so one already here at its full size is skipped. Each download is
-    checked against the SHA-256 checksum S3 verified at upload, which (unlike the ETag) stays
-    the content's digest whatever the bucket's encryption.
+    Objects are immutable, so one already here at its full size is skipped, and so are the
+    chunks of a segment whose Parquet file is in S3. Each download is checked against the
+    SHA-256 checksum S3 verified at upload, which (unlike the ETag) stays the content's digest
+    whatever the bucket's encryption.
     """
     fetched = []
     prefix = location.key(model or "")
     prefix = prefix + "/" if prefix else ""
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=prefix)
+    wanted = []
     for obj in (o for page in pages for o in page.get("Contents", [])):
         parts = obj["Key"][len(location.key()) :].strip("/").split("/")
         if len(parts) != 3 or not ID_PATTERN.fullmatch(parts[0]):  # a model name, not `..`
             continue
-        if not DAY.match(parts[1]) or not CHUNK.match(parts[2]):
+        whole = parts[2].endswith(".parquet") and not parts[2].startswith(".")
+        if not DAY.match(parts[1]) or not (whole or CHUNK.match(parts[2])):
             continue
-        if since_day is not None and parts[1] < since_day:
+        if since_day is None or parts[1] >= since_day:
+            wanted.append((obj, parts))
+    compacted = {
+        (p[0], p[1], segment_of(Path(p[2]))) for _, p in wanted if p[2].endswith(".parquet")
+    }
+    for obj, parts in wanted:
+        if (
+            parts[2].endswith(".jsonl")
+            and (parts[0], parts[1], segment_of(Path(parts[2]))) in compacted
+        ):
             continue
         target = dest.joinpath(*parts)
         if target.is_file() and target.stat().st_size == obj["Size"]:

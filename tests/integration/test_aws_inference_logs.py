@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +69,31 @@ def test_chunks_hold_each_complete_line_once_and_read_back_as_written(s3, where,
     shipped = read_inference_log(back, "credit")
     assert list(shipped["age"]) == list(range(8))
     assert shipped.equals(read_inference_log(root, "credit"))
+
+
+def test_a_compacted_segment_ships_whole_and_supersedes_its_chunks(s3, where, tmp_path):
+    root = tmp_path / "logs"
+    log = InferenceLog(root, "credit", "sha256:abc")
+    _serve(log, 0, 4)
+    shipper = InferenceLogShipper(s3, where, root, source="task-a")
+    [chunk] = shipper.ship_once()  # while the segment is written: its lines
+    _serve(log, 4, 2)
+    log.close()  # the segment is compacted; its last lines are only in Parquet now
+    assert not list(root.glob("credit/*/*.jsonl"))
+
+    [whole] = shipper.ship_once()
+    assert whole.endswith(".parquet") and whole.rsplit(".", 1)[0] in chunk
+    assert shipper.ship_once() == []
+    assert InferenceLogShipper(s3, where, root, source="task-a").ship_once() == []
+
+    back = tmp_path / "back"
+    assert [p.suffix for p in sync_inference_logs(s3, where, back)] == [".parquet"]
+    assert list(read_inference_log(back, "credit")["age"]) == list(range(6))
+    # A copy synced before the compaction holds the chunk too: it is read once
+    sync_inference_logs(s3, where, tmp_path / "early")
+    early = tmp_path / "early" / Path(chunk).relative_to(where.prefix).parent
+    (early / Path(chunk).name).write_bytes(s3.get_object(Bucket=BUCKET, Key=chunk)["Body"].read())
+    assert list(read_inference_log(tmp_path / "early", "credit")["age"]) == list(range(6))
 
 
 def test_two_tasks_with_the_same_pid_do_not_overwrite_each_other(s3, where, tmp_path):
