@@ -85,14 +85,14 @@ def build_reports(settings: Settings) -> Reports:
 
 
 def _aws_client(settings: Settings, service: str):
-    from fearless.aws import client, make_session
+    from fearless.aws import aws_client
 
-    return client(make_session(settings.aws_region), service, settings.aws_endpoint_url)
+    return aws_client(settings, service)
 
 
 def _aws_services(settings: Settings, launcher: Launcher) -> Services:
     """S3 registry, ECS environments and production; boto3 is imported only on this path."""
-    from fearless.aws import client, make_session
+    from fearless.aws import aws_client, make_session
     from fearless.aws.inference_logs import ProductionLogSync, production_logs
     from fearless.environments.ecs.backend import EcsEnvironments
     from fearless.environments.ecs.config import EcsConfig
@@ -104,7 +104,7 @@ def _aws_services(settings: Settings, launcher: Launcher) -> Services:
     session = make_session(settings.aws_region)
 
     def make(service: str):
-        return client(session, service, settings.aws_endpoint_url)
+        return aws_client(settings, service, session)
 
     config = EcsConfig(
         region=settings.aws_region,

@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     aws_endpoint_url: str | None = Field(
         default=None, description="Send every AWS call here (a moto server in tests)."
     )
+    aws_retry_mode: Literal["standard", "adaptive"] = Field(
+        default="standard",
+        description="How every AWS client retries throttling and 5xx answers, with backoff "
+        "(botocore's retry modes; adaptive also slows its own calls down).",
+    )
+    aws_max_attempts: int = Field(
+        default=5, ge=1, le=20, description="Attempts of one AWS call, the first included."
+    )
     aws_cluster: str = Field(default="", description="ECS cluster the test environments run in.")
     aws_subnets: list[str] = Field(default=[], description="Private subnets of the services.")
     aws_security_groups: list[str] = Field(default=[], description="Security groups of services.")

@@ -8,6 +8,9 @@ TAG_PREFIX = "fearless:"
 TAG_KEYS = ("release-id", "model", "digest", "expires-at", "creator", "role")
 
 
+RETRY_MODES = ("standard", "adaptive")
+
+
 def make_session(region: str):
     """A boto3 session for `region`; credentials come from the usual AWS chain."""
     import boto3
@@ -15,9 +18,31 @@ def make_session(region: str):
     return boto3.session.Session(region_name=region)
 
 
-def client(session, service: str, endpoint_url: str | None = None):
-    """A boto3 client; `endpoint_url` points it at a stand-in such as a moto server."""
-    return session.client(service, endpoint_url=endpoint_url)
+def retry_config(mode: str = "standard", max_attempts: int = 5):
+    """How every Fearless AWS client retries: botocore's `standard` (or `adaptive`) mode, which
+    retries throttling errors, 5xx answers and dropped connections with jittered exponential
+    backoff, `max_attempts` attempts in all; anything else (a 4xx such as a failed condition)
+    is answered at once."""
+    from botocore.config import Config
+
+    if mode not in RETRY_MODES:
+        raise ValueError(f"AWS retry mode {mode!r} is not one of {', '.join(RETRY_MODES)}")
+    if max_attempts < 1:
+        raise ValueError(f"AWS max attempts must be at least 1, not {max_attempts}")
+    return Config(retries={"mode": mode, "total_max_attempts": max_attempts})
+
+
+def client(session, service: str, endpoint_url: str | None = None, config=None):
+    """A boto3 client retrying as `config` says (default: `retry_config()`); `endpoint_url`
+    points it at a stand-in such as a moto server."""
+    return session.client(service, endpoint_url=endpoint_url, config=config or retry_config())
+
+
+def aws_client(settings, service: str, session=None):
+    """The one way Fearless makes an AWS client: region, endpoint and retries from `settings`."""
+    config = retry_config(settings.aws_retry_mode, settings.aws_max_attempts)
+    session = session or make_session(settings.aws_region)
+    return client(session, service, settings.aws_endpoint_url, config)
 
 
 def environment_tags(

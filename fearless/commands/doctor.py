@@ -22,7 +22,7 @@ def doctor(
     promotion on the account, one line per check; everything created is removed."""
     import os
 
-    from fearless.aws import client, make_session
+    from fearless.aws import aws_client
     from fearless.composition import build_services
     from fearless.environments.ecs.doctor import AwsDoctor
     from fearless.settings import get_settings
@@ -39,7 +39,7 @@ def doctor(
     if found is None:
         typer.secho(f"{model} has no production on ECS: name a bundle with --digest", err=True)
         raise typer.Exit(2)
-    logs = client(make_session(settings.aws_region), "logs", settings.aws_endpoint_url)
+    logs = aws_client(settings, "logs")
     checks = AwsDoctor(
         environments=services.environments,
         production=services.production if current else None,

@@ -92,10 +92,10 @@ def _resolve(target: str, registry, trust_pickle: bool):
 
 def _repository(settings):
     """An ECR client and the repository's URI (created if missing)."""
-    from fearless.aws import client, make_session
+    from fearless.aws import aws_client
     from fearless.aws.ecr import ensure_repository
 
-    ecr = client(make_session(settings.aws_region), "ecr", settings.aws_endpoint_url)
+    ecr = aws_client(settings, "ecr")
     return ecr, ensure_repository(ecr, settings.aws_ecr_repository, settings.aws_creator)
 
 

@@ -7,7 +7,8 @@ An alias moves by compare-and-swap on the object's ETag: `IfMatch=<etag>` when t
 exists, `IfNoneMatch="*"` when it does not; S3 answers 412 (or 409 on a concurrent write) to
 the loser. An unset alias is a tombstone (`digest: null`), so unsetting is a conditional write
 too. The alias object carries the move that set it, so a writer that died between the alias
-and its history entry still leaves a complete history.
+and its history entry still leaves a complete history, and a retried write whose first
+attempt landed (its answer lost) knows the alias holds its own move, not another writer's.
 """
 
 from __future__ import annotations
@@ -159,11 +160,15 @@ class S3Registry:
                 **condition,
             )
         except self.s3.exceptions.ClientError as exc:
-            if exc.response["Error"]["Code"] in LOST_RACE:
+            if exc.response["Error"]["Code"] not in LOST_RACE:
+                raise
+            # A retry whose first attempt landed but whose answer was lost fails its own
+            # condition: the alias then carries this very move.
+            landed, _ = self._read_alias(model, alias)
+            if not (landed and landed.get("move_id") == move_id):
                 raise AliasConflict(
                     f"{model}:{alias} moved while we moved it from {expected}: someone moved it first"
                 ) from None
-            raise
         self._put_history(model, move_id, move)
         return move
 

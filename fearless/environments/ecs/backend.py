@@ -41,12 +41,14 @@ class EcsEnvironments:
         sleep: Callable[[float], None] = time.sleep,
         s3=None,
         ecr=None,
+        health_timeout_s: float = 600,
     ) -> None:
-        """`waiter` blocks until an environment answers (default: ECS stable + task healthy);
+        """`waiter` blocks until an environment answers (default: ECS stable + task healthy,
+        failing at once when a task fails its health checks, else after `health_timeout_s`);
         `s3` fetches the inference logs the model APIs ship to `config.bucket`; `ecr` checks
         the bundle's image was pushed before anything is created (None: not checked)."""
         self.config, self.ecs, self.discovery, self.runs_root = config, ecs, discovery, runs_root
-        self.s3, self.ecr = s3, ecr
+        self.s3, self.ecr, self.health_timeout_s = s3, ecr, health_timeout_s
         self.inventory = Inventory(config, ecs, discovery, sleep)
         self.waiter = waiter or self._wait_stable_and_healthy
         self.sleep = sleep
@@ -254,6 +256,5 @@ class EcsEnvironments:
         )["service"]["serviceArn"]
 
     def _wait_stable_and_healthy(self, env: Environment) -> None:
-        wait_stable_and_healthy(
-            self.ecs, self.config.cluster, env.handle["service_arn"], sleep=self.sleep
-        )
+        arn, timeout = env.handle["service_arn"], self.health_timeout_s
+        wait_stable_and_healthy(self.ecs, self.config.cluster, arn, timeout, self.sleep)
