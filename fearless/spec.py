@@ -169,6 +169,20 @@ class Bake(_Strict):
     )
 
 
+class MlflowLink(_Strict):
+    """Where a registered model (`model: models:/NAME@ALIAS`) lives, and which of its MLflow
+    aliases follows Fearless's production."""
+
+    tracking_uri: str | None = Field(
+        default=None, description="The MLflow tracking server (default: MLFLOW_TRACKING_URI)."
+    )
+    promote_alias: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")] | None = Field(
+        default=None,
+        description="MLflow alias that promotion moves to the released version and rollback "
+        "moves back, e.g. champion. Unset: MLflow's aliases are left alone.",
+    )
+
+
 class Resources(_Strict):
     cpu: Annotated[float, Field(ge=0.25, le=16)] = 0.5
     memory_mb: Annotated[int, Field(ge=256, le=122_880)] = 1024
@@ -195,13 +209,20 @@ class ModelSpec(_Strict):
     approval: Approval = Approval()
     bake: Bake = Bake()
     resources: Resources = Resources()
+    mlflow: MlflowLink | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @field_validator("model", "reference_data")
     @classmethod
     def _inside_the_project(cls, value: Path) -> Path:
-        """A project may bundle only its own files, not any file the build can read."""
+        """A project may bundle only its own files, not any file the build can read (or a
+        model registered in MLflow: models:/NAME/VERSION or models:/NAME@ALIAS)."""
+        if str(value).startswith("models:/"):
+            from fearless.bundles.mlflow_model import parse_model_uri
+
+            parse_model_uri(str(value))
+            return value
         if value.is_absolute() or ".." in value.parts:
             raise ValueError(
                 f"{str(value)!r} is outside the project: give a path relative to the spec's "
@@ -232,6 +253,11 @@ class ModelSpec(_Strict):
         if dupes:
             raise ValueError(f"duplicate columns: {', '.join(dupes)}")
         return value
+
+    @property
+    def registered_model(self) -> str | None:
+        """The MLflow model URI `model` names, or None when it names a file."""
+        return str(self.model) if str(self.model).startswith("models:/") else None
 
     @property
     def column_names(self) -> list[str]:

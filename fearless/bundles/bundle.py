@@ -222,6 +222,13 @@ def stage_bundle(
     spec = load_spec(spec_file)
     root = spec_file.parent
     model_src, reference_src = root / spec.model, root / spec.reference_data
+    registered = None
+    if spec.registered_model is not None:  # fetched, then loaded like a file of the project
+        from fearless.bundles.mlflow_model import fetch_registered_model
+
+        tracking_uri = spec.mlflow.tracking_uri if spec.mlflow else None
+        registered = fetch_registered_model(spec.registered_model, into / ".mlflow", tracking_uri)
+        model_src = registered.model_file
     reference = read_reference(spec, reference_src)
     model = load_model(model_src, trust_pickle=trust_pickle, trusted_types=spec.trusted_types)
     check_model_predicts(model, reference, model_src)
@@ -230,6 +237,7 @@ def stage_bundle(
     model_name = "model" + "".join(model_src.suffixes)
     reference_name = "reference" + reference_src.suffix
     shutil.copyfile(model_src, into / model_name)
+    shutil.rmtree(into / ".mlflow", ignore_errors=True)
     shutil.copyfile(reference_src, into / reference_name)
     bundled = spec.model_copy(
         update={"model": Path(model_name), "reference_data": Path(reference_name)}
@@ -249,6 +257,8 @@ def stage_bundle(
     # Where it came from is recorded, not hashed: the same files from another commit are the
     # same artifact (the build cache keeps the first build's source).
     source = source if source is not None else _git_source(root)
+    if registered is not None:
+        source = {**source, "mlflow": registered.record}
     manifest = {"name": spec.name, "digest": digest, "files": files, "source": source}
     (into / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return digest

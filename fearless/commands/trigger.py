@@ -27,7 +27,9 @@ def trigger(
     Exit codes: 0 promoted, 1 error, 10 rejected, 11 approval timed out, 12 load-test gate
     failed, 13 drift gate failed, 14 inconclusive load test, 15 cancelled, 16 watch timed out,
     17 rolled back by the bake window, 18 bake failed with nothing to roll back to.
-    A summary goes to $GITHUB_STEP_SUMMARY when that is set.
+    A summary goes to $GITHUB_STEP_SUMMARY when that is set: the approval notice (gate
+    figures, drift, the champion comparison, the two commands) while the release waits,
+    and its outcome at the end.
     """
     import os
     from uuid import UUID
@@ -61,7 +63,21 @@ def trigger(
     )
     if not watch:
         return
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
     with get_client(sync_client=True) as client:
+
+        def waiting(run) -> None:
+            """The approval notice in the job's summary while the release waits for it."""
+            from fearless.notifications import read_summary
+
+            notice = read_summary(client, started.release_id)
+            if summary and notice:
+                with open(summary, "a") as handle:
+                    handle.write(
+                        f"### Fearless release `{started.release_id}` waits for approval\n\n"
+                        f"{notice}\n- run: {started.url}\n\n"
+                    )
+
         try:
             run = follow(
                 client,
@@ -70,13 +86,13 @@ def trigger(
                 poll_s=2,
                 stop_when_paused=False,
                 timeout_s=timeout,
+                on_paused=waiting,
             )
             outcome = outcome_of(run.state.type.value, run.state.name, run.state.message)
             detail = run.state.message or run.state.name
         except TimeoutError as exc:
             outcome, detail = Outcome.watch_timeout, str(exc)
     typer.echo(f"outcome: {outcome.value} ({detail})")
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a") as handle:
             handle.write(

@@ -35,6 +35,17 @@ def promote(bundle: Bundle, registry, production, *, actor: str, reason: str) ->
     except AliasConflict:
         production.discard(instance)
         raise
+    try:  # the spec's MLflow alias (if it names one) follows, so the registries agree
+        from fearless.bundles.mlflow_model import move_alias
+
+        undo_mlflow = move_alias(bundle)
+    except Exception as exc:
+        registry.set_alias(
+            bundle.name, "production", previous, expected=bundle.digest, actor=actor,
+            reason=f"MLflow alias not moved: {exc}",
+        )  # fmt: skip
+        production.discard(instance)
+        raise
     before = registry.get_alias(bundle.name, "previous")
     if previous is not None and previous != bundle.digest:
         registry.set_alias(
@@ -44,6 +55,7 @@ def promote(bundle: Bundle, registry, production, *, actor: str, reason: str) ->
         production.switch(instance)
     except Exception as exc:
         _undo(registry, bundle, previous, before, actor, f"switch failed: {exc}")
+        undo_mlflow()
         production.discard(instance)
         raise
     return PromotionResult(

@@ -52,7 +52,9 @@ def start_release(
     spec_file = spec_path_of(model_path)
     spec = with_overrides(load_spec(spec_file), overrides, source=f"{model_path} (overrides)")
     with tempfile.TemporaryDirectory(prefix="fearless-pack-") as tmp:
-        files = [spec_file.name, str(spec.model), str(spec.reference_data)]
+        files = [spec_file.name, str(spec.reference_data)]
+        if spec.registered_model is None:  # else the build fetches it from MLflow
+            files.append(str(spec.model))
         source, archive = pack_project(
             spec_file.parent, files, model=spec.name, git_ref=git_ref, packed_by=started_by,
             into=Path(tmp),
@@ -132,8 +134,10 @@ def follow(
     poll_s: float = 0.5,
     stop_when_paused: bool = True,
     timeout_s: float | None = None,
+    on_paused: Callable[[Any], None] | None = None,
 ):
-    """Report each step's state as it changes until the run is final (or paused)."""
+    """Report each step's state as it changes until the run is final (or paused);
+    `on_paused(run)` is called each time the run starts waiting (for approval)."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     seen: dict[str, str] = {}
@@ -155,6 +159,8 @@ def follow(
                 f"run {run.name}: {run.state.name}"
                 + (f" ({run.state.message})" if run.state.message else "")
             )
+            if on_paused is not None and run.state and run.state.is_paused():
+                on_paused(run)
         if run.state and (run.state.is_final() or (stop_when_paused and run.state.is_paused())):
             return run
         if deadline is not None and time.monotonic() > deadline:
