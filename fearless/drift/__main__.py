@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fearless.drift.current import read_counts
 from fearless.drift.engine import compute_drift
 from fearless.drift.process import SCORES_JSON
 from fearless.drift.verdict import DriftError
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out,
             candidate_predictions=_read(args.candidate_predictions),
             champion_predictions=_read(args.champion_predictions),
+            current_counts=read_counts(args.current),
         )
     except (SpecError, DriftError) as exc:
         print(f"drift check failed: {exc}", file=sys.stderr)

@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from fearless.drift.current import CurrentCounts
 from fearless.drift.frames import Kind, as_numbers, kind_of, prepared, sample
 from fearless.drift.quality import measure_quality
 from fearless.drift.verdict import ColumnDrift, DriftError, DriftScores
@@ -158,6 +159,7 @@ def compute_drift(
     candidate_predictions: pd.DataFrame | None = None,
     champion_predictions: pd.DataFrame | None = None,
     sample_rows: int | None = SAMPLE_ROWS,
+    current_counts: CurrentCounts | None = None,
 ) -> DriftScores:
     """Score each schema column's drift, and the candidate's scores against the champion's.
 
@@ -165,6 +167,8 @@ def compute_drift(
     and `score` for the same records in the same order; give both or neither. Writes
     `report.html` and `snapshot.json` into out_dir (not when there is nothing to compare).
     Evidently scores a sample of at most `sample_rows` rows per side (None: every row).
+    `current_counts`: when `current` is already a sample of the served rows, their number and
+    data quality, counted on every one (see `fearless.drift.current`).
     Raises DriftError on unusable inputs.
     """
     if (candidate_predictions is None) != (champion_predictions is None):
@@ -175,6 +179,9 @@ def compute_drift(
     numeric = [c.name for c in schema if kind_of(c) == "numeric"]
     declared = {c.name: c.values or [] for c in schema if kind_of(c) == "categorical"}
     quality = measure_quality(ref, cur, numeric, declared)
+    current_rows = len(current)
+    if current_counts is not None:
+        quality, current_rows = current_counts.quality, current_counts.rows
 
     agreement = compared_rows = None
     if candidate_predictions is not None and champion_predictions is not None:
@@ -194,6 +201,8 @@ def compute_drift(
     scorable = [p for p in planned if ref[p.column].notna().any() and cur[p.column].notna().any()]
     sampled = sample_rows is not None and max(len(ref), len(cur)) > sample_rows
     sample_cur, sample_ref = sample(cur, sample_rows), sample(ref, sample_rows)
+    if current_rows > len(cur):  # sampled already, from every served row
+        sampled, sample_rows = True, min(len(cur), sample_rows or len(cur))
     scores = _run_report(sample_cur, sample_ref, scorable, out_dir) if scorable else {}
     drifts = {
         p.column: _drift(p, scores[p.column])
@@ -207,7 +216,7 @@ def compute_drift(
         columns=columns,
         drifted_share=sum(c.drifted for c in columns) / len(columns) if columns else 0.0,
         reference_rows=len(reference),
-        current_rows=len(current),
+        current_rows=current_rows,
         prediction_drift=prediction_drift,
         agreement=agreement,
         compared_rows=compared_rows,

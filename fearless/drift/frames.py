@@ -26,7 +26,7 @@ def as_numbers(series: pd.Series, side: str) -> pd.Series:
         raise DriftError(f"{side} column {series.name!r} should hold numbers: {exc}") from None
 
 
-def _as_labels(series: pd.Series) -> pd.Series:
+def as_labels(series: pd.Series) -> pd.Series:
     """Categories as strings, so 1, 1.0 and "1" are one category; missing stays missing."""
     values = series
     if pd.api.types.is_float_dtype(values) and values.dropna().mod(1).eq(0).all():
@@ -46,9 +46,7 @@ def prepared(frame: pd.DataFrame, schema: list[Column], side: str) -> pd.DataFra
         raise DriftError(f"{side} data lacks schema columns: {', '.join(absent)}")
     typed = {
         c.name: (
-            as_numbers(frame[c.name], side)
-            if kind_of(c) == "numeric"
-            else _as_labels(frame[c.name])
+            as_numbers(frame[c.name], side) if kind_of(c) == "numeric" else as_labels(frame[c.name])
         ).to_numpy()
         for c in schema
     }

@@ -3,6 +3,8 @@
 For every model with a `production` alias, the records its API logged since `since` are
 compared with the reference data of the bundle the alias points at. A model with no logged
 records is reported as `no-logs`, never as a pass; one whose check could not run as `error`.
+The log is streamed (`fearless.drift.current`): data quality is counted on every row and the
+drift scores use a uniform sample, so a day at production volume fits in bounded memory.
 """
 
 from __future__ import annotations
@@ -85,7 +87,10 @@ def check_model_drift(
     run_drift: DriftRunner,
 ) -> ModelDrift:
     """Compare `model`'s production traffic since `since` with its production bundle's reference."""
-    from fearless.serving.inference_log import read_inference_log
+    from fearless.bundles.bundle import BundleError, read_reference
+    from fearless.drift.current import sample_current
+    from fearless.drift.engine import SAMPLE_ROWS
+    from fearless.drift.frames import prepared
 
     digest = registry.get_alias(model, PRODUCTION)
     if digest is None:
@@ -95,25 +100,29 @@ def check_model_drift(
         bundle = registry.get_bundle(model, digest)
         if callable(inference_logs):
             inference_logs = inference_logs(model, since)
-        served = read_inference_log(inference_logs, model, since)
-    except (OSError, ValueError) as exc:
+        schema = bundle.spec.input_schema
+        reference = prepared(
+            read_reference(bundle.spec, bundle.reference_path), schema, "reference"
+        )
+        served = sample_current(inference_logs, model, since, schema, reference, SAMPLE_ROWS)
+    except (OSError, ValueError, BundleError, DriftError) as exc:
         return ModelDrift(**result, status="error", rows=0, reasons=[f"cannot read inputs: {exc}"])
-    if served.empty:
+    rows = served.counts.rows
+    if rows == 0:
         reason = f"no inference logs for {model} since {since.isoformat()} under {inference_logs}"
         return ModelDrift(**result, status="no-logs", rows=0, reasons=[reason])
     out_dir.mkdir(parents=True, exist_ok=True)
-    current_path = out_dir / "current.parquet"
-    served.reindex(columns=bundle.spec.column_names).to_parquet(current_path)
+    current_path = served.write(out_dir / "current.parquet")
     try:
         scores = run_drift(bundle.reference_path, current_path, bundle.spec_path, out_dir)
     except DriftError as exc:
-        return ModelDrift(**result, status="error", rows=len(served), reasons=[str(exc)])
+        return ModelDrift(**result, status="error", rows=rows, reasons=[str(exc)])
     verdict = evaluate_drift(scores, bundle.spec.drift)
     status = "passed" if verdict.passed else "drifted"
     return ModelDrift(
         **result,
         status=status,
-        rows=len(served),
+        rows=rows,
         reasons=verdict.reasons,
         scores=scores,
         verdict=verdict,

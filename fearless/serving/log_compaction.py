@@ -72,7 +72,7 @@ def compact_segment(path: Path, inputs: dict[str, pa.DataType] | None = None) ->
     live writer holds it or it is gone. Only complete lines are kept."""
     from fearless.serving.log_files import complete_lines, parse_lines
 
-    target = path.with_name(path.name.lstrip(".").removesuffix(".jsonl") + ".parquet")
+    target = path.with_name(path.name.removesuffix(".jsonl") + ".parquet")
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -114,9 +114,8 @@ class Compactor:
         while True:
             self.jobs.get()
             try:
-                for path in sorted(self.folder.glob("*/*.jsonl")) + sorted(
-                    self.folder.glob("*/.*.jsonl")
-                ):
+                # A hidden segment is one being opened (empty until its writer locks it)
+                for path in sorted(self.folder.glob("*/[!.]*.jsonl")):
                     compact_segment(path, self.inputs)
             except Exception:  # the JSON lines stay; the next sweep tries again
                 log.exception("compacting the inference log under %s failed", self.folder)

@@ -26,10 +26,10 @@ SPEC = ModelSpec.model_validate(
 
 
 class FakeRegistry:
-    """Models, their production digests, and bundles that only carry paths and a spec."""
+    """Models, their production digests, and bundles that carry a spec and reference data."""
 
-    def __init__(self, production: dict[str, str | None]) -> None:
-        self.production = production
+    def __init__(self, production: dict[str, str | None], root: Path) -> None:
+        self.production, self.root = production, root
 
     def models(self) -> list[str]:
         return sorted(self.production)
@@ -39,7 +39,9 @@ class FakeRegistry:
 
     def get_bundle(self, model: str, digest: str):
         spec = SPEC.model_copy(update={"name": model})
-        folder = Path(f"/bundles/{model}/{digest}")
+        folder = self.root / "bundles" / model
+        folder.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"income": [1.0, 60_000.0]}).to_parquet(folder / "reference.parquet")
         return SimpleNamespace(
             spec=spec, reference_path=folder / "reference.parquet", spec_path=folder / "f.yaml"
         )
@@ -82,7 +84,9 @@ def test_each_production_model_gets_its_own_status(tmp_path):
     logs = tmp_path / "inference"
     log_records(logs, "quiet", [50_000.0, 51_000.0])
     log_records(logs, "moved", [90_000.0])
-    registry = FakeRegistry({"quiet": "sha256:q", "moved": "sha256:m", "silent": "sha256:s"})
+    registry = FakeRegistry(
+        {"quiet": "sha256:q", "moved": "sha256:m", "silent": "sha256:s"}, tmp_path
+    )
     registry.production["retired"] = None
 
     quiet = check_production_drift(
@@ -109,10 +113,15 @@ def test_only_the_schema_columns_of_records_since_the_cutoff_are_compared(tmp_pa
     drift = FakeDrift()
 
     check_production_drift(
-        FakeRegistry({"credit": "sha256:c"}), logs, tmp_path, SINCE, drift, models=["credit"]
+        FakeRegistry({"credit": "sha256:c"}, tmp_path),
+        logs,
+        tmp_path,
+        SINCE,
+        drift,
+        models=["credit"],
     )
     later = check_production_drift(
-        FakeRegistry({"credit": "sha256:c"}),
+        FakeRegistry({"credit": "sha256:c"}, tmp_path),
         logs,
         tmp_path,
         datetime.now(UTC) + timedelta(minutes=1),
@@ -130,7 +139,11 @@ def test_a_failed_check_is_an_error_not_a_pass(tmp_path):
     log_records(logs, "credit", [1.0])
 
     (result,) = check_production_drift(
-        FakeRegistry({"credit": "sha256:c"}), logs, tmp_path, SINCE, FakeDrift(error="boom")
+        FakeRegistry({"credit": "sha256:c"}, tmp_path),
+        logs,
+        tmp_path,
+        SINCE,
+        FakeDrift(error="boom"),
     )
 
     assert (result.status, result.reasons) == ("error", ["boom"])
@@ -139,7 +152,12 @@ def test_a_failed_check_is_an_error_not_a_pass(tmp_path):
 def test_asking_for_a_model_without_production_is_an_error(tmp_path):
     with pytest.raises(DriftError, match="no production alias"):
         check_production_drift(
-            FakeRegistry({"credit": None}), tmp_path, tmp_path, SINCE, FakeDrift(), ["credit"]
+            FakeRegistry({"credit": None}, tmp_path),
+            tmp_path,
+            tmp_path,
+            SINCE,
+            FakeDrift(),
+            ["credit"],
         )
 
 
@@ -147,7 +165,7 @@ def test_the_event_names_the_model_and_carries_the_scores(tmp_path):
     logs = tmp_path / "inference"
     log_records(logs, "credit", [90_000.0])
     (result,) = check_production_drift(
-        FakeRegistry({"credit": "sha256:c"}), logs, tmp_path, SINCE, FakeDrift(0.5)
+        FakeRegistry({"credit": "sha256:c"}, tmp_path), logs, tmp_path, SINCE, FakeDrift(0.5)
     )
 
     event = drift_event(result)
