@@ -18,7 +18,7 @@ from tests.unit.test_infra import INFRA, blocks, one, parsed
 ACCOUNT, REGION, NAME = "123456789012", "us-east-1", "fearless"
 LOG_GROUPS = [
     f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/{NAME}/{g}"
-    for g in ("environments", "production", "flow-runs", "worker")
+    for g in ("environments", "production", "flow-runs", "worker", "server")
 ]
 SAMPLE: dict[str, str | list[str]] = {
     "var.name": NAME,
@@ -43,6 +43,9 @@ SAMPLE: dict[str, str | list[str]] = {
     "var.prefect_auth_secret_arn": (
         f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{NAME}/prefect-auth-AbCdEf"
     ),
+    "aws_db_instance.this.master_user_secret[0].secret_arn": (
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!db-0123abcd-AbCdEf"
+    ),
     "var.inference_prefix": "inference",
     "var.registry_prefix": "registry",
     "data.aws_region.this.name": REGION,
@@ -55,7 +58,11 @@ ROLE_DOCUMENTS = {
     # the Prefect worker and every flow run (FEARLESS_AWS_FLOW_TASK_ROLE_ARN is this role)
     "worker": [("prefect_worker", "worker")],
     # ECS itself, starting any task: pulls, logs, the Prefect auth secret
-    "execution": [("ecs", "execution"), ("prefect_worker", "read_auth_secret")],
+    "execution": [
+        ("ecs", "execution"),
+        ("prefect_worker", "read_auth_secret"),
+        ("prefect_server", "read_secrets"),  # where the example runs the server
+    ],
     # the model API (test environments and production)
     "model-api": [("ecs", "task")],
     # CI's OIDC role, which attaches the registry module's ci_push_policy_json output

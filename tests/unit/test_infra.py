@@ -24,6 +24,7 @@ UNTAGGABLE = {
     "aws_ecr_lifecycle_policy",
     "aws_ecs_cluster_capacity_providers",
     "aws_iam_role_policy",
+    "aws_iam_role_policy_attachment",
     "aws_cloudwatch_event_target",
     "aws_sqs_queue_policy",
     "aws_appautoscaling_policy",

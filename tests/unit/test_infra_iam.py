@@ -28,6 +28,8 @@ DOCUMENTS = documents()
 RESOURCE_STAR_OK = {"ecs:ListTasks"}
 # A trust policy names who may assume a role, and no resource: parliament reads identity policies.
 TRUST = {k for k, doc in DOCUMENTS.items() if all("Resource" not in s for s in doc["Statement"])}
+# Who assumes a role: ECS tasks, but for the Enhanced Monitoring role of Prefect's database.
+ASSUMERS = {("prefect_server", "monitoring_assume"): "monitoring.rds.amazonaws.com"}
 
 
 @pytest.mark.parametrize("key", sorted(set(DOCUMENTS) - TRUST), ids=lambda k: f"{k[0]}/{k[1]}")
@@ -44,7 +46,7 @@ def test_every_policy_passes_the_iam_linter(key):
 def test_trust_policies_let_only_ecs_tasks_assume_the_role(key):
     for st in DOCUMENTS[key]["Statement"]:
         assert st["Action"] == ["sts:AssumeRole"]
-        assert st["Principal"] == {"Service": ["ecs-tasks.amazonaws.com"]}
+        assert st["Principal"] == {"Service": [ASSUMERS.get(key, "ecs-tasks.amazonaws.com")]}
 
 
 def test_the_linter_catches_a_condition_key_the_action_does_not_have():

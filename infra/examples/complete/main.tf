@@ -11,6 +11,7 @@ locals {
     owner      = var.owner
     managed-by = "terraform"
   }
+  prefect_api_url = var.prefect_server_host_name == "" ? var.prefect_api_url : module.prefect_server[0].api_url
 }
 
 module "registry" {
@@ -41,12 +42,39 @@ module "ecs" {
   tags             = local.tags
 }
 
+# With prefect_server_host_name set, the Prefect server runs here too (ECS, RDS PostgreSQL);
+# otherwise the worker uses the self-hosted server at prefect_api_url.
+module "prefect_server" {
+  source                  = "../../modules/prefect_server"
+  count                   = var.prefect_server_host_name == "" ? 0 : 1
+  name                    = var.name
+  vpc_id                  = var.vpc_id
+  subnet_ids              = var.private_subnet_ids
+  cluster_arn             = module.ecs.cluster_arn
+  host_name               = var.prefect_server_host_name
+  listener_arn            = module.network.https_listener_arn
+  alb_security_group_id   = module.network.alb_security_group_id
+  execution_role_arn      = module.ecs.execution_role_arn
+  execution_role_name     = module.ecs.execution_role_name
+  log_group_name          = module.ecs.log_group_names["server"]
+  kms_key_arn             = module.registry.kms_key_arn
+  prefect_auth_secret_arn = var.prefect_auth_secret_arn
+  tags                    = local.tags
+}
+
+check "prefect_api" {
+  assert {
+    condition     = local.prefect_api_url != ""
+    error_message = "Set prefect_server_host_name (run the server here) or prefect_api_url (use yours)."
+  }
+}
+
 module "prefect_worker" {
   source                  = "../../modules/prefect_worker"
   name                    = var.name
   cluster_arn             = module.ecs.cluster_arn
   cluster_name            = module.ecs.cluster_name
-  prefect_api_url         = var.prefect_api_url
+  prefect_api_url         = local.prefect_api_url
   prefect_auth_secret_arn = var.prefect_auth_secret_arn
   subnet_ids              = var.private_subnet_ids
   security_group_id       = module.network.worker_security_group_id

@@ -36,3 +36,8 @@ output "production_urls" {
   description = "Where each production model is served."
   value       = { for model, service in module.production_service : model => service.url }
 }
+
+output "prefect_api_url" {
+  description = "PREFECT_API_URL the worker uses: the server run here, or the one given."
+  value       = local.prefect_api_url
+}

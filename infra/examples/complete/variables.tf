@@ -41,8 +41,15 @@ variable "log_bucket" {
 }
 
 variable "prefect_api_url" {
-  description = "URL of the self-hosted Prefect API."
+  description = "URL of a self-hosted Prefect API (unused where prefect_server_host_name is set)."
   type        = string
+  default     = ""
+}
+
+variable "prefect_server_host_name" {
+  description = "Run the Prefect server here (ECS, RDS PostgreSQL) under this host name of the internal ALB; empty: use prefect_api_url."
+  type        = string
+  default     = ""
 }
 
 variable "prefect_auth_secret_arn" {

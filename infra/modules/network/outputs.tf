@@ -27,3 +27,8 @@ output "https_listener_arn" {
   description = "HTTPS listener the production service's target group is attached to."
   value       = aws_lb_listener.https.arn
 }
+
+output "alb_security_group_id" {
+  description = "Security group of the internal ALB (the Prefect server module lets it reach the server)."
+  value       = aws_security_group.alb.id
+}
