@@ -88,8 +88,8 @@ def approval_notice(
     body = (
         f"Release `{release_id}` of {model} (`{digest}`) passed its gates and waits for a "
         f"decision.\n\nEvidence: {evidence_url}\n\n{summary}\n"
-        f"Approve: `fearless approve {release_id} --by NAME --comment TEXT`\n"
-        f"Reject: `fearless reject {release_id} --by NAME --comment TEXT`\n"
+        f"- approve: `fearless approve {release_id} --by NAME --comment TEXT`\n"
+        f"- reject: `fearless reject {release_id} --by NAME --comment TEXT`\n"
     )
     return Notice(
         "approval-waiting", f"Fearless: {model} release {release_id} awaits approval", body
