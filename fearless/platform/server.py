@@ -116,7 +116,10 @@ def server_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
         _start(
             settings,
             FRONTS,
-            [sys.executable, "-m", "fearless.production.fronts", "--root", str(fronts)],
+            [
+                *(sys.executable, "-m", "fearless.production.fronts", "--root", str(fronts)),
+                *("--preload", str(settings.paths.processes)),
+            ],
         )
     prefect = [sys.executable, "-m", "prefect"]
     if not server_healthy(settings):

@@ -3,9 +3,11 @@
 Each model's front has a record (`fronts/<model>.json`): its port and its two slots' ports,
 chosen once and kept so its address never changes, and the nginx process running it, if any.
 A front that dies while it should run is started again by the supervisor that
-`fearless server up` starts (and `fearless server down` stops, before every front):
+`fearless server up` starts (and `fearless server down` stops, before every front), and so is
+a production model API that dies (`LocalProductionService.keep_up`, production's records being
+the folder above the fronts'), forked from the preloaded parents in `--preload` if given:
 
-    python -m fearless.production.fronts --root DIR [--interval S]
+    python -m fearless.production.fronts --root DIR [--preload DIR] [--interval S]
 """
 
 from __future__ import annotations
@@ -144,22 +146,31 @@ class Fronts:
         return done
 
 
-def supervise(root: Path, interval_s: float) -> None:
+def supervise(root: Path, interval_s: float, preload: Path | None = None) -> None:
+    from fearless.platform.preload import Launcher
+    from fearless.production.local import LocalProductionService
+
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     fronts = Fronts(root)
+    production = LocalProductionService(
+        root.parent, root.parent / "inference", launcher=Launcher(preload)
+    )
     while not stopping:
         for model, what in fronts.keep_up().items():
             print(f"front of {model}: {what}", flush=True)
+        for model, what in production.keep_up().items():
+            print(f"production of {model}: {what}", flush=True)
         time.sleep(interval_s)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m fearless.production.fronts")
     parser.add_argument("--root", type=Path, required=True, help="the fronts' records folder")
-    parser.add_argument("--interval", type=float, default=2.0, help="seconds between checks")
+    parser.add_argument("--preload", type=Path, help="the preloaded parents' sockets folder")
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between checks")
     args = parser.parse_args(argv)
-    supervise(args.root, args.interval)
+    supervise(args.root, args.interval, args.preload)
 
 
 if __name__ == "__main__":

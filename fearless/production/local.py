@@ -11,6 +11,11 @@ During a bake window the previous version runs again in the idle slot as a shado
 mirrors every request to it, its inference log goes to a folder of its own (never the live
 traffic the drift check reads), and it is stopped when the window ends (or, if a worker died
 mid-window, by the next start or stop of the model).
+
+A production model API that dies is started again, same bundle on the same slot's port, by the
+supervisor `fearless server up` starts (`keep_up`, run by `python -m fearless.production.fronts`
+beside the fronts'): the front keeps pointing at that slot, so production is back on its own
+version as soon as the new process is ready; requests meanwhile get the front's 502.
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ class ProductionInstance(BaseModel):
     """This version's own model API, behind the front."""
     slot: str | None = None
     """The front's slot this version serves from."""
+    bundle_path: str | None = None
+    log_dir: str | None = None
+    """What the supervisor needs to start this version again if its model API dies."""
 
 
 def _connections_to(handle: processes.ProcessHandle, port: int) -> int:
@@ -158,6 +166,8 @@ class LocalProductionService:
             handle=handle,
             upstream=upstream,
             slot=slot,
+            bundle_path=str(bundle.path),
+            log_dir=str(self.inference_logs),
         )
 
     def switch(self, instance: ProductionInstance) -> ProductionInstance | None:
@@ -255,14 +265,51 @@ class LocalProductionService:
         """Stop the model's API and front; the front keeps its ports for the next start."""
         stopped = []
         self._stop_shadow(model)
-        instance = self.current(model)
-        if instance is not None:
-            if processes.stop(instance.handle):
-                stopped.append(model)
-            self._record(model).unlink(missing_ok=True)
+        with self.fronts.locked(model):  # not restarted by the supervisor meanwhile
+            instance = self.current(model)
+            if instance is not None:
+                if processes.stop(instance.handle):
+                    stopped.append(model)
+                self._record(model).unlink(missing_ok=True)
         if self.fronts.stop(model):
             stopped.append(f"{model} (front)")
         return stopped
+
+    def keep_up(self) -> dict[str, str]:
+        """Start again, on its slot, every production model API that died: what happened."""
+        done = {}
+        for record in sorted(self.root.glob("*.json")):
+            with self.fronts.locked(record.stem):
+                instance = self.current(record.stem)
+                if (
+                    instance is None
+                    or instance.bundle_path is None
+                    or processes.is_alive(instance.handle)
+                ):
+                    continue
+                try:
+                    self._restart(instance)
+                    done[record.stem] = f"model API {instance.digest} restarted"
+                except (RuntimeError, TimeoutError, OSError) as exc:
+                    done[record.stem] = f"model API {instance.digest} could not restart: {exc}"
+        return done
+
+    def _restart(self, instance: ProductionInstance) -> None:
+        port = int((instance.upstream or "").rsplit(":", 1)[-1])
+        short = instance.digest.removeprefix("sha256:")[:12]
+        handle = self.launcher.start(
+            "fearless.serving",
+            processes.model_api_args(
+                Path(instance.bundle_path), port, Path(instance.log_dir or self.inference_logs)
+            ),
+            log_path=self.root / "logs" / f"{instance.model}-{short}.log",
+        )
+        try:
+            processes.wait_until_ready(f"{instance.upstream}/ready", handle, self.ready_timeout_s)
+        except (RuntimeError, TimeoutError):
+            processes.stop(handle)
+            raise
+        write_json(self._record(instance.model), instance.model_copy(update={"handle": handle}))
 
     def stop_all(self) -> list[str]:
         models = {r.stem for r in self.root.glob("*.json")} | set(self.fronts.models())

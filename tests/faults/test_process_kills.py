@@ -1,0 +1,262 @@
+"""A process killed (SIGKILL) at each place: the production model API, the production front, the
+candidate and the champion.
+
+Production's own processes are started again by the supervisor `fearless server up` runs (here
+started the same way, `python -m fearless.production.fronts`), while a client sends
+predictions through the front the whole time and counts every answer that is not a 2xx: the
+row says how many failed and how long production took to answer again. A candidate or champion
+killed during a release's load test is judged by the gate (named, the comparison skipped), and
+the release's environments are torn down with nothing left running.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Self
+
+import httpx
+import pytest
+
+from fearless.bundles.bundle import build_bundle
+from fearless.environments.local import LocalEnvironments
+from fearless.platform import processes
+from fearless.platform.preload import Launcher
+from fearless.production.local import LocalProductionService
+from fearless.production.promotion import promote
+from fearless.registry.local import LocalRegistry
+from fearless.release.candidate import TestEnvironments
+from fearless.release.gates import run_load_test_gate
+from fearless.serving.log_files import log_files, read_log_file
+from tests.conftest import CREDIT_RECORD, ROOT
+from tests.faults.matrix import FaultRow, record
+from tests.integration.test_loadtest_crash import candidate_of, kill_later
+from tests.integration.test_production import preloaded
+from tests.integration.test_production_front import nginx_in_group
+
+__all__ = ["preloaded"]  # a fixture shared with the integration tests
+RELEASE = "credit-kills"
+
+
+class Client:
+    """One client sending predictions back to back on a keep-alive connection, each answer
+    timed: what a caller of production saw."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.stopping = url, threading.Event()
+        self.answers: list[tuple[float, int, str]] = []  # (monotonic time, status, digest)
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            while not self.stopping.is_set():
+                try:
+                    answer = client.post("/predict", json={"records": [CREDIT_RECORD]})
+                    status = answer.status_code
+                    digest = answer.json().get("digest", "") if status == 200 else ""
+                except (httpx.HTTPError, ValueError):
+                    status, digest = 0, ""  # no answer at all: as bad as a 5xx
+                self.answers.append((time.monotonic(), status, digest))
+                if status != 200:
+                    time.sleep(0.01)  # a refused connection is instant: do not spin
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=60)
+
+    def wait_for(self, answers: int, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.answers) < answers and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def wait_until_answered_after(self, since: float, timeout_s: float = 60.0) -> None:
+        """Until a 2xx answer of a request sent after the fault, and 20 more answers."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            ok = [i for i, (t, status, _) in enumerate(self.answers) if t > since and status == 200]
+            if ok and len(self.answers) >= ok[0] + 20:
+                return
+            time.sleep(0.05)
+
+    def failed(self) -> list[tuple[float, int, str]]:
+        return [a for a in self.answers if a[1] != 200]
+
+    def recover_s(self, since: float) -> float:
+        """From the fault to the first 2xx after the last failure (0 if nothing failed)."""
+        failures = self.failed()
+        if not failures:
+            return 0.0
+        last = failures[-1][0]
+        return next(t for t, status, _ in self.answers if t > last and status == 200) - since
+
+
+@pytest.fixture
+def production(tmp_path: Path, preloaded, credit_project) -> Iterator[tuple]:
+    """The example model promoted to production, with the supervisor `server up` starts."""
+    registry = LocalRegistry(tmp_path / "registry")
+    champion = build_bundle(credit_project, registry)
+    service = LocalProductionService(
+        tmp_path / "production", tmp_path / "inference", 90.0, Launcher(preloaded, cwd=ROOT)
+    )
+    argv = [
+        *(sys.executable, "-m", "fearless.production.fronts"),
+        *("--root", str(service.root / "fronts"), "--preload", str(preloaded)),
+        *("--interval", "0.5"),
+    ]
+    promote(champion, registry, service, actor="ann", reason="first")
+    supervisor = processes.spawn(argv, tmp_path / "supervisor.log")
+    try:
+        yield service, champion
+    finally:
+        processes.stop(supervisor)
+        service.stop_all()
+
+
+def leftovers(service: LocalProductionService, handles, front_pid: int) -> int:
+    """Processes of this production still running after it was stopped."""
+    alive = [h for h in handles if processes.is_alive(h)]
+    return len(alive) + len(nginx_in_group(front_pid))
+
+
+def acknowledged_rows_lost(service: LocalProductionService, client: Client) -> int:
+    """Predictions answered 200 with no row in production's inference log (stopped first)."""
+    rows = sum(
+        read_log_file(path, ["digest"]).num_rows
+        for path in log_files(service.inference_logs, "credit")
+    )
+    answered = sum(1 for _, status, _ in client.answers if status == 200)
+    return max(0, answered - rows)
+
+
+def outcome_of(client: Client, what: str) -> str:
+    failed, total = len(client.failed()), len(client.answers)
+    codes = sorted({status for _, status, _ in client.failed()})
+    return f"{what}; {failed} of {total} requests failed during the restart {codes}"
+
+
+def test_a_killed_production_model_api_is_restarted_on_its_slot_by_the_supervisor(production):
+    service, champion = production
+    killed = service.current("credit")
+    url, front_pid = killed.url, service.front("credit").handle.pid
+    with Client(url) as client:
+        client.wait_for(50)
+        at = time.monotonic()
+        os.kill(killed.handle.pid, signal.SIGKILL)
+        client.wait_until_answered_after(at)
+    restarted = service.current("credit")
+    assert restarted.handle != killed.handle and processes.is_alive(restarted.handle)
+    assert (restarted.slot, restarted.upstream) == (killed.slot, killed.upstream)
+    assert {d for _, s, d in client.answers if s == 200} == {champion.digest}
+    assert all(status == 502 for _, status, _ in client.failed())  # the front's, never a hang
+    recover_s = client.recover_s(at)
+    assert recover_s < 30, recover_s
+    service.stop_all()
+    record(
+        FaultRow(
+            fault="production model API SIGKILL",
+            step="serving (any step)",
+            outcome=outcome_of(client, "restarted by the supervisor on its slot, same version"),
+            leaked=leftovers(service, [killed.handle, restarted.handle], front_pid),
+            lost_rows=acknowledged_rows_lost(service, client),
+            recover_s=round(recover_s, 2),
+        )
+    )
+
+
+def test_a_killed_production_front_is_restarted_on_its_address_and_last_good_slot(production):
+    service, champion = production
+    serving, front = service.current("credit"), service.front("credit")
+    slot = service.fronts.nginx("credit").active()
+    with Client(front.url) as client:
+        client.wait_for(50)
+        at = time.monotonic()
+        os.killpg(front.handle.pid, signal.SIGKILL)  # the master and its workers
+        client.wait_until_answered_after(at)
+    deadline = time.monotonic() + 10  # the supervisor records the new master once it listens
+    while (again := service.front("credit")).handle == front.handle and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert again.handle != front.handle and again.url == front.url
+    assert service.fronts.nginx("credit").active() == slot
+    assert processes.is_alive(serving.handle)  # the model API behind it never moved
+    assert {d for _, s, d in client.answers if s == 200} == {champion.digest}
+    recover_s = client.recover_s(at)
+    assert recover_s < 30, recover_s
+    service.stop_all()
+    record(
+        FaultRow(
+            fault="production front SIGKILL (nginx master and workers)",
+            step="serving (any step)",
+            outcome=outcome_of(client, "restarted by the supervisor, same address and slot"),
+            leaked=leftovers(service, [serving.handle], front.handle.pid)
+            + len(nginx_in_group(again.handle.pid)),
+            lost_rows=acknowledged_rows_lost(service, client),
+            recover_s=round(recover_s, 2),
+        )
+    )
+
+
+@pytest.fixture
+def environments(tmp_path, preloaded) -> Iterator[LocalEnvironments]:
+    environments = LocalEnvironments(
+        tmp_path / "envs", tmp_path / "runs", launcher=Launcher(preloaded, cwd=ROOT)
+    )
+    yield environments
+    environments.teardown(RELEASE)
+
+
+def test_test_environments_killed_in_the_load_test_are_named_and_torn_down(
+    environments, credit_project, tmp_path
+):
+    """One load test, both killed (the champion early, the candidate later): each is named by
+    the gate (the integration tests kill each alone, `test_loadtest_crash`)."""
+    candidate = candidate_of(credit_project, tmp_path, slos={"max_regression": 0.5})
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    envs = TestEnvironments(
+        **{
+            role: environments.provision(RELEASE, role, candidate.bundle(), expires)
+            for role in ("candidate", "champion")
+        }
+    )
+    started = time.monotonic()
+    after_s = {"champion": 0.5, "candidate": 3.0}
+    for role, delay in after_s.items():
+        kill_later(getattr(envs, role), delay)
+    outcome = run_load_test_gate(candidate, envs, tmp_path, environments)
+    named_s = time.monotonic() - started
+    assert not outcome.passed and not outcome.inconclusive, outcome.reasons
+    assert re.fullmatch(
+        r"candidate model API exited( \(signal 9\))? \d+ s into the load test", outcome.reasons[0]
+    )
+    assert outcome.notes[0].startswith("comparison with the champion skipped: champion")
+    said = {
+        "candidate": f"GateFailed: load-test gate: {outcome.reasons[0]}",
+        "champion": f"candidate judged without it, noted: {outcome.notes[0]}",
+    }
+    torn = {env.role for env in environments.teardown(RELEASE)}
+    assert torn == {"candidate", "champion"}
+    leaked = [
+        env.role
+        for env in (envs.candidate, envs.champion)
+        if processes.is_alive(processes.ProcessHandle(**env.handle))
+    ]
+    for role in ("candidate", "champion"):
+        record(
+            FaultRow(
+                fault=f"{role} model API SIGKILL",
+                step="load test",
+                outcome=f"{said[role]}; environments torn down",
+                leaked=leaked.count(role),
+                recover_s=round(named_s - after_s[role], 2),  # from the kill to the verdict
+            )
+        )
