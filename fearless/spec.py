@@ -138,6 +138,11 @@ class LoadProfile(_Strict):
 
 class Approval(_Strict):
     timeout_s: Annotated[int, Field(ge=1, le=30 * 86_400)] = 86_400
+    approvers: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")]] = Field(
+        default=[],
+        description="who may decide this model's releases (names as approvers give them, as "
+        "in allowed_signers); empty: anyone. Whoever started a release never approves it.",
+    )
 
 
 class Bake(_Strict):

@@ -14,6 +14,7 @@ from fearless.platform.reports import publishing_links
 from fearless.release import approval
 from fearless.release.approval_gate import wait_for_decision
 from fearless.release.candidate import Candidate, TestEnvironments
+from fearless.release.four_eyes import starters_of
 from fearless.release.gates import DriftOutcome, LoadTestOutcome
 from tasks import STEP, link_report
 
@@ -90,7 +91,8 @@ def await_approval(
             suspend_flow_run, client, FlowRunContext.get().flow_run.id,
             release_id=release_id, digest=candidate.digest,
             allowed_signers=services.settings.allowed_signers, timeout_s=timeout_s,
-            form=form, refused=refused,
+            form=form, refused=refused, approvers=candidate.spec.approval.approvers,
+            starters=starters_of(candidate.source),
         )  # fmt: skip
 
 

@@ -45,6 +45,8 @@ class ProjectSource(BaseModel):
     git_commit: str | None = None
     git_dirty: bool | None = None
     repository: str | None = None
+    git_author: str | None = None  # "Name <email>" of the commit's author
+    user: str | None = None  # who ran the starting command (CI's actor), where known
 
     def describe(self) -> str:
         if self.git_commit is None:
@@ -141,9 +143,10 @@ def pack_project(
     git_ref: str | None,
     packed_by: str,
     into: Path,
+    user: str | None = None,
 ) -> tuple[ProjectSource, Path]:
     """Pack the project's `files` (relative to `folder`: its spec and what the spec names)
-    into `into`; with `git_ref`, only if each is that ref's file."""
+    into `into`; with `git_ref`, only if each is that ref's file. `user` is who started it."""
     folder = folder.resolve()
     names = sorted(set(files))
     missing = [n for n in names if not (folder / n).is_file()]
@@ -162,16 +165,29 @@ def pack_project(
         # ignored files count: a model file never committed is not that commit's
         dirty = bool(_git(folder, "status", "--porcelain", "--ignored", "--", *names).stdout)
         git = {"git_commit": head, "git_dirty": dirty}
+    if git.get("git_commit"):
+        author = _git(folder, "log", "-1", "--format=%an <%ae>", git["git_commit"]).stdout.strip()
+        git["git_author"] = author or None
     if git and (remote := _git(folder, "remote", "get-url", "origin").stdout.strip()):
-        git["repository"] = remote
+        git["repository"] = without_credentials(remote)
     into.mkdir(parents=True, exist_ok=True)
     archive = into / f"source{PACK_SUFFIX}"
     digest = _write_pack(folder, names, archive)
     source = ProjectSource(
-        model=model, digest=digest, path=str(folder), packed_by=packed_by,
+        model=model, digest=digest, path=str(folder), packed_by=packed_by, user=user,
         host=socket.gethostname(), files=len(names), **git,
     )  # fmt: skip
     return source, archive
+
+
+def without_credentials(url: str) -> str:
+    """A remote's URL without the user and token some CI checkouts put in it
+    (https://gitlab-ci-token:TOKEN@host/...): it is shown in logs and the evidence."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
 
 
 def unpack_source(archive: Path, source: ProjectSource, into: Path) -> Path:

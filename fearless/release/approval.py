@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from fearless.ids import checked_id
 from fearless.release import signing
+from fearless.release.four_eyes import policy_refusal
 
 APPROVAL_KEY = "approval"
 TIMEOUT_APPROVER = "fearless:approval-timeout"
@@ -61,6 +62,8 @@ class ApprovalGate(BaseModel):
     signing_required: bool
     deadline: datetime  # when the gate closes, the same for every attempt
     refused: str = ""  # why the attempt before this one was refused
+    approvers: list[str] = []  # the spec's approval.approvers: only they decide (empty: anyone)
+    starters: list[str] = []  # who started the release: none of them approves it
 
     def statement(self, approve: bool, approver: str) -> str:
         """The exact text an approver signs."""
@@ -110,11 +113,14 @@ def check_decision(
     decision: ApprovalDecision, gate: ApprovalGate, allowed_signers: Path | None
 ) -> ApprovalCheck:
     """Accept a decision signed by a key `allowed_signers` lists for its approver, over this
-    gate's statement; with no allowed_signers configured, accept it unsigned and say so."""
+    gate's statement, by one of the gate's approvers who did not start the release; with no
+    allowed_signers configured, check the name as given, unsigned, and say so."""
+    refusal = policy_refusal(decision.approve, decision.approver, gate.approvers, gate.starters)
     if allowed_signers is None:
         return ApprovalCheck(
-            accepted=True,
-            note="unsigned: no allowed_signers file is configured (FEARLESS_ALLOWED_SIGNERS), "
+            accepted=refusal is None,
+            note=refusal
+            or "unsigned: no allowed_signers file is configured (FEARLESS_ALLOWED_SIGNERS), "
             "so the approver's name was not verified",
         )
     if not decision.signature.strip():
@@ -126,6 +132,8 @@ def check_decision(
     check = signing.verify(statement, decision.signature, decision.approver, allowed_signers)
     if not check.ok:
         return ApprovalCheck(accepted=False, note=check.reason)
+    if refusal is not None:
+        return ApprovalCheck(accepted=False, signed=True, note=refusal)
     return ApprovalCheck(
         accepted=True,
         signed=True,
@@ -159,6 +167,10 @@ def form_description(ui_url: str, gate: ApprovalGate, evidence_path: Path, page:
     parts = [f"**Evidence:** [page with charts]({page}) · [Prefect artifact]({artifact})"]
     if gate.refused:
         parts.insert(0, f"**The last decision was refused:** {gate.refused}")
+    if gate.approvers or gate.starters:
+        who = ", ".join(gate.approvers) if gate.approvers else "anyone"
+        started = f"; not {' or '.join(gate.starters)}, who started it" if gate.starters else ""
+        parts.append(f"**Who may approve:** {who}{started}")
     if gate.signing_required:
         parts.append(
             "**Sign your decision** (this platform accepts only signed approvals): run "

@@ -46,16 +46,21 @@ def wait_for_decision(
     timeout_s: int,
     form: Callable[[ApprovalGate], type[ApprovalDecision]],
     refused: Callable[[int, ApprovalDecision, ApprovalCheck], None],
+    approvers: list[str] | None = None,
+    starters: list[str] | None = None,
 ) -> AcceptedDecision:
     """The first decision `check_decision` accepts. `wait` is `suspend_flow_run` (or
     `pause_flow_run`), `form` the form class for an attempt's gate, `refused` what to do
-    with each refused decision (log it, audit it)."""
+    with each refused decision (log it, audit it); `approvers` are the only ones who may
+    decide (None: anyone), `starters` who started the release (they may not approve it)."""
     reason, attempt = "", 0
+    policy = {"approvers": approvers or [], "starters": starters or []}
     while True:
         key = gate_key(attempt)
         gate = open_gate(
-            client, flow_run_id, key, release_id, digest, allowed_signers, timeout_s, reason
-        )
+            client, flow_run_id, key, release_id, digest, allowed_signers, timeout_s, reason,
+            **policy,
+        )  # fmt: skip
         decision = wait(wait_for_input=form(gate), timeout=seconds_left(gate), key=key)
         check = check_decision(decision, gate, allowed_signers)
         _keep(client, flow_run_id, f"{key}-verdict", check)
@@ -74,6 +79,8 @@ def open_gate(
     allowed_signers: Path | None,
     timeout_s: int,
     refused: str,
+    approvers: list[str] | None = None,
+    starters: list[str] | None = None,
 ) -> ApprovalGate:
     """This attempt's gate, from the flow's own state; its deadline is the first attempt's
     (kept on the server, never later than a full timeout from now)."""
@@ -86,6 +93,8 @@ def open_gate(
         signing_required=allowed_signers is not None,
         deadline=min(first.deadline, latest) if first else latest,
         refused=refused,
+        approvers=approvers or [],
+        starters=starters or [],
     )
     _keep(client, flow_run_id, f"{key}-gate", gate)
     return gate

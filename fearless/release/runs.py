@@ -49,6 +49,8 @@ def start_release(
     registry, create the release's own queue and submit its pipeline run there, sized by the
     spec's resources where the pool sizes runs (ECS). The run builds that pack and nothing else.
     """
+    from fearless.release.four_eyes import starting_user
+
     spec_file = spec_path_of(model_path)
     spec = with_overrides(load_spec(spec_file), overrides, source=f"{model_path} (overrides)")
     with tempfile.TemporaryDirectory(prefix="fearless-pack-") as tmp:
@@ -57,7 +59,7 @@ def start_release(
             files.append(str(spec.model))
         source, archive = pack_project(
             spec_file.parent, files, model=spec.name, git_ref=git_ref, packed_by=started_by,
-            into=Path(tmp),
+            into=Path(tmp), user=starting_user(started_by),
         )  # fmt: skip
         registry.store_source(spec.name, source.digest, archive)
     from prefect.client.orchestration import get_client
