@@ -260,7 +260,7 @@ def rollback(
     except RollbackError as exc:
         _fail(str(exc))
     typer.echo(f"{model} production is back at {result.digest}, serving at {result.url}")
-    from fearless.notifications import notifier_from, rollback_notice
+    from fearless.release.notifications import notifier_from, rollback_notice
 
     notifier_from(services.settings).send(
         rollback_notice(model, result.digest, by=by, reason=reason)

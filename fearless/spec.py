@@ -7,6 +7,7 @@ here, so a data scientist changes a gate by editing YAML, never code.
 from __future__ import annotations
 
 import math
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 SPEC_FILENAME = "fearless.yaml"
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
 DOTTED_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
+# A model registered in MLflow, by version or by alias (fearless.bundles.mlflow_model)
+REGISTERED_MODEL_URI = re.compile(
+    r"^models:/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:/(?P<version>[0-9]+)|@(?P<alias>[A-Za-z0-9_-]+))$"
+)
 
 
 class SpecError(ValueError):
@@ -224,9 +229,11 @@ class ModelSpec(_Strict):
         """A project may bundle only its own files, not any file the build can read (or a
         model registered in MLflow: models:/NAME/VERSION or models:/NAME@ALIAS)."""
         if str(value).startswith("models:/"):
-            from fearless.bundles.mlflow_model import parse_model_uri
-
-            parse_model_uri(str(value))
+            if not REGISTERED_MODEL_URI.match(str(value)):
+                raise ValueError(
+                    f"{str(value)!r} is not a registered model URI: expected "
+                    "models:/NAME/VERSION or models:/NAME@ALIAS (e.g. models:/credit@candidate)"
+                )
             return value
         if value.is_absolute() or ".." in value.parts:
             raise ValueError(

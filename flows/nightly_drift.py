@@ -15,7 +15,7 @@ from prefect.events import emit_event
 from fearless.composition import build_services
 from fearless.drift.alerts import record_alert
 from fearless.drift.nightly import ModelDrift, check_production_drift, drift_event
-from fearless.notifications import drift_notice, notifier_from
+from fearless.release.notifications import drift_notice, notifier_from
 
 
 @flow(name="nightly-drift")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from fearless.composition import build_services
-from fearless.notifications import notifier_from, rollback_notice
 from fearless.production.promotion import PromotionResult, rollback
 from fearless.production.slot import promotion_slot
+from fearless.release.notifications import notifier_from, rollback_notice
 
 
 @flow(name="rollback")

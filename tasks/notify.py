@@ -8,7 +8,9 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from fearless.composition import build_services
-from fearless.notifications import (
+from fearless.release.candidate import Candidate, TestEnvironments
+from fearless.release.gates import DriftOutcome, LoadTestOutcome
+from fearless.release.notifications import (
     approval_notice,
     evidence_summary,
     notifier_from,
@@ -16,8 +18,6 @@ from fearless.notifications import (
     rollback_notice,
     summary_key,
 )
-from fearless.release.candidate import Candidate, TestEnvironments
-from fearless.release.gates import DriftOutcome, LoadTestOutcome
 from tasks import STEP
 
 logger = logging.getLogger("fearless.notify")

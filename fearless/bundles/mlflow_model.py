@@ -18,7 +18,6 @@ moves it back), so the two registries name the same version.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +26,8 @@ from typing import Any
 import yaml
 
 from fearless.bundles.bundle import BundleError
+from fearless.spec import REGISTERED_MODEL_URI
 
-MODEL_URI = re.compile(
-    r"^models:/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:/(?P<version>[0-9]+)|@(?P<alias>[A-Za-z0-9_-]+))$"
-)
 # MLflow's sklearn flavour: serialization format -> the file's suffix Fearless loads it by
 SKLEARN_FORMATS = {"skops": ".skops", "pickle": ".pkl", "cloudpickle": ".pkl"}
 # MLflow signature types -> schema column types
@@ -51,7 +48,7 @@ def is_registered_model(value: str | Path) -> bool:
 
 def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
     """(name, version, alias) of `models:/NAME/VERSION` or `models:/NAME@ALIAS`."""
-    match = MODEL_URI.match(uri)
+    match = REGISTERED_MODEL_URI.match(uri)
     if match is None:
         raise ValueError(
             f"{uri!r} is not a registered model URI: expected models:/NAME/VERSION "

@@ -68,7 +68,7 @@ def trigger(
 
         def waiting(run) -> None:
             """The approval notice in the job's summary while the release waits for it."""
-            from fearless.notifications import read_summary
+            from fearless.release.notifications import read_summary
 
             notice = read_summary(client, started.release_id)
             if summary and notice:

@@ -12,7 +12,7 @@ import pytest
 from prefect import flow
 from prefect.states import Failed
 
-from fearless.notifications import BlockNotifier, approval_notice
+from fearless.release.notifications import BlockNotifier, approval_notice
 from tasks.notify import announce_release_end
 
 

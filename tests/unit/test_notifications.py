@@ -2,7 +2,7 @@
 
 import pytest
 
-from fearless.notifications import approval_notice, evidence_summary, release_failed_notice
+from fearless.release.notifications import approval_notice, evidence_summary, release_failed_notice
 from fearless.settings import Settings
 from tests.unit.test_evidence import evidence
 
