@@ -1,7 +1,8 @@
 """Promotion logic against a fake production service that records what happened to it."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,6 +15,7 @@ from fearless.registry.local import LocalRegistry
 class FakeBundle:
     name: str
     digest: str
+    spec: SimpleNamespace = field(default_factory=lambda: SimpleNamespace(mlflow=None))
 
 
 @dataclass(frozen=True)
