@@ -18,6 +18,7 @@ moves it back), so the two registries name the same version.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,9 @@ class RegisteredModel:
 
 
 def _client(tracking_uri: str | None):
+    # MLflow retries an unreachable server for minutes by default; a build should say so sooner
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     try:
         from mlflow import MlflowClient
     except ImportError:
@@ -92,7 +96,7 @@ def resolve_version(uri: str, tracking_uri: str | None = None):
         return client, client.get_model_version(name, version)
     except Exception as exc:
         raise MlflowModelError(
-            f"{uri}: not found in the MLflow registry at {client.tracking_uri} "
+            f"{uri}: not read from the MLflow registry at {client.tracking_uri} "
             f"({type(exc).__name__}: {str(exc)[:300]})"
         ) from exc
 
