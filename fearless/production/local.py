@@ -136,6 +136,7 @@ class LocalProductionService:
         )
         write_json(self._shadow_record(bundle.name), shadow)
         processes.wait_until_ready(f"{shadow.upstream}/ready", handle, self.ready_timeout_s)
+        self._verify(shadow, self.front(bundle.name))  # copies of requests go nowhere else
         return shadow
 
     def front(self, model: str) -> Front:
