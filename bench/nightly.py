@@ -3,7 +3,8 @@ the example model, checked the way the `nightly-drift` flow checks it.
 
 1. Trains the example (`examples/credit`), bundles it into a fresh registry as production.
 2. Writes N rows through the model API's own log writer (`InferenceLog.append_batch`, 64
-   one-record requests per write, as under load), spread over the last 24 hours: reference
+   one-record requests per write, as under load; 4 writer processes sharing the log root, as
+   several model API processes do), spread over the last 24 hours: reference
    records drawn at random with `income` varied (each row its own float), `score` a random
    float (the worst case for compression), request ids as the model API makes them.
 3. Runs `check_model_drift` (streamed sample and counts, then the drift process, started
@@ -36,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 MODEL = "credit"
 REQUESTS_PER_WRITE = 64
+WRITERS = 4
 GOAL_S, GOAL_MB, GOAL_BYTES_PER_ROW = 60.0, 1536.0, 60.0
 
 
@@ -53,36 +55,49 @@ def _setup(state: Path):
 
 
 def _write_log(bundle, logs: Path, rows: int, now: datetime) -> float:
-    """N rows through the log writer over the 24 hours before `now`; the seconds it took."""
+    """N rows through the log writer over the 24 hours before `now`, by WRITERS processes
+    (model API processes sharing a log root); the seconds it took."""
+    import multiprocessing
+
+    began = time.perf_counter()
+    parts = [
+        (bundle.spec, bundle.reference_path, bundle.digest, logs, rows, now, k)
+        for k in range(WRITERS)
+    ]
+    with multiprocessing.get_context("fork").Pool(WRITERS) as pool:
+        pool.map(_write_part, parts)
+    return time.perf_counter() - began
+
+
+def _write_part(part) -> None:
+    """Writer `k`'s rows: every WRITERS-th row of the day, so the writers interleave in time."""
     import numpy as np
 
     from fearless.bundles.bundle import read_reference
     from fearless.serving.inference_log import InferenceLog
 
-    random = np.random.default_rng(7)
-    reference = read_reference(bundle.spec, bundle.reference_path)
+    spec, reference_path, digest, logs, rows, now, k = part
+    random = np.random.default_rng(7 + k)
+    reference = read_reference(spec, reference_path)
     records = reference.astype(object).where(reference.notna(), None).to_dict("records")
-    picks = random.integers(0, len(records), rows)
-    incomes = reference["income"].to_numpy()[picks] * random.lognormal(0, 0.1, rows)
-    scores = random.random(rows)
+    mine = len(range(k, rows, WRITERS))
+    picks = random.integers(0, len(records), mine)
+    incomes = reference["income"].to_numpy()[picks] * random.lognormal(0, 0.1, mine)
+    scores = random.random(mine)
     start, step = now - timedelta(hours=24), timedelta(hours=24) / max(rows, 1)
     clock = {"at": start}
-    log = InferenceLog(
-        logs, MODEL, bundle.digest, clock=lambda: clock["at"], schema=bundle.spec.input_schema
-    )
+    log = InferenceLog(logs, MODEL, digest, clock=lambda: clock["at"], schema=spec.input_schema)
     prefix = os.urandom(4).hex()
-    began = time.perf_counter()
-    for first in range(0, rows, REQUESTS_PER_WRITE):
+    for first in range(0, mine, REQUESTS_PER_WRITE):
         batch = []
-        for i in range(first, min(first + REQUESTS_PER_WRITE, rows)):
+        for i in range(first, min(first + REQUESTS_PER_WRITE, mine)):
             record = {**records[picks[i]], "income": float(incomes[i])}
             score = float(scores[i])
             output = {"prediction": int(score > 0.5), "score": score}
             batch.append((f"{prefix}-{i:x}", [record], [output]))
-        clock["at"] = start + step * first
+        clock["at"] = start + step * (first * WRITERS + k)
         log.append_batch(batch, 3.0)
     log.close()
-    return time.perf_counter() - began
 
 
 def _check(state: Path, since: datetime) -> dict:

@@ -1,5 +1,6 @@
-"""The nightly check end to end on one machine: real bundles in a real registry, JSON lines
-written by the model API's own log writer, and the drift check in its own process."""
+"""The nightly check end to end on one machine: real bundles in a real registry, an inference
+log written (and compacted into Parquet) by the model API's own writer, and the drift check in
+its own process."""
 
 from __future__ import annotations
 
@@ -36,7 +37,13 @@ def serve_records(logs: Path, bundle, rows: int, drifted: bool = False) -> None:
         records["age"] += 20
     inputs = records.astype(object).where(records.notna(), None).to_dict("records")
     outputs = [{"prediction": 0, "score": 0.3} for _ in inputs]
-    InferenceLog(logs, bundle.name, bundle.digest).append("r", inputs, outputs, latency_ms=2.0)
+    # As the model API: its spec's types, and the segment compacted into Parquet at shutdown
+    log = InferenceLog(logs, bundle.name, bundle.digest, schema=bundle.spec.input_schema)
+    half = rows // 2
+    log.append("r1", inputs[:half], outputs[:half], latency_ms=2.0)
+    log.append("r2", inputs[half:], outputs[half:], latency_ms=2.0)
+    log.close()
+    assert [p.suffix for p in (logs / bundle.name).glob("*/*.*")] == [".parquet"]
 
 
 def test_nightly_check_on_real_logs(credit_project, tmp_path):
