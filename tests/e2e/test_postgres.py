@@ -1,0 +1,125 @@
+"""Releases on a server whose database is PostgreSQL, with two workers and a pool that runs one
+flow run at once: the second release waits Scheduled (and `fearless status` says why) while
+the first runs, both finish, and nothing of them or of the server is left afterwards."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from uuid import UUID
+
+import psutil
+import pytest
+
+from tests.e2e.conftest import FAST, fearless_cli
+from tests.e2e.second_server import pointed_at, second_server
+
+pytestmark = pytest.mark.e2e
+
+
+def _states(client, started) -> list[str]:
+    return [client.read_flow_run(UUID(s.flow_run_id)).state.name for s in started]
+
+
+def _at_gate(client, started) -> bool:
+    return client.read_flow_run(UUID(started.flow_run_id)).state.is_paused()
+
+
+def _until(what, check, timeout_s: float = 240, every_s: float = 0.5):
+    deadline = time.monotonic() + timeout_s
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"not within {timeout_s:.0f} s: {what}"
+        time.sleep(every_s)
+    return found
+
+
+def _rows_in_postgres(cluster, names: list[str]) -> int:
+    from fearless.platform.postgres import postgres_bin
+
+    quoted = ", ".join(f"'{n}'" for n in names)
+    found = subprocess.run(
+        [str(postgres_bin("psql")), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "prefect"]
+        + ["-d", "prefect", "-tAc", f"SELECT count(*) FROM flow_run WHERE name IN ({quoted})"],
+        env={**os.environ, "PGPASSWORD": cluster.password},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(found.stdout.strip())
+
+
+def _processes_of(state: Path) -> list[str]:
+    left = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("FEARLESS_STATE_DIR") == str(state):
+                left.append(" ".join(proc.cmdline()[:4]))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return left
+
+
+@pytest.mark.timeout(900)  # a server of its own, PostgreSQL, and two releases one after the other
+def test_releases_on_postgres_wait_for_the_pool_then_finish_leaving_nothing(credit_project):
+    from prefect.client.orchestration import get_client
+
+    from fearless.platform.postgres import running_postgres
+    from fearless.release.runs import decide, start_release
+
+    state = Path(tempfile.mkdtemp(prefix="fearless-pg-"))
+    try:
+        with (
+            second_server(state, database="postgres", workers=2, pool_concurrency=1) as services,
+            pointed_at(services.settings),
+            get_client(sync_client=True) as client,
+        ):
+            settings = services.settings
+            cluster = running_postgres(state / "postgres")
+            assert cluster is not None
+            project = str(credit_project)
+            started = [
+                start_release(settings, services.registry, project, overrides=FAST)
+                for _ in range(2)
+            ]
+            names = [s.release_id for s in started]
+            assert _rows_in_postgres(cluster, names) == 2  # the server keeps them in PostgreSQL
+
+            # The pool runs one at a time: the other waits in its own queue, and status says why.
+            def one_runs_one_waits():
+                states = _states(client, started)
+                return "Running" in states and ({"Scheduled", "Late"} & set(states)) and states
+
+            states = _until("one release running, the other waiting", one_runs_one_waits)
+            first, second = (0, 1) if states[0] == "Running" else (1, 0)
+            status = fearless_cli("status")
+            line = next(x for x in status.stdout.splitlines() if names[second] in x)
+            assert f"waiting: pool {settings.work_pool} runs 1 at once" in line, status.stdout
+            assert names[first] in line
+
+            # A release waiting at its gate holds no slot: the other one runs meanwhile.
+            for index in (first, second):
+                _until(f"{names[index]} at its gate", lambda i=index: _at_gate(client, started[i]))
+                decide(client, names[index], approve=False, approver="test", comment="storm")
+            _until("both final", lambda: _states(client, started) == ["Rejected", "Rejected"])
+            queues = _until(
+                "their queues removed",
+                lambda: (
+                    [
+                        q.name
+                        for q in client.read_work_queues(work_pool_name=settings.work_pool)
+                        if q.name != "default"
+                    ]
+                    == []
+                ),
+                timeout_s=30,
+            )
+            assert queues is True
+            assert services.environments.list() == []
+        assert running_postgres(state / "postgres") is None
+        assert _processes_of(state) == []
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
