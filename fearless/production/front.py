@@ -124,7 +124,11 @@ class NginxFront:
         self.access_log = root / "logs" / "access.log"
         self.flags = root / "flags"
 
-    def write_conf(self, port: int, slots: dict[str, int], host: str = "127.0.0.1") -> None:
+    def write_conf(
+        self, port: int, slots: dict[str, int], host: str = "127.0.0.1", hold: int | None = None
+    ) -> None:
+        """Write the configuration; with `hold`, a request the slot cannot take (nginx's own
+        502: nothing listens) goes to the hold server on that port (`fearless.production.hold`)."""
         for folder in (self.root / "logs", self.root / "tmp", self.flags):
             folder.mkdir(parents=True, exist_ok=True)
         tmp = self.root / "tmp"
@@ -133,6 +137,19 @@ class NginxFront:
             "keepalive 32; keepalive_timeout 2s; }"
             for slot in SLOTS
         )
+        held, hold_location = "", ""
+        if hold is not None:
+            upstreams += f"\n    upstream fearless_hold {{ server 127.0.0.1:{hold}; }}"
+            held = "error_page 502 = @fearless_hold;"
+            hold_location = """location @fearless_hold {
+            proxy_pass http://fearless_hold;
+            proxy_http_version 1.1;
+            proxy_set_header Connection close;
+            proxy_set_header Host $fearless_host;
+            proxy_set_header X-Request-ID $fearless_request;
+            proxy_set_header X-Fearless-Slot $fearless_slot;
+            proxy_read_timeout 120s;
+        }"""
         text = f"""# The production front of one model. Written by Fearless: edits are overwritten.
 worker_processes 1;
 pid {_quoted(self.pid)};
@@ -180,7 +197,9 @@ http {{
             proxy_connect_timeout 5s;
             proxy_read_timeout 60s;
             proxy_send_timeout 60s;
+            {held}
         }}
+        {hold_location}
         location = /_fearless_shadow {{
             internal;
             if ($fearless_mirror = "") {{ return 204; }}

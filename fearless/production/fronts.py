@@ -5,7 +5,8 @@ chosen once and kept so its address never changes, and the nginx process running
 A front that dies while it should run is started again by the supervisor that
 `fearless server up` starts (and `fearless server down` stops, before every front), and so is
 a production model API that dies (`LocalProductionService.keep_up`, production's records being
-the folder above the fronts'), forked from the preloaded parents in `--preload` if given:
+the folder above the fronts'), forked from the preloaded parents in `--preload` if given. It
+also runs each front's hold server, where nginx sends what a dead model API cannot take:
 
     python -m fearless.production.fronts --root DIR [--preload DIR] [--interval S]
 """
@@ -26,6 +27,7 @@ from pydantic import BaseModel, model_validator
 from fearless.ids import checked_id
 from fearless.platform import processes
 from fearless.production.front import SLOTS, FrontError, NginxFront, choose_ports, port_is_free
+from fearless.production.hold import HoldServer
 
 
 class Front(BaseModel):
@@ -35,6 +37,8 @@ class Front(BaseModel):
     """Each slot's loopback port, where Fearless starts the model API it holds."""
     handle: processes.ProcessHandle | None = None
     """The nginx master, while the front should run."""
+    hold: int | None = None
+    """The supervisor's hold server for this front (`fearless.production.hold`), if any."""
 
     @model_validator(mode="before")
     @classmethod
@@ -72,8 +76,9 @@ class Fronts:
         try:
             return Front.model_validate_json(self._record(model).read_text())
         except FileNotFoundError:
-            port, *slots = choose_ports(1 + len(SLOTS))
-            front = Front(model=model, port=port, slots=dict(zip(SLOTS, slots, strict=True)))
+            port, hold, *slots = choose_ports(2 + len(SLOTS))
+            slots = dict(zip(SLOTS, slots, strict=True))
+            front = Front(model=model, port=port, slots=slots, hold=hold)
             write_json(self._record(model), front)
             return front
 
@@ -96,7 +101,7 @@ class Fronts:
         nginx = self.nginx(model)
         if front.handle is not None:
             nginx.stop_leftovers(front.handle)
-        nginx.write_conf(front.port, front.slots)
+        nginx.write_conf(front.port, front.slots, hold=front.hold)
         front = front.model_copy(update={"handle": nginx.start(front.port, self.start_timeout_s)})
         write_json(self._record(model), front)
         return front
@@ -108,10 +113,10 @@ class Fronts:
             front = self.get(model)
             if port_is_free(front.slots[slot]):
                 return front.slots[slot]
-            [port] = choose_ports(1, avoid={front.port, *front.slots.values()})
+            [port] = choose_ports(1, avoid={front.port, front.hold, *front.slots.values()})
             front = front.model_copy(update={"slots": {**front.slots, slot: port}})
             nginx = self.nginx(model)
-            nginx.write_conf(front.port, front.slots)
+            nginx.write_conf(front.port, front.slots, hold=front.hold)
             if front.handle is not None and processes.is_alive(front.handle):
                 nginx.reload(front.handle)
             write_json(self._record(model), front)
@@ -156,12 +161,30 @@ def supervise(root: Path, interval_s: float, preload: Path | None = None) -> Non
     production = LocalProductionService(
         root.parent, root.parent / "inference", launcher=Launcher(preload)
     )
+    holds: dict[str, HoldServer] = {}
     while not stopping:
+        _hold_each(fronts, holds)
         for model, what in fronts.keep_up().items():
             print(f"front of {model}: {what}", flush=True)
         for model, what in production.keep_up().items():
             print(f"production of {model}: {what}", flush=True)
         time.sleep(interval_s)
+    for hold in holds.values():
+        hold.close()
+
+
+def _hold_each(fronts: Fronts, holds: dict[str, HoldServer]) -> None:
+    """Run a hold server for each front that has a hold port and none yet."""
+    for model in fronts.models():
+        front = fronts.get(model)
+        if front.hold is None or model in holds:
+            continue
+        try:
+            holds[model] = HoldServer(
+                front.hold, lambda slot, m=model: fronts.get(m).slots.get(slot)
+            )
+        except OSError as exc:
+            print(f"hold server of {model} not started: {exc}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,8 @@ mid-window, by the next start or stop of the model).
 A production model API that dies is started again, same bundle on the same slot's port, by the
 supervisor `fearless server up` starts (`keep_up`, run by `python -m fearless.production.fronts`
 beside the fronts'): the front keeps pointing at that slot, so production is back on its own
-version as soon as the new process is ready; requests meanwhile get the front's 502.
+version as soon as the new process is ready. Requests meanwhile wait, held by the supervisor's
+hold server (`fearless.production.hold`), and are answered by the new process.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from fearless.platform import processes
 from fearless.production.front_log import AccessLog
 from fearless.production.fronts import Front, Fronts
+from fearless.production.hold import HoldServer, wait_for_port
 
 
 def upstream_app(name: str, delay_s: float = 0.0, seen: list[str] | None = None) -> Starlette:
@@ -79,8 +80,9 @@ def start_front(fronts: Fronts, slot: str = "blue") -> str:
 
 def test_a_switch_lets_requests_in_flight_finish_on_the_old_slot(fronts):
     slots = fronts.get("credit").slots
+    seen: list[str] = []
     with (
-        serving(upstream_app("old", 1.5), slots["blue"]),
+        serving(upstream_app("old", 1.5, seen), slots["blue"]),
         serving(upstream_app("new"), slots["green"]),
     ):
         front = start_front(fronts, "blue")
@@ -90,7 +92,9 @@ def test_a_switch_lets_requests_in_flight_finish_on_the_old_slot(fronts):
             target=lambda: slow.append(httpx.post(f"{front}/predict?slow=1", content=b"{}"))
         )
         thread.start()
-        time.sleep(0.5)  # on its way to the old slot
+        deadline = time.monotonic() + 10
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the old slot has it (a busy machine may take a while)
         fronts.nginx("credit").point("green")
         assert httpx.post(f"{front}/predict?x=1", content=b"{}").text == "new POST /predict"
         thread.join(timeout=10)
@@ -163,6 +167,28 @@ def test_while_mirroring_the_idle_slot_gets_a_copy_of_each_request_with_the_same
     assert shadow == live[1:5]  # same path, id and body; only while mirroring
     ids = [request for _, request, _ in live]
     assert ids[4] == "mine" and len(set(ids)) == 6 and all(len(i) == 32 for i in ids[:4])
+
+
+def test_a_request_no_model_api_can_take_is_held_until_one_listens_and_not_retried_after(fronts):
+    slots, hold_port = fronts.get("credit").slots, fronts.get("credit").hold
+    hold = HoldServer(hold_port, lambda slot: slots.get(slot), hold_s=20)
+    try:
+        front = start_front(fronts)
+        answers: list[httpx.Response] = []
+        thread = threading.Thread(
+            target=lambda: answers.append(httpx.post(f"{front}/predict?fail=1", content=b"{}"))
+        )
+        thread.start()  # nothing listens on the slot: the hold server keeps it
+        time.sleep(1.0)
+        seen: list[str] = []
+        with serving(upstream_app("late", seen=seen), slots["blue"]):
+            thread.join(timeout=20)
+            # The model API's own 500 is its answer: passed on once, never retried.
+            assert [(a.status_code, a.text) for a in answers] == [(500, "late POST /predict")]
+            assert seen == ["/predict"]
+    finally:
+        hold.close()
+    assert wait_for_port(hold_port, 0) is False
 
 
 def test_a_front_that_dies_is_started_again_on_the_same_address(fronts):
