@@ -40,7 +40,13 @@ from uuid import UUID
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-STORM = {"load": {"duration_s": 2, "rate": 20}, "bake": {"window_s": 0}}
+# 2-s load tests and no bake; so few records that the drift gate would judge noise, so it is
+# widened (the storm measures the platform, not the model).
+STORM = {
+    "load": {"duration_s": 2, "rate": 50},
+    "drift": {"column_threshold": 0.9},
+    "bake": {"window_s": 0},
+}
 # What a database that cannot keep up says, in the server's and the workers' logs.
 DB_ERRORS = re.compile(
     r"database is locked|OperationalError|too many clients|TooManyConnections|"
@@ -196,7 +202,7 @@ def storm_once(database: str, n: int, workers: int, max_running: int, timeout_s:
     result: dict = {"database": database, "n": n, "workers": workers, "max_running": max_running}
     probe = ApiProbe()
     try:
-        server_up(settings)
+        server_up(settings, timeout_s=600)  # a fresh database migrates first: slow on a busy host
         deploy(settings)
         probe.start()
         began = time.monotonic()
