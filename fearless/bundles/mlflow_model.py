@@ -110,11 +110,14 @@ def fetch_registered_model(uri: str, into: Path, tracking_uri: str | None = None
     name = version.name
     into.mkdir(parents=True, exist_ok=True)
     try:
+        # Where the version's files are, asked of this client: MLflow's models:/ download
+        # would ask the process's default registry instead of the spec's tracking server.
+        location = client.get_model_version_download_uri(name, version.version)
+        if location.startswith("models:/"):  # a logged model (MLflow 3): its own location
+            location = client.get_logged_model(location.removeprefix("models:/")).artifact_location
         local = Path(
             mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version.version}",
-                dst_path=str(into),
-                tracking_uri=client.tracking_uri,
+                artifact_uri=location, dst_path=str(into), tracking_uri=client.tracking_uri
             )
         )
     except Exception as exc:
@@ -198,7 +201,11 @@ def reference_from_run(model: RegisteredModel, into: Path) -> Path:
         source = json.loads(dataset_input.dataset.source or "{}")
         location = source.get("uri") or source.get("url") or source.get("path") or ""
         if location.endswith(REFERENCE_SUFFIXES):
-            return Path(mlflow.artifacts.download_artifacts(location, dst_path=str(into)))
+            return Path(
+                mlflow.artifacts.download_artifacts(
+                    location, dst_path=str(into), tracking_uri=client.tracking_uri
+                )
+            )
     raise MlflowModelError(
         f"{uri}: run {run_id} logged no reference data (an artifact reference.parquet or "
         f".csv, or a dataset with such a source; found {files or 'no files'}): give --data FILE"

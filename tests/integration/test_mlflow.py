@@ -57,9 +57,14 @@ def mlflow_server(tmp_path_factory):
                 pass
             assert time.monotonic() < deadline, "mlflow server not up after 300 s"
             time.sleep(0.5)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("MLFLOW_TRACKING_URI", url)
-            yield url
+        import mlflow
+
+        # this process only: the worker (and any process it starts) never learns the server
+        # from the environment; a spec names it, or fearless init records it
+        before = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(url)
+        yield url
+        mlflow.set_tracking_uri(before)
     finally:
         server.terminate()
         try:
