@@ -144,7 +144,8 @@ def acknowledged_rows_lost(service: LocalProductionService, client: Client) -> i
 def outcome_of(client: Client, what: str) -> str:
     failed, total = len(client.failed()), len(client.answers)
     codes = sorted({status for _, status, _ in client.failed()})
-    return f"{what}; {failed} of {total} requests failed during the restart {codes or ''}"
+    failures = f"{failed} of {total} requests failed during the restart"
+    return f"{what}; {failures} {codes}" if codes else f"{what}; {failures}"
 
 
 def test_a_killed_production_model_api_is_restarted_on_its_slot_by_the_supervisor(production):
