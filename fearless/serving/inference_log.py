@@ -179,8 +179,7 @@ class InferenceLog:
         with self._lock:
             if self._fd is not None:
                 self._seal()
-        if self._compactor.thread is not None:
-            self._compactor.wait()
+        self._compactor.stop()
 
 
 def read_inference_log(root: Path, model: str, since: datetime | None = None) -> pd.DataFrame:

@@ -107,17 +107,18 @@ class Compactor:
             self.thread.start()
         self.jobs.put(True)
 
-    def wait(self) -> None:
-        self.jobs.join()
+    def stop(self) -> None:
+        """Finish the sweeps asked for, then end the thread (a later sweep starts another)."""
+        if self.thread is not None:
+            self.jobs.put(False)
+            self.thread.join()
+            self.thread = None
 
     def _run(self) -> None:
-        while True:
-            self.jobs.get()
-            try:
-                # A hidden segment is one being opened (empty until its writer locks it)
-                for path in sorted(self.folder.glob("*/[!.]*.jsonl")):
+        while self.jobs.get():
+            # A hidden segment is one being opened (empty until its writer locks it)
+            for path in sorted(self.folder.glob("*/[!.]*.jsonl")):
+                try:
                     compact_segment(path, self.inputs)
-            except Exception:  # the JSON lines stay; the next sweep tries again
-                log.exception("compacting the inference log under %s failed", self.folder)
-            finally:
-                self.jobs.task_done()
+                except Exception:  # its JSON lines stay; the next sweep tries again
+                    log.exception("compacting the inference log segment %s failed", path)
