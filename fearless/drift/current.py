@@ -93,6 +93,7 @@ class _QualityCounter:
             absent = column.null_count
             if name in self.outside:
                 absent += pc.sum(pc.is_nan(column)).as_py() or 0
+                self.present[name] += len(column) - absent
                 self._ranges(name, column)
             self.missing[name] += absent
         for name, known in self.known.items():
@@ -101,12 +102,11 @@ class _QualityCounter:
                 self.unknown[name] |= set(as_labels(values).dropna()) - known
 
     def _ranges(self, name: str, column: pa.ChunkedArray) -> None:
-        present = pc.drop_null(pc.if_else(pc.is_nan(column), None, column))
-        self.present[name] += len(present)
+        """Values outside the reference's range (a null is no value; NaN compares false)."""
         low, high = self.low[name], self.high[name]
         if not pd.isna(low):
             low, high = float(low), float(high)
-            outside = pc.or_(pc.less(present, low), pc.greater(present, high))
+            outside = pc.or_(pc.less(column, low), pc.greater(column, high))
             self.outside[name] += pc.sum(outside).as_py() or 0
 
     def quality(self) -> Quality:
@@ -132,7 +132,11 @@ class _Sampler:
         self.keys = np.empty(0)
 
     def add(self, table: pa.Table) -> None:
-        keys = np.concatenate([self.keys, self.random.random(table.num_rows)])
+        keys = self.random.random(table.num_rows)
+        if len(self.keys) >= self.size:  # only rows that beat the largest key kept can enter
+            entering = np.flatnonzero(keys < self.keys.max())
+            table, keys = table.take(entering), keys[entering]
+        keys = np.concatenate([self.keys, keys])
         both = table if self.kept is None else pa.concat_tables([self.kept, table])
         if len(keys) > self.size:
             chosen = np.sort(np.argpartition(keys, self.size - 1)[: self.size])

@@ -113,7 +113,9 @@ def scan_inference_log(
         except FileNotFoundError:  # compacted since it was listed: its rows are in Parquet now
             table = read_log_file(path.with_name(f"{segment_of(path)}.parquet"), stored)
         if since is not None and "ts" in table.column_names:
-            table = table.filter(pc.greater_equal(table["ts"], pa.scalar(since, TS)))
+            first = pc.min(table["ts"]).as_py()
+            if first is None or first < since:  # a segment wholly after `since` is kept whole
+                table = table.filter(pc.greater_equal(table["ts"], pa.scalar(since, TS)))
         if table.num_rows:
             yield _named(table, columns)
 
