@@ -20,6 +20,8 @@ from tasks.teardown import teardown_env, teardown_release
 FINAL_HOOKS = [teardown_release, announce_release_end]
 
 
+# No teardown when the run crashed: its process was lost, and the cleanup flow resumes it
+# with its environments and queue (fearless.release.recovery).
 @flow(
     name="release-pipeline",
     persist_result=True,
@@ -27,7 +29,6 @@ FINAL_HOOKS = [teardown_release, announce_release_end]
     on_completion=FINAL_HOOKS,
     on_failure=FINAL_HOOKS,
     on_cancellation=FINAL_HOOKS,
-    on_crashed=FINAL_HOOKS,
 )
 def release_pipeline(
     source: ProjectSource, release_id: str, overrides: dict | None = None

@@ -18,6 +18,17 @@ def run_scoped(context: Any, parameters: dict[str, Any]) -> str:
 STEP = {"cache_key_fn": run_scoped, "persist_result": True}
 
 
+def provision_scoped(context: Any, parameters: dict[str, Any]) -> str:
+    """Like `run_scoped`, but a resumed run whose environments did not survive its lost
+    process provisions them anew (fearless.release.recovery)."""
+    from fearless.release.recovery import provision_generation
+
+    return f"{run_scoped(context, parameters)}:{provision_generation()}"
+
+
+PROVISION_STEP = {**STEP, "cache_key_fn": provision_scoped}
+
+
 def link_report(services, release_id: str, key: str, path: Path, text: str):
     """Publish a report where a person's browser reaches it (the server's report route, or
     S3) and link it as a Prefect artifact whose text says until when a presigned link works."""

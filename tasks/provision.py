@@ -5,10 +5,10 @@ from prefect import get_run_logger, task
 from fearless.composition import build_services
 from fearless.release.candidate import Candidate, TestEnvironments
 from fearless.release.provisioning import provision_test_environments
-from tasks import STEP
+from tasks import PROVISION_STEP
 
 
-@task(name="provision-env", **STEP)
+@task(name="provision-env", **PROVISION_STEP)
 def provision_env(release_id: str, candidate: Candidate) -> TestEnvironments:
     """Start the candidate's test environment (and the champion's beside it)."""
     envs = provision_test_environments(build_services(), release_id, candidate)

@@ -189,6 +189,22 @@ def _tail(path: Path) -> str:
 Sample = tuple[float, float, float, float, float, float]
 
 
+def parent_death_signal():
+    """A function for the generator to call before it starts: SIGKILL it when the process that
+    started it dies (Linux's parent-death signal). A release's process lost mid-test (its host
+    or worker killed) would otherwise leave Locust loading the candidate while the resumed
+    release tests it again. Resolved here, in the parent: between fork and exec the child may
+    only call it, never load a library (another thread may hold the loader's lock)."""
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: the generator outlives a lost release
+        return None
+    PR_SET_PDEATHSIG = 1
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _run_sampled(
     argv: list[str], env: dict[str, str], log_path: Path, timeout_s: float, host: HostSampler
 ) -> tuple[list[Sample], set[int]]:
@@ -200,6 +216,7 @@ def _run_sampled(
         proc = subprocess.Popen(
             argv, cwd=PROJECT_ROOT, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=parent_death_signal(),  # noqa: PLW1509 (one prctl call, no locks)
         )  # fmt: skip
     samples: list[Sample] = []
     sampler = None

@@ -156,7 +156,20 @@ def server_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
                 "never",
             ],
         )
+        resume_lost_runs(settings)
     return server_status(settings)
+
+
+def resume_lost_runs(settings: Settings) -> list[str]:
+    """A worker starts where none ran: the runs the last one started may have died with it.
+    Marked Crashed now, they are resumed by the cleanup automation at once, instead of after
+    their heartbeats have been silent for minutes (fearless.release.recovery)."""
+    from prefect.client.orchestration import get_client
+
+    from fearless.release.recovery import crash_orphaned_runs
+
+    with get_client(sync_client=True) as client:
+        return crash_orphaned_runs(client, settings.work_pool)
 
 
 def ensure_work_pool(settings: Settings) -> str:

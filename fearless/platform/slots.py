@@ -25,6 +25,7 @@ from fearless.platform.work_pools import PoolKind
 
 LOAD_TEST_CORES = 2  # a load test keeps one core busy generating and one answering
 LEASE_S = 120  # renewed while held; a crashed holder frees the slot this long after
+LEASE_TAG = "lease:"
 
 
 class SlotWait(BaseModel):
@@ -88,7 +89,6 @@ def load_test_slot(
         yield SlotWait()
         return
     from prefect.client.orchestration import get_client
-    from prefect.concurrency.sync import concurrency
     from prefect.exceptions import ObjectAlreadyExists
 
     slot, started = host_slot_name(), time.monotonic()
@@ -101,9 +101,44 @@ def load_test_slot(
         if behind:
             log(f"waiting for the load-test slot {slot} behind {', '.join(behind)}")
             _retag(client, flow_run_id, add=f"waiting:{slot}")
-        with concurrency(slot, occupy=1, strict=True, lease_duration=LEASE_S):
+        with leased_slot(slot) as lease_id:
+            lease = f"{LEASE_TAG}{lease_id}"
             _retag(client, flow_run_id, add=f"holds:{slot}", drop=f"waiting:{slot}")
+            _retag(client, flow_run_id, add=lease)
             try:
                 yield SlotWait(slot=slot, waited_s=time.monotonic() - started, behind=behind)
             finally:
                 _retag(client, flow_run_id, drop=f"holds:{slot}")
+                _retag(client, flow_run_id, drop=lease)
+
+
+@contextmanager
+def leased_slot(slot: str) -> Iterator[UUID]:
+    """Prefect's strict `concurrency(slot)`, renewed while held, that also says its lease id.
+
+    The id goes on the holder's flow run (`lease:<id>`): when that run's process is lost, its
+    resume gives the slot back at once (`release_lost_slot`) instead of after `LEASE_S`.
+    """
+    from prefect.concurrency._leases import maintain_concurrency_lease
+    from prefect.concurrency._sync import (
+        acquire_concurrency_slots_with_lease,
+        release_concurrency_slots_with_lease,
+    )
+
+    acquired = acquire_concurrency_slots_with_lease([slot], 1, strict=True, lease_duration=LEASE_S)
+    try:
+        with maintain_concurrency_lease(
+            acquired.lease_id, LEASE_S, raise_on_lease_renewal_failure=True
+        ):
+            yield acquired.lease_id
+    finally:
+        release_concurrency_slots_with_lease(acquired.lease_id)
+
+
+def release_lost_slot(client, tags: list[str]) -> list[str]:
+    """Give back the slot a run whose process was lost held (its `lease:<id>` tag); `tags`
+    without that run's hold."""
+    held = [t for t in tags if t.startswith(LEASE_TAG)]
+    for tag in held:
+        client.release_concurrency_slots_with_lease(UUID(tag.removeprefix(LEASE_TAG)))
+    return [t for t in tags if t not in held and not t.startswith(("holds:", "waiting:"))]

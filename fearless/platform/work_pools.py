@@ -98,7 +98,7 @@ def ecs_template_for(settings: Settings) -> dict[str, Any]:
         # The auth string reaches a task only as an ECS secret: without a secret's ARN the
         # worker's own would go into RunTask's overrides, readable through DescribeTasks.
         "prefect_api_auth_string_secret_arn": settings.aws_prefect_auth_secret_arn,
-        "env": {**flow_run_env(settings), AUTH_STRING: None},
+        "env": {**flow_run_env(settings), **HEARTBEAT_ENV, AUTH_STRING: None},
     }
     if not settings.aws_flow_security_groups:
         raise WorkPoolError(
@@ -109,6 +109,34 @@ def ecs_template_for(settings: Settings) -> dict[str, Any]:
     for name, value in defaults.items():
         if value or name == "env":
             properties[name]["default"] = value
+    return template
+
+
+# Seconds between a flow run's heartbeats (Prefect's minimum is 30). A release run whose
+# heartbeats stop for HEARTBEAT_LOST_S lost its process: see deployments/automations.yaml.
+FLOW_HEARTBEAT_S = 30
+# A client retries a refused connection 7 times, waiting 2, 4, ... 128 s: a flow run outlasts
+# its server's restart (seconds; minutes on a busy host) instead of crashing at its first call.
+HEARTBEAT_ENV = {
+    "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(FLOW_HEARTBEAT_S),
+    "PREFECT_CLIENT_MAX_RETRIES": "7",
+}
+
+
+def process_template_for(settings: Settings) -> dict[str, Any]:
+    """Prefect's process template, with flow runs that outlive their worker.
+
+    By default a worker streams a flow run's output through a pipe; when the worker dies, the
+    run's next log line meets a broken pipe and rich ends the process (a release then crashed
+    mid-step, "aborted by Python system exit call"). Without the pipe the run goes on, its logs
+    still reach the server; and it heartbeats, so a run whose process did die is noticed.
+    """
+    from prefect.workers.process import ProcessWorker
+
+    template = ProcessWorker.get_default_base_job_template()
+    properties = template["variables"]["properties"]
+    properties["stream_output"]["default"] = False
+    properties["env"]["default"] = dict(HEARTBEAT_ENV)
     return template
 
 
@@ -146,7 +174,11 @@ class PoolKind:
 
 POOL_KINDS = {
     "process": PoolKind(
-        "process", lambda s: None, no_job_variables, lambda s: str(PROJECT_ROOT), shares_host=True
+        "process",
+        process_template_for,
+        no_job_variables,
+        lambda s: str(PROJECT_ROOT),
+        shares_host=True,
     ),
     "ecs": PoolKind(
         "ecs", ecs_template_for, ecs_job_variables, lambda s: s.aws_flow_project_dir, False

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from fearless.bundles.source import ProjectSource, pack_project
 from fearless.release.outcomes import PAUSE_EXPIRED
+from fearless.release.recovery import RESUME_GRACE_S
 from fearless.settings import Settings
 from fearless.spec import load_spec, spec_path_of, with_overrides
 
@@ -143,6 +144,7 @@ def follow(
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     seen: dict[str, str] = {}
+    crashed_at: float | None = None
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         run = client.read_flow_run(flow_run_id)
@@ -163,8 +165,15 @@ def follow(
             )
             if on_paused is not None and run.state and run.state.is_paused():
                 on_paused(run)
-        if run.state and (run.state.is_final() or (stop_when_paused and run.state.is_paused())):
+        if run.state and run.state.is_crashed():
+            # Its cleanup resumes a lost run: final only if that does not come.
+            crashed_at = crashed_at or time.monotonic()
+            if time.monotonic() - crashed_at > RESUME_GRACE_S:
+                return run
+        elif run.state and (run.state.is_final() or (stop_when_paused and run.state.is_paused())):
             return run
+        else:
+            crashed_at = None
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"run {run.name} still {run.state.name} after {timeout_s} s")
         time.sleep(poll_s)
@@ -205,16 +214,20 @@ def close_release(services, client, flow_run_id: UUID) -> list[str]:
     """Finish a release whose run ended with no process of its own to run the hooks.
 
     That happens when an approval times out (the server fails the suspended run), when a
-    waiting run is cancelled, or when its process crashed. A timeout counts as a rejection.
+    waiting run is cancelled, or when its process was lost: then it is resumed instead, up to
+    `recovery.MAX_RESUMES` times. A timeout counts as a rejection.
     """
     from prefect.states import Failed
 
     from fearless.release.approval import TIMEOUT_APPROVER, record_decision
+    from fearless.release.recovery import resume_release
 
     run = client.read_flow_run(flow_run_id)
     release_id = run.parameters.get("release_id")
     if not release_id:
         return []
+    if run.state and run.state.is_crashed():
+        return resume_release(services, client, run)
     removed = finish_release(services, release_id)
     if run.state and run.state.is_failed() and run.state.message == PAUSE_EXPIRED:
         model = next(
