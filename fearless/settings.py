@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fearless.ids import checked_id
+from fearless.urls import reports_url_of, ui_url_of
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -199,16 +200,16 @@ class Settings(BaseSettings):
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.server_host}:{self.server_port}/api"
+        return f"{self.ui_url}/api"
 
     @property
     def ui_url(self) -> str:
-        return f"http://{self.server_host}:{self.server_port}"
+        return ui_url_of(self.server_host, self.server_port)
 
     @property
     def reports_url(self) -> str:
         """Where the server serves the run folders' reports, as people reach it."""
-        return f"{(self.public_url or self.ui_url).rstrip('/')}/fearless/runs"
+        return reports_url_of(self.public_url, self.server_host, self.server_port)
 
     @cached_property
     def paths(self) -> StatePaths:

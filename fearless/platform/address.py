@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from fearless.urls import reports_url_of, ui_url_of
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,15 +34,15 @@ class Address:
 
     @property
     def api_url(self) -> str:
-        return self.prefect_api_url or f"http://{self.server_host}:{self.server_port}/api"
+        return self.prefect_api_url or f"{self.ui_url}/api"
 
     @property
     def ui_url(self) -> str:
-        return f"http://{self.server_host}:{self.server_port}"
+        return ui_url_of(self.server_host, self.server_port)
 
     @property
     def reports_url(self) -> str:
-        return f"{(self.public_url or self.ui_url).rstrip('/')}/fearless/runs"
+        return reports_url_of(self.public_url, self.server_host, self.server_port)
 
     @property
     def runs(self) -> Path:

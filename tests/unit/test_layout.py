@@ -15,10 +15,11 @@ ROOT = Path(__file__).resolve().parents[2] / "fearless"
 MAY_IMPORT: dict[str, set[str]] = {
     "spec": set(),
     "ids": set(),
-    "settings": {"ids"},
+    "urls": set(),
+    "settings": {"ids", "urls"},
     "aws": {"ids"},
     "bundles": {"spec", "settings"},
-    "platform": {"ids", "spec", "settings", "aws"},
+    "platform": {"ids", "urls", "spec", "settings", "aws"},
     "registry": {"ids", "bundles"},
     "serving": {"ids", "spec", "settings", "aws", "bundles"},
     "environments": {"ids", "spec", "settings", "aws", "bundles", "platform"},
