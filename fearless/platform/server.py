@@ -166,8 +166,11 @@ def resume_lost_runs(settings: Settings) -> list[str]:
     their heartbeats have been silent for minutes (fearless.release.recovery)."""
     from prefect.client.orchestration import get_client
 
-    from fearless.release.recovery import crash_orphaned_runs
+    from fearless.platform.orphans import crash_orphaned_runs
+    from fearless.platform.work_pools import kind_for
 
+    if not kind_for(settings).shares_host:  # an ECS task outlives any worker: not ours to judge
+        return []
     with get_client(sync_client=True) as client:
         return crash_orphaned_runs(client, settings.work_pool)
 

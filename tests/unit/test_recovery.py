@@ -8,13 +8,13 @@ import sys
 
 import yaml
 
+from fearless.platform.orphans import engine_alive
 from fearless.platform.work_pools import FLOW_HEARTBEAT_S, process_template_for
 from fearless.release.recovery import (
     MAX_RESUMES,
     REPROVISION_TAG,
     RESUMED_TAG,
     counted,
-    engine_alive,
     plan_resume,
     tagged,
 )
