@@ -89,7 +89,7 @@ def platform():
     settings = get_settings()
     services = build_services(settings)
     try:
-        server_up(settings)
+        server_up(settings, timeout_s=300)  # a busy 2-core machine takes minutes, not 15 s
         deploy(settings)
         yield services
     finally:

@@ -16,6 +16,7 @@ from prefect.client.orchestration import get_client
 from fearless.platform.queues import queue_name_for
 from tests.conftest import CREDIT_RECORD
 from tests.e2e.conftest import FAST, fearless_cli
+from tests.faults.matrix import FaultRow, record
 
 pytestmark = pytest.mark.e2e
 
@@ -270,6 +271,7 @@ def test_approval_timeout_rejects_and_tears_down(releases, credit_project):
         time.sleep(1)
     assert run.state.name == "TimedOut", run.state
     assert_torn_down(releases, started.release_id, within_s=60)
+    record(FaultRow(fault="approval timeout", step="approval", outcome="rejected, TimedOut"))
 
 
 def test_bad_decisions_are_refused_then_cancelling_the_waiting_release_tears_it_down(
@@ -305,6 +307,7 @@ def test_bad_decisions_are_refused_then_cancelling_the_waiting_release_tears_it_
     assert cancel.returncode == 0, cancel.stdout + cancel.stderr
     assert_torn_down(releases, started.release_id, within_s=90)
     assert releases.run(started.flow_run_id).state.is_cancelled()
+    record(FaultRow(fault="cancel", step="approval (suspended)", outcome="release Cancelled"))
 
 
 def test_a_release_started_like_the_ui_does_gets_its_own_queue_too(releases, credit_project):

@@ -1,0 +1,179 @@
+"""The worker, or its whole host, is lost at a step of a release: the next worker resumes the
+release from its persisted steps, and the release is never silently lost.
+
+"Host lost" kills the worker and the flow run's process with SIGKILL, as a machine or container
+dying does; "worker lost" kills the worker alone. `fearless server up` then starts a new worker,
+as a supervisor would, and the release must end Promoted with nothing left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from uuid import UUID
+
+import psutil
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+
+from fearless.platform.server import WORKER, _read_handle, server_up
+from tests.e2e.conftest import FAST, fearless_cli
+from tests.faults.matrix import FaultRow, record
+
+pytestmark = pytest.mark.e2e
+
+STEP_TIMEOUT_S = 240
+HOST_LOST = "host lost (worker + flow run SIGKILL)"
+
+
+def row(fault: str, step: str, outcome: str, back_at, lost_at: float) -> dict:
+    """A matrix row's fields; recovery ends when the step runs again (never stopped: 0)."""
+    recover_s = back_at.timestamp() - lost_at if back_at else 0.0
+    return {"fault": fault, "step": step, "outcome": outcome, "recover_s": recover_s}
+
+
+def faults_project(credit_project, tmp_path, model: str):
+    """The example under a model name of its own: its promotions touch no other test's model."""
+    copy = shutil.copytree(credit_project, tmp_path / model)
+    spec_file = copy / "fearless.yaml"
+    spec = yaml.safe_load(spec_file.read_text())
+    spec_file.write_text(yaml.safe_dump({**spec, "name": model}, sort_keys=False))
+    return copy
+
+
+def running_step(client, flow_run_id: UUID, step: str, since: float = 0.0):
+    """The task run of `step` (its name's prefix) that is Running, started after `since`."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    mine = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    for run in client.read_task_runs(flow_run_filter=mine):
+        started = run.start_time.timestamp() if run.start_time else 0.0
+        if run.name.startswith(step) and run.state.is_running() and started >= since:
+            return run
+    return None
+
+
+def wait_until(condition, what: str, timeout_s: float = STEP_TIMEOUT_S, poll_s: float = 0.2):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if found := condition():
+            return found
+        time.sleep(poll_s)
+    raise AssertionError(f"not within {timeout_s} s: {what}")
+
+
+def lose(settings, flow_run_id: UUID, host: bool) -> float:
+    """SIGKILL the worker (and, when the host is lost, the flow run's process); the time."""
+    worker = _read_handle(settings, WORKER)
+    assert worker is not None, "no worker to kill"
+    with get_client(sync_client=True) as client:
+        engine = client.read_flow_run(flow_run_id).infrastructure_pid
+    os.kill(worker.pid, signal.SIGKILL)
+    if host:
+        os.kill(int(engine), signal.SIGKILL)
+    return time.time()
+
+
+def restart_server(settings) -> float:
+    """SIGKILL the Prefect server, then start it again on the same database; the kill's time."""
+    from fearless.platform.server import SERVER
+
+    server = _read_handle(settings, SERVER)
+    assert server is not None, "no server to kill"
+    os.kill(server.pid, signal.SIGKILL)
+    killed_at = time.time()
+    server_up(settings, timeout_s=300)
+    return killed_at
+
+
+def processes_of(release_id: str) -> list[str]:
+    """Processes still naming the release (a load generator, a model API)."""
+    left = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if release_id in cmdline and "pytest" not in cmdline:
+            left.append(f"{proc.pid}: {cmdline[:120]}")
+    return left
+
+
+def leaks(releases, release_id: str) -> list[str]:
+    """Environments, the work queue and processes the release left, once it had time to end."""
+    from tests.e2e.test_release import queue_exists
+
+    def gone():
+        left = [e.url for e in releases.services.environments.list() if e.release_id == release_id]
+        left += ["work queue"] if queue_exists(releases.settings, release_id) else []
+        return left + processes_of(release_id)
+
+    deadline = time.monotonic() + 60  # an orphaned load generator ends with its test
+    while (left := gone()) and time.monotonic() < deadline:
+        time.sleep(1)
+    return left
+
+
+def test_a_release_survives_its_server_restarting_and_losing_its_worker_and_host(
+    releases, credit_project, tmp_path
+):
+    project = faults_project(credit_project, tmp_path, "credit-faults")
+    started = releases.start(project, overrides={**FAST, "bake": {"window_s": 8}})
+    flow_run_id, settings = UUID(started.flow_run_id), releases.settings
+    rows: list[dict] = []
+    with get_client(sync_client=True) as client:
+        # The server restarts while the test environments are made: the run waits it out.
+        wait_until(lambda: running_step(client, flow_run_id, "provision-env"), "provisioning")
+        lost_at = restart_server(settings)
+        rows.append(
+            row("server restart (SIGKILL)", "provision", "run waited it out", None, lost_at)
+        )
+        rows[-1]["recover_s"] = time.time() - lost_at  # until the server answered again
+
+        # Host lost mid-load-test: resumed by the next worker, the load test runs again.
+        wait_until(lambda: running_step(client, flow_run_id, "run-load-test"), "a load test")
+        lost_at = lose(settings, flow_run_id, host=True)
+        server_up(settings)
+        again = wait_until(
+            lambda: running_step(client, flow_run_id, "run-load-test", since=lost_at),
+            "the load test running again",
+        )
+        rows.append(
+            row(HOST_LOST, "load test", "resumed by the next worker", again.start_time, lost_at)
+        )
+        resumed = client.read_flow_run(flow_run_id)
+        assert "resumed:1" in resumed.tags, resumed.tags
+
+        # Worker alone lost during the drift check: the run outlives it and goes on.
+        wait_until(lambda: running_step(client, flow_run_id, "check-drift"), "the drift check")
+        lost_at = lose(settings, flow_run_id, host=False)
+        server_up(settings)
+        waiting = releases.wait(started)
+        assert waiting.state.name == "Suspended", waiting.state
+        rows.append(
+            row("worker lost (SIGKILL)", "drift", "run went on without its worker", None, lost_at)
+        )
+        assert "resumed:2" not in client.read_flow_run(flow_run_id).tags
+
+        approved = fearless_cli("approve", started.release_id, "--by", "ann")
+        assert approved.returncode == 0, approved.stderr
+        wait_until(lambda: running_step(client, flow_run_id, "bake"), "the bake")
+        lost_at = lose(settings, flow_run_id, host=True)
+        server_up(settings)
+        again = wait_until(
+            lambda: running_step(client, flow_run_id, "bake", since=lost_at), "the bake again"
+        )
+        rows.append(row(HOST_LOST, "bake", "resumed by the next worker", again.start_time, lost_at))
+    end = releases.wait(started, paused_ok=False)
+    left = leaks(releases, started.release_id)
+    promoted = end.state.is_completed() and end.state.name == "Promoted"
+    for fields in rows:
+        record(
+            FaultRow(
+                **{**fields, "outcome": f"{fields['outcome']}; release {end.state.name}"},
+                leaked=len(left),
+                lost_releases=0 if promoted else 1,
+            )
+        )
+    assert promoted, end.state
+    assert left == []
