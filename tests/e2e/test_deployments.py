@@ -46,3 +46,22 @@ def test_every_flow_is_deployed_with_its_schedule_and_form_and_deploy_is_safe_to
     assert {n: d.id for n, d in after.items()} == {n: d.id for n, d in before.items()}
     assert automations_after == automations_before
     assert automations_after.count("fearless-release-cleanup") == 1
+
+
+def test_the_server_schedules_the_janitors_runs(platform):
+    """A schedule in prefect.yaml is worth something only if the server's scheduler makes its
+    runs (it once failed on every pass with SQLAlchemy 2.1, and no scheduled flow ever ran)."""
+    import time
+
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    janitor = DeploymentFilter(name=DeploymentFilterName(any_=["janitor"]))
+    deadline = time.monotonic() + 180  # the scheduler's loop runs every 60 s
+    with get_client(sync_client=True) as client:
+        while not (runs := client.read_flow_runs(deployment_filter=janitor, limit=5)):
+            assert time.monotonic() < deadline, "no janitor run scheduled within 180 s"
+            time.sleep(2)
+    assert all(
+        run.state and run.state.name in ("Scheduled", "Late", "Pending", "Running", "Completed")
+        for run in runs
+    )
