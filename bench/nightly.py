@@ -145,7 +145,7 @@ def _full_scores(bundle, logs: Path, since: datetime) -> dict[str, float]:
     from fearless.bundles.bundle import read_reference
     from fearless.drift.current import scan_types
     from fearless.drift.frames import kind_of, prepared
-    from fearless.serving.log_files import scan_inference_log
+    from fearless.log_files import scan_inference_log
 
     schema = bundle.spec.input_schema
     reference = prepared(read_reference(bundle.spec, bundle.reference_path), schema, "reference")

@@ -26,7 +26,7 @@ from urllib.parse import quote, urlparse
 
 from fearless.aws import TAG_PREFIX
 from fearless.ids import ID_PATTERN
-from fearless.serving.log_files import CHUNK, DAY, segment_of
+from fearless.log_files import CHUNK, DAY, segment_of
 
 log = logging.getLogger(__name__)
 PRODUCTION = "production"

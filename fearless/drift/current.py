@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from fearless.drift.frames import SAMPLE_SEED, as_labels, kind_of
 from fearless.drift.quality import MAX_NEW_CATEGORIES, Quality
-from fearless.serving.log_files import scan_inference_log
+from fearless.log_files import scan_inference_log
 from fearless.spec import Column, ColumnType
 
 COUNTS_KEY = b"fearless.current"  # the Parquet metadata key of a sample's every-row counts

@@ -9,7 +9,7 @@ crash can still lose what the OS had not yet put on disk.
 
 A segment is compacted into `<segment>.parquet` (`fearless.serving.log_compaction`) in a
 background thread once it holds `segment_bytes`, its day ends or the log closes; a segment
-whose process died is compacted by the model's next writer. Readers: `fearless.serving.log_files`.
+whose process died is compacted by the model's next writer. Readers: `fearless.log_files`.
 """
 
 from __future__ import annotations
@@ -187,11 +187,11 @@ def read_inference_log(root: Path, model: str, since: datetime | None = None) ->
 
     Columns: the input columns, then `prediction`, `score`, `digest` and `ts` (UTC). An empty
     frame with just those four columns when nothing was logged. For small logs (a load
-    test's); the nightly check streams instead (`fearless.serving.log_files`).
+    test's); the nightly check streams instead (`fearless.log_files`).
     """
     import pandas as pd
 
-    from fearless.serving.log_files import OUTPUT_COLUMNS, read_inference_log_table
+    from fearless.log_files import OUTPUT_COLUMNS, read_inference_log_table
 
     table = read_inference_log_table(root, model, since)
     if table is None:

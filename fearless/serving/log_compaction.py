@@ -70,7 +70,7 @@ def write_parquet(table: pa.Table, target: Path) -> None:
 def compact_segment(path: Path, inputs: dict[str, pa.DataType] | None = None) -> Path | None:
     """Turn a JSON line segment nobody writes into Parquet; its Parquet path, or None when a
     live writer holds it or it is gone. Only complete lines are kept."""
-    from fearless.serving.log_files import complete_lines, parse_lines
+    from fearless.log_files import complete_lines, parse_lines
 
     target = path.with_name(path.name.removesuffix(".jsonl") + ".parquet")
     try:

@@ -19,7 +19,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from fearless.serving.log_files import log_files, read_log_file
+from fearless.log_files import log_files, read_log_file
 from tests.faults.matrix import FaultRow, record
 from tests.integration.test_serving_crash import _free_port
 

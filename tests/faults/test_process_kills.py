@@ -27,6 +27,7 @@ import pytest
 
 from fearless.bundles.bundle import build_bundle
 from fearless.environments.local import LocalEnvironments
+from fearless.log_files import log_files, read_log_file
 from fearless.platform import processes
 from fearless.platform.preload import Launcher
 from fearless.production.hold import wait_for_port
@@ -35,7 +36,6 @@ from fearless.production.promotion import promote
 from fearless.registry.local import LocalRegistry
 from fearless.release.candidate import TestEnvironments
 from fearless.release.gates import run_load_test_gate
-from fearless.serving.log_files import log_files, read_log_file
 from tests.conftest import CREDIT_RECORD, ROOT
 from tests.faults.matrix import FaultRow, record
 from tests.integration.test_loadtest_crash import candidate_of, kill_later

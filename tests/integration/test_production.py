@@ -14,13 +14,13 @@ import httpx
 import pytest
 
 from fearless.bundles.bundle import build_bundle
+from fearless.log_files import log_files, read_log_file
 from fearless.platform import processes
 from fearless.platform.preload import PRELOADS, Launcher
 from fearless.production.bake import BAKE_ACTOR, bake
 from fearless.production.local import LocalProductionService
 from fearless.production.promotion import promote
 from fearless.registry.local import LocalRegistry
-from fearless.serving.log_files import log_files, read_log_file
 from fearless.spec import with_overrides
 from tests.conftest import CREDIT_RECORD, ROOT
 

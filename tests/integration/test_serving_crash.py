@@ -13,8 +13,8 @@ import time
 import httpx
 import pandas as pd
 
+from fearless.log_files import log_files, read_log_file
 from fearless.serving.inference_log import InferenceLog
-from fearless.serving.log_files import log_files, read_log_file
 
 READY_TIMEOUT_S = 60
 CLIENTS = 16

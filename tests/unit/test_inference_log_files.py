@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
+from fearless.log_files import log_files, scan_inference_log
 from fearless.serving.inference_log import InferenceLog, read_inference_log
 from fearless.serving.log_compaction import compact_segment
-from fearless.serving.log_files import log_files, scan_inference_log
 
 DAY = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
