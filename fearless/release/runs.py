@@ -224,9 +224,9 @@ def close_release(services, client, flow_run_id: UUID) -> list[str]:
 
     run = client.read_flow_run(flow_run_id)
     release_id = run.parameters.get("release_id")
-    if not release_id:
-        return []
-    if run.state and run.state.is_crashed():
+    if not release_id or not (run.state and run.state.is_final()):
+        return []  # resumed meanwhile (a second cleanup of one crash), or not over: not ours
+    if run.state.is_crashed():
         return resume_release(services, client, run)
     removed = finish_release(services, release_id)
     if run.state and run.state.is_failed() and run.state.message == PAUSE_EXPIRED:
