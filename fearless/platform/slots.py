@@ -75,9 +75,11 @@ def _holders(client, slot: str) -> list[str]:
     return sorted(run.name for run in runs)
 
 
-def _retag(client, flow_run_id: UUID, add: str | None = None, drop: str | None = None) -> None:
-    tags = set(client.read_flow_run(flow_run_id).tags) - {drop}
-    client.update_flow_run(flow_run_id, tags=sorted(tags | ({add} if add else set())))
+def _retag(client, flow_run_id: UUID, add=(), drop=()) -> None:
+    """One read and one write of the run's tags: `add` and `drop` are tags (str) or tuples."""
+    add, drop = ({t} if isinstance(t, str) else set(t) for t in (add, drop))
+    tags = set(client.read_flow_run(flow_run_id).tags) - drop
+    client.update_flow_run(flow_run_id, tags=sorted(tags | add))
 
 
 @contextmanager
@@ -103,13 +105,11 @@ def load_test_slot(
             _retag(client, flow_run_id, add=f"waiting:{slot}")
         with leased_slot(slot) as lease_id:
             lease = f"{LEASE_TAG}{lease_id}"
-            _retag(client, flow_run_id, add=f"holds:{slot}", drop=f"waiting:{slot}")
-            _retag(client, flow_run_id, add=lease)
+            _retag(client, flow_run_id, add=(f"holds:{slot}", lease), drop=f"waiting:{slot}")
             try:
                 yield SlotWait(slot=slot, waited_s=time.monotonic() - started, behind=behind)
             finally:
-                _retag(client, flow_run_id, drop=f"holds:{slot}")
-                _retag(client, flow_run_id, drop=lease)
+                _retag(client, flow_run_id, drop=(f"holds:{slot}", lease))
 
 
 @contextmanager
