@@ -52,6 +52,22 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_STATE, ignore_errors=True)
 
 
+_NOTEWORTHY = ("error", "exception", "traceback", "locked", "failed", "automation", "action")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that used the shared server reports what its server and worker logged
+    that looks wrong: the state dir is gone when the session ends, and CI keeps only stdout."""
+    report = yield
+    if report.failed and "platform" in getattr(item, "fixturenames", ()):
+        for log in sorted((_STATE / "processes").glob("*.log")):
+            lines = log.read_text(errors="replace").splitlines()
+            shown = [line for line in lines if any(w in line.lower() for w in _NOTEWORTHY)]
+            report.sections.append((f"{log.name} (noteworthy, last 40)", "\n".join(shown[-40:])))
+    return report
+
+
 def train_example(into: Path, challenger: bool = False) -> Path:
     """A copy of the example model project, trained into `into`."""
     into.mkdir(parents=True, exist_ok=True)

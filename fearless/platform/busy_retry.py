@@ -6,11 +6,13 @@ Python client simply asks again. The Prefect UI does not: a person's Resume in t
 failed with an error toast that vanished after a few seconds, and the release kept waiting.
 Prefect has no server-side retry, so this ASGI middleware replays such a request, a few times
 with a short backoff, before any of its answer leaves; every other answer streams through.
+Its automations meet the same refusal: `retry_automation_triggers_when_busy`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 ATTEMPTS = 6
 FIRST_BACKOFF_S = 0.05
@@ -88,3 +90,45 @@ async def _answered(app, scope, body, receive, send, *, hold_busy: bool) -> bool
         if not busy:
             raise
     return not busy
+
+
+TRIGGER_ATTEMPTS = 10
+TRIGGER_FIRST_BACKOFF_S = 0.1
+
+
+def busy_error(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite refusing a write as busy (the transaction rolled back)."""
+    return "database is locked" in str(exc) or "database is busy" in str(exc)
+
+
+def retried_when_busy(evaluate, attempts: int = TRIGGER_ATTEMPTS):
+    """`evaluate` (an async function) run again, with backoff, while SQLite answers busy."""
+    import functools
+
+    @functools.wraps(evaluate)
+    async def evaluate_until_not_busy(*args, **kwargs):
+        for attempt in range(attempts):
+            try:
+                return await evaluate(*args, **kwargs)
+            except Exception as exc:
+                if attempt == attempts - 1 or not busy_error(exc):
+                    raise
+                logging.getLogger(__name__).info("automation trigger busy: evaluated again")
+            await asyncio.sleep(TRIGGER_FIRST_BACKOFF_S * 2 ** min(attempt, 5))
+
+    return evaluate_until_not_busy
+
+
+def retry_automation_triggers_when_busy() -> None:
+    """Prefect's automations drop an event SQLite refused as busy three times in a row.
+
+    Its triggers service evaluates each event against the automations in a write transaction;
+    under load, SQLite refuses it at once (SQLITE_BUSY_SNAPSHOT), and Prefect's in-memory
+    broker retries the event only three times, with no pause, before it moves it to its dead
+    letter folder: the automation never fires. A release whose approval timed out was then
+    never cleaned up. Here each evaluation is tried again with backoff, for up to ~10 s.
+    """
+    from prefect.server.events import triggers
+
+    if not getattr(triggers.reactive_evaluation, "__wrapped__", None):
+        triggers.reactive_evaluation = retried_when_busy(triggers.reactive_evaluation)

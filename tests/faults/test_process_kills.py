@@ -62,8 +62,8 @@ class Client:
                     answer = client.post("/predict", json={"records": [CREDIT_RECORD]})
                     status = answer.status_code
                     digest = answer.json().get("digest", "") if status == 200 else answer.text[:80]
-                except (httpx.HTTPError, ValueError):
-                    status, digest = 0, ""  # no answer at all: as bad as a 5xx
+                except (httpx.HTTPError, ValueError) as exc:
+                    status, digest = 0, type(exc).__name__  # no answer: as bad as a 5xx
                 self.answers.append((time.monotonic(), status, digest))
                 if status != 200:
                     time.sleep(0.01)  # a refused connection is instant: do not spin
@@ -89,6 +89,22 @@ class Client:
             if ok and len(self.answers) >= ok[0] + 20:
                 return
             time.sleep(0.05)
+        raise AssertionError(
+            f"no 2xx and 20 more answers {timeout_s:.0f} s after the fault: " + self.story(since)
+        )
+
+    def story(self, since: float) -> str:
+        """The answers since `since`, runs of one status and detail collapsed: for a failure."""
+        runs: list[list] = []
+        for t, status, detail in self.answers:
+            if t <= since:
+                continue
+            key = (status, detail if status != 200 else "")
+            if runs and runs[-1][0] == key:
+                runs[-1][2] += 1
+            else:
+                runs.append([key, t - since, 1])
+        return "; ".join(f"+{at:.2f}s {n}x {s} {d}".rstrip() for (s, d), at, n in runs)
 
     def failed(self) -> list[tuple[float, int, str]]:
         return [a for a in self.answers if a[1] != 200]
@@ -99,7 +115,9 @@ class Client:
         if not failures:
             return 0.0
         last = failures[-1][0]
-        return next(t for t, status, _ in self.answers if t > last and status == 200) - since
+        recovered = [t for t, status, _ in self.answers if t > last and status == 200]
+        assert recovered, "the last answer failed: " + self.story(since)
+        return recovered[0] - since
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
@@ -69,3 +70,47 @@ def test_reads_and_large_bodies_are_not_replayed(monkeypatch):
     large = b"x" * (busy_retry.MAX_BODY_BYTES + 10)
     assert call(app, "POST", large).status_code == 503
     assert bodies == [large]  # passed through whole, once
+
+
+def test_a_trigger_evaluation_refused_as_busy_runs_again_and_other_errors_pass(monkeypatch):
+    import sqlalchemy as sa
+
+    monkeypatch.setattr(busy_retry, "TRIGGER_FIRST_BACKOFF_S", 0.001)
+    calls: list[str] = []
+
+    def evaluation(errors: list[Exception]):
+        async def evaluate(event: str) -> str:
+            calls.append(event)
+            if errors:
+                raise errors.pop(0)
+            return f"evaluated {event}"
+
+        return busy_retry.retried_when_busy(evaluate, attempts=4)
+
+    locked = sa.exc.OperationalError(
+        "UPDATE automation_bucket", {}, Exception("database is locked")
+    )
+    assert asyncio.run(evaluation([locked, locked])("e1")) == "evaluated e1"
+    assert calls == ["e1"] * 3
+    calls.clear()
+    with pytest.raises(sa.exc.OperationalError):  # busy for good: the broker's retry next
+        asyncio.run(evaluation([locked] * 4)("e2"))
+    assert calls == ["e2"] * 4
+    calls.clear()
+    broken = sa.exc.OperationalError("SELECT", {}, Exception("no such table: automation"))
+    with pytest.raises(sa.exc.OperationalError) as raised:
+        asyncio.run(evaluation([broken])("e3"))
+    assert raised.value is broken
+    assert calls == ["e3"]  # not a busy error: no second try
+
+
+def test_the_server_wraps_prefects_trigger_evaluation_once():
+    from prefect.server.events import triggers
+
+    original = triggers.reactive_evaluation
+    try:
+        busy_retry.retry_automation_triggers_when_busy()
+        busy_retry.retry_automation_triggers_when_busy()
+        assert triggers.reactive_evaluation.__wrapped__ is original
+    finally:
+        triggers.reactive_evaluation = original
