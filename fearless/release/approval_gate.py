@@ -61,13 +61,31 @@ def wait_for_decision(
             client, flow_run_id, key, release_id, digest, allowed_signers, timeout_s, reason,
             **policy,
         )  # fmt: skip
-        decision = wait(wait_for_input=form(gate), timeout=seconds_left(gate), key=key)
+        decision = given_decision(client, flow_run_id, key, form(gate)) or wait(
+            wait_for_input=form(gate), timeout=seconds_left(gate), key=key
+        )
         check = check_decision(decision, gate, allowed_signers)
         _keep(client, flow_run_id, f"{key}-verdict", check)
         if check.accepted:
             return AcceptedDecision.of(decision, check)
         refused(attempt, decision, check)
         reason, attempt = check.note, attempt + 1
+
+
+def given_decision(client, flow_run_id: UUID, key: str, form: type[ApprovalDecision]):
+    """The decision already given at this attempt, if any.
+
+    A run resumed after its process was lost re-runs from the top, like any resumed run; but
+    Prefect forgets a run's pauses when it leaves Crashed, so at a gate already answered it
+    would suspend again, and fail saving the form it kept from the first time (409). The
+    decision is read here instead, as Prefect's own resume would have returned it.
+    """
+    from prefect.input.run_input import keyset_from_base_key
+
+    keyset = keyset_from_base_key(key)
+    if _read_text(client, flow_run_id, keyset["response"]) is None:
+        return None
+    return form.load(keyset, flow_run_id=flow_run_id)
 
 
 def open_gate(
@@ -153,8 +171,13 @@ def await_verdict(client, run, timeout_s: float = 120.0) -> ApprovalCheck | None
 
 
 def _read(client, flow_run_id: UUID, key: str, model: type[T]) -> T | None:
+    text = _read_text(client, flow_run_id, key)
+    return None if text is None else model.model_validate_json(text)
+
+
+def _read_text(client, flow_run_id: UUID, key: str) -> str | None:
     try:
-        return model.model_validate_json(client.read_flow_run_input(flow_run_id, key))
+        return client.read_flow_run_input(flow_run_id, key)
     except httpx.HTTPStatusError as exc:
         if exc.response.status_code == 404:
             return None

@@ -346,3 +346,54 @@ def test_the_gate_refuses_bad_decisions_and_keeps_waiting_then_takes_a_signed_on
     assert accepted is not None, results.get("error")
     assert (accepted.approve, accepted.approver, accepted.signed) == (True, "ann", True)
     assert [attempt for attempt, _ in results["refused"]] == [0, 1, 2]
+
+
+def test_a_run_resumed_after_a_crash_takes_the_decision_given_instead_of_waiting_again(platform):
+    """Prefect forgets a run's pauses when it leaves Crashed; the gate must not suspend again
+    (and fail on its own kept form, 409) where a decision was already given."""
+    import json
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed, Paused, Running, Scheduled
+
+    from fearless.release.approval_gate import wait_for_decision
+
+    @flow(name="crash-resumed-gate-probe")
+    def probe():
+        pass
+
+    def crash_resumed(client, decision: dict):
+        """A run answered at its first gate, then lost and put back on its queue."""
+        run = client.create_flow_run(probe)
+        client.set_flow_run_state(run.id, Running(), force=True)
+        client.set_flow_run_state(run.id, Paused(pause_key="approval"), force=True)
+        client.create_flow_run_input(run.id, "approval-response", json.dumps(decision))
+        client.set_flow_run_state(run.id, Running(), force=True)
+        client.set_flow_run_state(run.id, Crashed(message="its process was lost"), force=True)
+        client.set_flow_run_state(run.id, Scheduled(), force=True)  # as the cleanup resumes it
+        assert client.read_flow_run(run.id).empirical_policy.pause_keys == set()
+        return run.id
+
+    def must_not_wait(**kwargs):
+        raise AssertionError(f"the gate waited again at {kwargs['key']}")
+
+    refused: list[str] = []
+
+    def gate_of_run(client, run_id):
+        return wait_for_decision(
+            must_not_wait, client, run_id,
+            release_id=RELEASE, digest=DIGEST, allowed_signers=None, timeout_s=300,
+            form=lambda g: ApprovalDecision.with_initial_data(description="d", approve=False),
+            refused=lambda attempt, d, check: refused.append(check.note), approvers=["ann"],
+        )  # fmt: skip
+
+    with get_client(sync_client=True) as client:
+        approved = crash_resumed(client, {"approve": True, "approver": "ann", "comment": "ok"})
+        accepted = gate_of_run(client, approved)
+        assert (accepted.approve, accepted.approver, refused) == (True, "ann", [])
+
+        by_eve = crash_resumed(client, {"approve": True, "approver": "eve"})
+        with pytest.raises(AssertionError, match="waited again at approval-1"):
+            gate_of_run(client, by_eve)  # refused as before; the next attempt does wait
+        assert len(refused) == 1 and "eve" in refused[0], refused
