@@ -12,7 +12,6 @@ Its automations meet the same refusal: `retry_automation_triggers_when_busy`.
 from __future__ import annotations
 
 import asyncio
-import logging
 
 ATTEMPTS = 6
 FIRST_BACKOFF_S = 0.05
@@ -105,6 +104,10 @@ def retried_when_busy(evaluate, attempts: int = TRIGGER_ATTEMPTS):
     """`evaluate` (an async function) run again, with backoff, while SQLite answers busy."""
     import functools
 
+    from prefect.logging import get_logger
+
+    logger = get_logger("fearless.busy_retry")  # Prefect's server logs only its own loggers
+
     @functools.wraps(evaluate)
     async def evaluate_until_not_busy(*args, **kwargs):
         for attempt in range(attempts):
@@ -113,7 +116,7 @@ def retried_when_busy(evaluate, attempts: int = TRIGGER_ATTEMPTS):
             except Exception as exc:
                 if attempt == attempts - 1 or not busy_error(exc):
                     raise
-                logging.getLogger(__name__).info("automation trigger busy: evaluated again")
+                logger.warning("automation trigger busy (attempt %d): evaluated again", attempt + 1)
             await asyncio.sleep(TRIGGER_FIRST_BACKOFF_S * 2 ** min(attempt, 5))
 
     return evaluate_until_not_busy
