@@ -22,6 +22,10 @@ from fearless.environments.ecs.config import (
 
 
 class Inventory:
+    """What exists, found by tags. For one release, only its own resources are described and
+    their tags read (found by their names first), so a teardown costs the same whether the
+    account holds one test environment or a hundred."""
+
     def __init__(
         self, config: EcsConfig, ecs, discovery, sleep: Callable[[float], None] = time.sleep
     ) -> None:
@@ -55,15 +59,16 @@ class Inventory:
             part["handle"][key] = value
             part["created"] += [created] if created else []
 
-        for service in self._discovery_services():
+        for service in self._discovery_services(release_id):
             arn = service["Arn"]
             tags = tag_dict(self.discovery.list_tags_for_resource(ResourceARN=arn)["Tags"])
             add(tags, "discovery_service_id", service["Id"], service.get("CreateDate"))
             add(tags, "dns_name", service["Name"])
-        for arn in self.task_definition_arns():
+        prefix = NAME_PREFIX if release_id is None else f"{NAME_PREFIX}{release_id}-"
+        for arn in self.task_definition_arns(prefix):
             tags = tag_dict(self.ecs.list_tags_for_resource(resourceArn=arn)["tags"])
             add(tags, "task_definition_arn", arn)
-        for service in self._ecs_services():
+        for service in self._ecs_services(release_id):
             tags = tag_dict(service.get("tags"))
             add(tags, "service_arn", service["serviceArn"], service.get("createdAt"))
         namespace = None
@@ -80,9 +85,10 @@ class Inventory:
     def namespace_name(self) -> str:
         return self.discovery.get_namespace(Id=self.config.namespace_id)["Namespace"]["Name"]
 
-    def task_definition_arns(self) -> list[str]:
+    def task_definition_arns(self, prefix: str = NAME_PREFIX) -> list[str]:
+        """Every revision of the task definition families named `prefix...`."""
         families = self.ecs.get_paginator("list_task_definition_families").paginate(
-            familyPrefix=NAME_PREFIX, status="ALL"
+            familyPrefix=prefix, status="ALL"
         )
         arns = []
         for family in (f for page in families for f in page["families"]):
@@ -105,18 +111,26 @@ class Inventory:
         if "discovery_service_id" in handle:
             self._delete_discovery(handle["discovery_service_id"])
 
-    def _discovery_services(self) -> list[dict]:
+    def _discovery_services(self, release_id: str | None) -> list[dict]:
+        """The namespace's services (of one release: by their name, `<role>-<release>`)."""
         pages = self.discovery.get_paginator("list_services").paginate(
             Filters=[{"Name": "NAMESPACE_ID", "Values": [self.config.namespace_id]}]
         )
-        return [s for page in pages for s in page["Services"]]
+        services = [s for page in pages for s in page["Services"]]
+        if release_id is None:
+            return services
+        return [s for s in services if s["Name"].endswith(f"-{release_id}")]
 
-    def _ecs_services(self) -> list[dict]:
+    def _ecs_services(self, release_id: str | None) -> list[dict]:
+        """The cluster's active services (of one release: by their name, before describing)."""
         pages = self.ecs.get_paginator("list_services").paginate(cluster=self.config.cluster)
         try:
             arns = [a for page in pages for a in page["serviceArns"]]
         except self.ecs.exceptions.ClusterNotFoundException:
             return []
+        if release_id is not None:
+            named = f"/{NAME_PREFIX}{release_id}-"
+            arns = [a for a in arns if named in a]
         services = []
         for i in range(0, len(arns), 10):
             services += self.ecs.describe_services(
@@ -126,7 +140,11 @@ class Inventory:
 
     def _delete_task_definitions(self, env: Environment) -> None:
         family, _ = environment_names(env.release_id, env.role)
-        arns = [a for a in self.task_definition_arns() if a.split("/")[-1].startswith(family + ":")]
+        arns = [
+            a
+            for a in self.task_definition_arns(family)
+            if a.split("/")[-1].startswith(family + ":")
+        ]
         for arn in arns:
             definition = self.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
             if definition["status"] == "ACTIVE":
