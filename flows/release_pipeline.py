@@ -7,6 +7,7 @@ from prefect import flow
 from prefect.states import Failed, State
 
 from fearless.bundles.source import ProjectSource
+from fearless.evidence import EvidenceError
 from tasks.approval import await_approval, publish_evidence, record_decision
 from tasks.bake import bake_end_state, bake_release
 from tasks.build import build_bundle
@@ -54,7 +55,10 @@ def release_pipeline(
             release_id,
             Failed(name="GateFailed", message=f"drift gate: {'; '.join(drift.reasons)}"),
         )
-    evidence = publish_evidence(release_id, candidate, envs, load, drift)
+    try:
+        evidence = publish_evidence(release_id, candidate, envs, load, drift)
+    except EvidenceError as exc:
+        return end(release_id, Failed(name="EvidenceNotWritten", message=f"{exc}; not promoted"))
     announce_approval(release_id, candidate, envs, load, drift)
     decision = await_approval(release_id, candidate, candidate.spec.approval.timeout_s, evidence)
     record_decision(release_id, candidate, decision, load, drift, evidence)

@@ -73,8 +73,14 @@ def render_evidence(
 def write_evidence(
     run_dir: Path, evidence: Evidence, links: ReportLinks = RelativeLink
 ) -> EvidenceFiles:
-    save_evidence(run_dir, evidence)
-    return render_evidence(run_dir, evidence, links)
+    """Save and render the evidence; an EvidenceError naming the folder and why it could not
+    be written (a full disk, no permission): an approver must never decide without it."""
+    try:
+        save_evidence(run_dir, evidence)
+        return render_evidence(run_dir, evidence, links)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise EvidenceError(f"the evidence could not be written to {run_dir}: {why}") from exc
 
 
 def rebuild_evidence(run_dir: Path, links: ReportLinks = RelativeLink) -> EvidenceFiles:

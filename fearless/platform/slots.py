@@ -113,11 +113,12 @@ def load_test_slot(
 
 
 @contextmanager
-def leased_slot(slot: str) -> Iterator[UUID]:
+def leased_slot(slot: str, timeout_s: float | None = None) -> Iterator[UUID]:
     """Prefect's strict `concurrency(slot)`, renewed while held, that also says its lease id.
 
     The id goes on the holder's flow run (`lease:<id>`): when that run's process is lost, its
     resume gives the slot back at once (`release_lost_slot`) instead of after `LEASE_S`.
+    `timeout_s`: how long to wait for it (None: for ever); TimeoutError past that.
     """
     from prefect.concurrency._leases import maintain_concurrency_lease
     from prefect.concurrency._sync import (
@@ -125,7 +126,9 @@ def leased_slot(slot: str) -> Iterator[UUID]:
         release_concurrency_slots_with_lease,
     )
 
-    acquired = acquire_concurrency_slots_with_lease([slot], 1, strict=True, lease_duration=LEASE_S)
+    acquired = acquire_concurrency_slots_with_lease(
+        [slot], 1, timeout_seconds=timeout_s, strict=True, lease_duration=LEASE_S
+    )
     try:
         with maintain_concurrency_lease(
             acquired.lease_id, LEASE_S, raise_on_lease_renewal_failure=True
@@ -133,6 +136,26 @@ def leased_slot(slot: str) -> Iterator[UUID]:
             yield acquired.lease_id
     finally:
         release_concurrency_slots_with_lease(acquired.lease_id)
+
+
+@contextmanager
+def lease_on_this_run(lease_id: UUID) -> Iterator[None]:
+    """While held, the lease is on the flow run this runs in, if any (`lease:<id>`)."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        yield
+        return
+    lease, flow_run_id = f"{LEASE_TAG}{lease_id}", context.flow_run.id
+    with get_client(sync_client=True) as client:
+        _retag(client, flow_run_id, add=lease)
+    try:
+        yield
+    finally:
+        with get_client(sync_client=True) as client:
+            _retag(client, flow_run_id, drop=lease)
 
 
 def release_lost_slot(client, tags: list[str]) -> list[str]:

@@ -32,8 +32,12 @@ def ensure_slot(model: str) -> str:
 
 @contextmanager
 def promotion_slot(model: str, wait_s: float = WAIT_S) -> Iterator[None]:
-    """Hold the model's slot (strict: a missing limit is an error, not a warning)."""
-    from prefect.concurrency.sync import concurrency
+    """Hold the model's slot (strict: a missing limit is an error, not a warning).
 
-    with concurrency(ensure_slot(model), occupy=1, strict=True, timeout_seconds=wait_s):
+    Held in a flow run, its lease is on the run: a release whose process was lost mid-bake
+    gets it back when it is resumed, instead of waiting for the lost lease to run out.
+    """
+    from fearless.platform.slots import lease_on_this_run, leased_slot
+
+    with leased_slot(ensure_slot(model), timeout_s=wait_s) as lease_id, lease_on_this_run(lease_id):
         yield

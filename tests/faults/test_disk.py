@@ -139,3 +139,25 @@ def test_a_full_log_disk_is_not_ready_answers_503_and_recovers(credit_project, t
             recover_s=round(recover_s, 2),
         )
     )
+
+
+def test_evidence_on_a_full_disk_fails_the_release_before_approval_naming_why(tmp_path):
+    """The state dir's disk is full when the evidence is written: a named failure (the flow
+    ends EvidenceNotWritten, before its approval gate), never a page half written."""
+    from fearless.evidence import EvidenceError, write_evidence
+    from tests.unit.test_evidence import evidence
+
+    with small_disk(tmp_path / "runs", size="64k") as runs:
+        run_dir = runs / "credit-0a0b0c0d"
+        run_dir.mkdir()
+        fill(runs)
+        with pytest.raises(EvidenceError, match="could not be written to .*: No space left"):
+            write_evidence(run_dir, evidence())
+        assert not (run_dir / "evidence.html").exists()
+    record(
+        FaultRow(
+            fault="state dir disk full",
+            step="evidence",
+            outcome="EvidenceNotWritten before approval, named",
+        )
+    )

@@ -20,13 +20,14 @@ import yaml
 from prefect.client.orchestration import get_client
 
 from fearless.platform.server import WORKER, _read_handle, server_up
-from tests.e2e.conftest import fearless_cli
+from tests.e2e.conftest import FAST, fearless_cli
 from tests.faults.matrix import FaultRow, record
 
 pytestmark = pytest.mark.e2e
 
 STEP_TIMEOUT_S = 240
 HOST_LOST = "host lost (worker + flow run SIGKILL)"
+WORKER_LOST = "worker lost (SIGKILL)"
 
 
 def row(fault: str, step: str, outcome: str, back_at, lost_at: float) -> dict:
@@ -111,42 +112,52 @@ def leaks(releases, release_id: str) -> list[str]:
     return left
 
 
-def test_a_release_survives_losing_its_host_mid_load_test_and_its_worker_during_drift(
+def worker_lost_at(client, settings, flow_run_id: UUID, step: str, label: str) -> dict:
+    """SIGKILL the worker alone once `step` runs, start the next one: the run goes on."""
+    wait_until(lambda: running_step(client, flow_run_id, step), f"the {label} step running")
+    lost_at = lose(settings, flow_run_id, host=False)
+    server_up(settings)
+    return row(WORKER_LOST, label, "run went on without its worker", None, lost_at)
+
+
+def host_lost_at(client, settings, flow_run_id: UUID, step: str, label: str) -> dict:
+    """SIGKILL the worker and the run's process once `step` runs; the step must run again."""
+    wait_until(lambda: running_step(client, flow_run_id, step), f"the {label} step running")
+    lost_at = lose(settings, flow_run_id, host=True)
+    server_up(settings)
+    again = wait_until(
+        lambda: running_step(client, flow_run_id, step, since=lost_at),
+        f"the {label} step running again",
+    )
+    return row(HOST_LOST, label, "resumed by the next worker", again.start_time, lost_at)
+
+
+def test_a_release_survives_its_worker_or_host_lost_at_every_step(
     releases, credit_project, tmp_path
 ):
+    """One release, a fault at each step: the worker alone lost at build, provision, drift
+    and promotion (the run outlives it); the whole host lost mid-load-test and mid-bake (the
+    next worker resumes the run, the step runs again). Approved in between; it ends Promoted."""
     project = faults_project(credit_project, tmp_path, "credit-faults")
-    started = releases.start(project)
+    started = releases.start(project, {**FAST, "bake": {"window_s": 6}})
     flow_run_id, settings = UUID(started.flow_run_id), releases.settings
     rows: list[dict] = []
     with get_client(sync_client=True) as client:
-        # Host lost mid-load-test: resumed by the next worker, the load test runs again.
-        wait_until(lambda: running_step(client, flow_run_id, "run-load-test"), "a load test")
-        lost_at = lose(settings, flow_run_id, host=True)
-        server_up(settings)
-        again = wait_until(
-            lambda: running_step(client, flow_run_id, "run-load-test", since=lost_at),
-            "the load test running again",
-        )
-        rows.append(
-            row(HOST_LOST, "load test", "resumed by the next worker", again.start_time, lost_at)
-        )
-        resumed = client.read_flow_run(flow_run_id)
-        assert "resumed:1" in resumed.tags, resumed.tags
-
-        # Worker alone lost during the drift check: the run outlives it and goes on.
-        wait_until(lambda: running_step(client, flow_run_id, "check-drift"), "the drift check")
-        lost_at = lose(settings, flow_run_id, host=False)
-        server_up(settings)
+        rows.append(worker_lost_at(client, settings, flow_run_id, "build-bundle", "build"))
+        rows.append(worker_lost_at(client, settings, flow_run_id, "provision-env", "provision"))
+        rows.append(host_lost_at(client, settings, flow_run_id, "run-load-test", "load test"))
+        assert "resumed:1" in client.read_flow_run(flow_run_id).tags
+        rows.append(worker_lost_at(client, settings, flow_run_id, "check-drift", "drift"))
         waiting = releases.wait(started)
         assert waiting.state.name == "Suspended", waiting.state
-        rows.append(
-            row("worker lost (SIGKILL)", "drift", "run went on without its worker", None, lost_at)
-        )
         assert "resumed:2" not in client.read_flow_run(flow_run_id).tags
 
-        # Approved after the crash resume: the gate takes the decision once, promotion follows.
+        # Approved after a crash resume: the gate takes the decision once, promotion follows.
         approved = fearless_cli("approve", started.release_id, "--by", "ann")
         assert approved.returncode == 0, approved.stderr
+        rows.append(worker_lost_at(client, settings, flow_run_id, "promote-model", "promote"))
+        rows.append(host_lost_at(client, settings, flow_run_id, "bake", "bake"))
+        assert "resumed:2" in client.read_flow_run(flow_run_id).tags
     end = releases.wait(started, paused_ok=False)
     left = leaks(releases, started.release_id)
     named = end.state.name == "Promoted"
