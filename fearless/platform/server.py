@@ -26,6 +26,9 @@ FRONTS = "production-fronts"
 PRELOADED = [f"preload-{kind}" for kind in PRELOADS]
 
 
+LEASES_ON_DISK = "prefect.server.concurrency.lease_storage.filesystem"
+
+
 def worker_names(count: int) -> list[str]:
     """The handles of `count` workers: the first keeps the name a single worker always had."""
     return [WORKER] + [f"{WORKER}-{n}" for n in range(2, count + 1)]
@@ -59,6 +62,10 @@ def server_only_env(settings: Settings) -> dict[str, str]:
     return {
         "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS": origins,
         "PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED": "true",
+        # Concurrency leases (the load-test and promotion slots) in files under PREFECT_HOME,
+        # not in the server's memory: a server that restarts while a release holds a slot
+        # knows the lease it is asked to renew, and a lost holder's slot still expires.
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASES_ON_DISK,
     }
 
 

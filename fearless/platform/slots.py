@@ -126,8 +126,11 @@ def leased_slot(slot: str, timeout_s: float | None = None) -> Iterator[UUID]:
         release_concurrency_slots_with_lease,
     )
 
-    acquired = acquire_concurrency_slots_with_lease(
-        [slot], 1, timeout_seconds=timeout_s, strict=True, lease_duration=LEASE_S
+    acquired = _acquire_through_a_restart(
+        lambda wait_s: acquire_concurrency_slots_with_lease(
+            [slot], 1, timeout_seconds=wait_s, strict=True, lease_duration=LEASE_S
+        ),
+        timeout_s,
     )
     try:
         with maintain_concurrency_lease(
@@ -136,6 +139,27 @@ def leased_slot(slot: str, timeout_s: float | None = None) -> Iterator[UUID]:
             yield acquired.lease_id
     finally:
         release_concurrency_slots_with_lease(acquired.lease_id)
+
+
+SERVER_GONE_S = 300.0  # how long a slot is asked for again while the server does not answer
+
+
+def _acquire_through_a_restart(acquire: Callable, timeout_s: float | None):
+    """`acquire(wait_s)`, asked again while the server cannot be reached (restarting): Prefect
+    gives up at once on a refused connection, and the release failed with it."""
+    import httpx
+    from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
+
+    started = time.monotonic()
+    while True:
+        waited = time.monotonic() - started
+        try:
+            return acquire(None if timeout_s is None else max(0.0, timeout_s - waited))
+        except ConcurrencySlotAcquisitionError as exc:
+            unreachable = isinstance(exc.__cause__, httpx.TransportError)
+            if not unreachable or waited > min(timeout_s or SERVER_GONE_S, SERVER_GONE_S):
+                raise
+        time.sleep(1.0)
 
 
 @contextmanager

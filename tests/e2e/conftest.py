@@ -20,6 +20,16 @@ FAST = {
 }
 
 
+def print_run_logs(client, flow_run_id: UUID, last: int = 60) -> None:
+    """The run's last log lines (its process's own output is not kept): for a failure."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    print(f"last {last} log lines of the run:")
+    for line in logs[-last:]:
+        print(f"  {line.timestamp:%H:%M:%S} {line.message[:300]}")
+
+
 @pytest.fixture
 def releases(platform):
     """Start releases and follow them; everything is torn down by the pipeline itself."""
@@ -42,14 +52,18 @@ def releases(platform):
 
         def wait(self, started, paused_ok=True, timeout_s=240):
             with get_client(sync_client=True) as client:
-                return follow(
-                    client,
-                    UUID(started.flow_run_id),
-                    print,
-                    poll_s=0.5,
-                    stop_when_paused=paused_ok,
-                    timeout_s=timeout_s,
-                )
+                try:
+                    return follow(
+                        client,
+                        UUID(started.flow_run_id),
+                        print,
+                        poll_s=0.5,
+                        stop_when_paused=paused_ok,
+                        timeout_s=timeout_s,
+                    )
+                except TimeoutError:
+                    print_run_logs(client, UUID(started.flow_run_id))
+                    raise
 
         def run(self, flow_run_id):
             with get_client(sync_client=True) as client:
