@@ -15,7 +15,7 @@ def engine_alive(infrastructure_pid: str | None) -> bool:
         cmdline = " ".join(psutil.Process(int(infrastructure_pid or "")).cmdline())
     except (ValueError, psutil.Error):
         return False
-    return "prefect" in cmdline
+    return "prefect" in cmdline or "fearless.platform.flow_start" in cmdline
 
 
 def crash_orphaned_runs(client, work_pool: str) -> list[str]:

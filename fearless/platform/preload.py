@@ -44,8 +44,22 @@ PRELOADS = {
         "joblib",
     ],
     "drift": ["fearless.drift.engine", "fearless.drift.__main__", "evidently", "pyarrow.parquet"],
+    # Flow runs of the process pool (`fearless.platform.flow_start`): Prefect's engine and the
+    # flows with everything their tasks import, ~4 s of every run's start otherwise.
+    "flow-run": [
+        "prefect.engine",
+        "prefect.flow_engine",
+        "flows.release",
+        "flows.release_pipeline",
+        "flows.release_cleanup",
+        "flows.janitor",
+    ],
 }
-KIND_OF_MODULE = {"fearless.serving": "model-api", "fearless.drift": "drift"}
+KIND_OF_MODULE = {
+    "fearless.serving": "model-api",
+    "fearless.drift": "drift",
+    "prefect.engine": "flow-run",
+}
 MAX_REQUEST_BYTES = 64 * 1024
 REQUEST_TIMEOUT_S = 2.0
 
@@ -60,6 +74,9 @@ class ForkRequest(BaseModel):
     cwd: str
     exit_path: str | None = None
     env: dict[str, str] | None = None
+    env_exact: bool = False
+    """The child's environment is `env` alone (a flow run's, from its worker), not added to
+    the parent's."""
 
     @field_validator("module")
     @classmethod
@@ -74,14 +91,14 @@ class ForkRequest(BaseModel):
 def read_request(conn: socket.socket) -> dict:
     """The request on `conn` from a process of this user, checked; ValueError saying why not
     (OSError when the client is gone or sends nothing in time)."""
-    uid, _ = _peer(conn)
+    uid, pid = _peer(conn)
     if uid not in (os.getuid(), 0):
         raise ValueError(f"a process of uid {uid} may not ask for processes")
     line = conn.makefile("rb").readline(MAX_REQUEST_BYTES + 1)
     if len(line) > MAX_REQUEST_BYTES:
         raise ValueError(f"a request is one line of at most {MAX_REQUEST_BYTES} bytes")
     try:
-        return ForkRequest.model_validate_json(line).model_dump()
+        return {**ForkRequest.model_validate_json(line).model_dump(), "peer_pid": pid}
     except ValidationError as exc:
         raise ValueError(f"not a request: {exc.errors(include_url=False)}") from None
 
@@ -121,7 +138,11 @@ def _run_child(request: dict) -> None:
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.chdir(request["cwd"])
+        if request.get("env_exact"):
+            os.environ.clear()
         os.environ.update(request.get("env") or {})
+        if KIND_OF_MODULE[request["module"]] == "flow-run":
+            _become_flow_run(request["peer_pid"])
         sys.argv = [request["module"], *request["args"]]
         runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
         code = 0
@@ -135,6 +156,26 @@ def _run_child(request: dict) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _become_flow_run(launcher_pid: int) -> None:
+    """Prefect read its settings when the parent imported it: read them again from the run's
+    environment. And die with the launcher the worker started and watches (its pid is the
+    run's), as the run's own process would: a worker that kills it, or a host lost, ends it."""
+    import threading
+
+    import prefect.context
+
+    prefect.context.GLOBAL_SETTINGS_CONTEXT = prefect.context.root_settings_context()
+    launcher = os.pidfd_open(launcher_pid)
+
+    def die_with_launcher() -> None:
+        import select
+
+        select.select([launcher], [], [])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=die_with_launcher, daemon=True, name="launcher-watch").start()
 
 
 _exit_paths: dict[int, str | None] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,8 @@ def process_template_for(settings: Settings) -> dict[str, Any]:
     properties = template["variables"]["properties"]
     properties["stream_output"]["default"] = False
     properties["env"]["default"] = dict(HEARTBEAT_ENV)
+    # Started warm, forked from a parent that imported Prefect and the flows (flow_start).
+    properties["command"]["default"] = f"{sys.executable} -m fearless.platform.flow_start"
     return template
 
 

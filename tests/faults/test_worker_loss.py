@@ -81,6 +81,8 @@ def lose(settings, flow_run_id: UUID, host: bool) -> float:
     assert worker is not None, "no worker to kill"
     with get_client(sync_client=True) as client:
         engine = client.read_flow_run(flow_run_id).infrastructure_pid
+    launcher = " ".join(psutil.Process(int(engine)).cmdline())
+    assert "fearless.platform.flow_start" in launcher, launcher  # the run's process, warm
     os.kill(worker.pid, signal.SIGKILL)
     if host:
         os.kill(int(engine), signal.SIGKILL)
