@@ -155,6 +155,11 @@ def _run_child(request: dict) -> None:
             Path(request["exit_path"]).write_text(str(code))
         sys.stdout.flush()
         sys.stderr.flush()
+        if KIND_OF_MODULE.get(request["module"]) == "flow-run":
+            # A flow run exits as Prefect's own process would, so the logs and events Prefect
+            # still holds are sent at its exit (os._exit skips that: a suspended run's last
+            # lines were lost). It imported nothing the parent had not: nothing else runs.
+            sys.exit(code)
         os._exit(code)
 
 
