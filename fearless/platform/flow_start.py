@@ -8,7 +8,8 @@ passes on the signals it gets (a cancel's SIGTERM), ends with the fork's exit co
 fork dies with it (a killed worker or a lost host ends the run, as before). Where no parent
 listens, or it refuses, this process becomes the engine itself (exec), as Prefect would run.
 
-Standard library only: what it imports is what every run pays before it starts.
+Standard library only: what it imports is what every run pays before it starts. So it asks the
+parent itself rather than through `preload.Launcher`, which imports pydantic and psutil.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import select
 import signal
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,12 +41,12 @@ def _log_path() -> str:
     return str(folder / f"{run}.log")
 
 
-def _forked(sock_path: Path, exit_path: str) -> int | None:
+def _forked(sock_path: Path, log_path: str, exit_path: str) -> int | None:
     """The pid of the engine forked for this run, or None where the parent cannot."""
     request = {
         "module": ENGINE,
         "args": sys.argv[1:],
-        "log_path": _log_path(),
+        "log_path": log_path,
         "cwd": os.getcwd(),
         "exit_path": exit_path,
         "env": dict(os.environ),
@@ -90,10 +90,10 @@ def _pass_on(pid: int):
 def main() -> None:
     sock_path = _socket_path()
     if sock_path is not None:
-        fd, exit_path = tempfile.mkstemp(prefix="flow-run-", suffix=".exit")
-        os.close(fd)
-        os.unlink(exit_path)
-        pid = _forked(sock_path, exit_path)
+        log_path = _log_path()
+        exit_path = str(Path(log_path).with_suffix(".exit"))
+        Path(exit_path).unlink(missing_ok=True)
+        pid = _forked(sock_path, log_path, exit_path)
         if pid is not None:
             try:
                 engine = os.pidfd_open(pid)
@@ -101,12 +101,7 @@ def main() -> None:
                 sys.exit(_exit_code(exit_path))
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, _pass_on(pid))
-            while True:
-                try:
-                    select.select([engine], [], [])
-                    break
-                except InterruptedError:
-                    continue
+            select.select([engine], [], [])  # until it exits (a signal here does not end it)
             code = _exit_code(exit_path)
             Path(exit_path).unlink(missing_ok=True)
             sys.exit(code)

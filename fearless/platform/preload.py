@@ -127,7 +127,7 @@ def _exit_code(exc: SystemExit) -> int:
 
 def _run_child(request: dict) -> None:
     """In the forked child: become the requested `python -m module` process, then exit."""
-    code = 1
+    code, flow_run = 1, KIND_OF_MODULE.get(request["module"]) == "flow-run"
     try:
         os.setsid()
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
@@ -141,7 +141,7 @@ def _run_child(request: dict) -> None:
         if request.get("env_exact"):
             os.environ.clear()
         os.environ.update(request.get("env") or {})
-        if KIND_OF_MODULE[request["module"]] == "flow-run":
+        if flow_run:
             _become_flow_run(request["peer_pid"])
         sys.argv = [request["module"], *request["args"]]
         runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
@@ -155,7 +155,7 @@ def _run_child(request: dict) -> None:
             Path(request["exit_path"]).write_text(str(code))
         sys.stdout.flush()
         sys.stderr.flush()
-        if KIND_OF_MODULE.get(request["module"]) == "flow-run":
+        if flow_run:
             # A flow run exits as Prefect's own process would, so the logs and events Prefect
             # still holds are sent at its exit (os._exit skips that: a suspended run's last
             # lines were lost). It imported nothing the parent had not: nothing else runs.

@@ -16,26 +16,16 @@ import psutil
 import pytest
 
 from fearless.platform import processes
-from fearless.platform.preload import PRELOADS
 from tests.conftest import ROOT
+from tests.integration.test_preload import start_parent
 
 
 @pytest.fixture(scope="module")
 def state_dir(tmp_path_factory):
     """A state dir with a preloaded flow-run parent listening, as `fearless server up` has."""
     state = tmp_path_factory.mktemp("state")
-    sock = state / "processes" / "preload-flow-run.sock"
-    sock.parent.mkdir()
-    imports = [arg for module in PRELOADS["flow-run"] for arg in ("--import", module)]
-    parent = processes.spawn(
-        [sys.executable, "-m", "fearless.platform.preload", "--socket", str(sock), *imports],
-        state / "parent.log",
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 120
-    while not sock.exists() and time.monotonic() < deadline:
-        assert processes.is_alive(parent), processes.log_tail(parent)
-        time.sleep(0.1)
+    (state / "processes").mkdir()
+    parent = start_parent("flow-run", state / "processes", timeout_s=120, cwd=ROOT)
     yield state, parent
     processes.stop(parent)
 

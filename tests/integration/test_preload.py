@@ -13,26 +13,27 @@ from fearless.platform.preload import PRELOADS, Launcher
 from fearless.registry.local import LocalRegistry
 
 
+def start_parent(kind: str, folder, timeout_s: float = 60, **spawn) -> processes.ProcessHandle:
+    """A preloaded parent of `kind` listening in `folder`, as `fearless server up` starts it."""
+    sock = folder / f"preload-{kind}.sock"
+    imports = [arg for module in PRELOADS[kind] for arg in ("--import", module)]
+    parent = processes.spawn(
+        [sys.executable, "-m", "fearless.platform.preload", "--socket", str(sock), *imports],
+        folder / f"parent-{kind}.log",
+        **spawn,
+    )
+    deadline = time.monotonic() + timeout_s
+    while not sock.exists() and time.monotonic() < deadline:
+        assert processes.is_alive(parent), processes.log_tail(parent)
+        time.sleep(0.1)
+    return parent
+
+
 @pytest.fixture(scope="module")
 def preloaded(tmp_path_factory):
     """A preloaded model-API parent, as `fearless server up` starts it."""
     folder = tmp_path_factory.mktemp("preload")
-    imports = [arg for module in PRELOADS["model-api"] for arg in ("--import", module)]
-    parent = processes.spawn(
-        [
-            sys.executable,
-            "-m",
-            "fearless.platform.preload",
-            "--socket",
-            str(folder / "preload-model-api.sock"),
-            *imports,
-        ],
-        folder / "parent.log",
-    )
-    deadline = time.monotonic() + 60
-    while not (folder / "preload-model-api.sock").exists() and time.monotonic() < deadline:
-        assert processes.is_alive(parent), processes.log_tail(parent)
-        time.sleep(0.1)
+    parent = start_parent("model-api", folder)
     yield folder, parent
     processes.stop(parent)
 
