@@ -82,11 +82,15 @@ class Client:
             time.sleep(0.02)
 
     def wait_until_answered_after(self, since: float, timeout_s: float = 60.0) -> None:
-        """Until a 2xx answer of a request sent after the fault, and 20 more answers."""
+        """Until a 2xx answer after the fault and after its last failure, and 20 more answers
+        (a request in flight at the fault may still answer 2xx before the failures start)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            ok = [i for i, (t, status, _) in enumerate(self.answers) if t > since and status == 200]
-            if ok and len(self.answers) >= ok[0] + 20:
+            answers = list(self.answers)
+            last_failure = max((t for t, status, _ in answers if status != 200), default=since)
+            after = max(since, last_failure)
+            ok = [i for i, (t, status, _) in enumerate(answers) if t > after and status == 200]
+            if ok and len(answers) >= ok[0] + 20:
                 return
             time.sleep(0.05)
         raise AssertionError(
