@@ -1,6 +1,8 @@
 """Tear down a release whose run ended with no process left to do it (timeout, cancel, crash).
 
-Started by the automation in `deployments/automations.yaml`; safe to run more than once.
+Started by the automations in `deployments/automations.yaml`; safe to run more than once. With
+`silent_s`, the run's heartbeats stopped: it is marked Crashed only if its process is gone,
+and that Crashed state starts the cleanup that resumes it.
 """
 
 from __future__ import annotations
@@ -11,13 +13,19 @@ from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 
 from fearless.composition import build_services
+from fearless.release.recovery import crash_if_lost
 from fearless.release.runs import close_release
 
 
 @flow(name="release-cleanup")
-def release_cleanup(flow_run_id: str) -> list[str]:
+def release_cleanup(flow_run_id: str, silent_s: int | None = None) -> list[str]:
     """`flow_run_id` may be a bare id or an event resource id (`prefect.flow-run.<id>`)."""
+    run_id = UUID(flow_run_id.rpartition(".")[2])
+    services = build_services()
     with get_client(sync_client=True) as client:
-        removed = close_release(build_services(), client, UUID(flow_run_id.rpartition(".")[2]))
-    get_run_logger().info("cleanup of %s: %s", flow_run_id, ", ".join(removed) or "nothing left")
-    return removed
+        if silent_s is None:
+            done = close_release(services, client, run_id)
+        else:
+            done = crash_if_lost(services.settings, client, client.read_flow_run(run_id), silent_s)
+    get_run_logger().info("cleanup of %s: %s", flow_run_id, ", ".join(done) or "nothing left")
+    return done

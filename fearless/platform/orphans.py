@@ -18,6 +18,22 @@ def engine_alive(infrastructure_pid: str | None) -> bool:
     return "prefect" in cmdline or "fearless.platform.flow_start" in cmdline
 
 
+def ecs_task_alive(settings, infrastructure_pid: str | None) -> bool:
+    """Whether an ECS-pool flow run's task (`cluster::task_arn`, as the ECS worker records it)
+    has not stopped. An AWS error raises: a run is never called lost on a failed question."""
+    from fearless.aws import aws_client
+
+    cluster, _, task_arn = (infrastructure_pid or "").partition("::")
+    if not task_arn:
+        return False
+    found = aws_client(settings, "ecs").describe_tasks(cluster=cluster, tasks=[task_arn])
+    # A task whose container exited wants STOPPED at once; it reaches it a minute later.
+    return any(
+        "STOPPED" not in (task.get("lastStatus"), task.get("desiredStatus"))
+        for task in found.get("tasks", [])
+    )
+
+
 def crash_orphaned_runs(client, work_pool: str) -> list[str]:
     """Mark Crashed the flow runs of this host's process pool whose process is gone.
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fearless.aws.prices import fargate_size
+from fearless.platform import orphans
 from fearless.settings import PROJECT_ROOT, Settings
 from fearless.spec import Resources
 
@@ -166,13 +167,15 @@ def flow_run_env(settings: Settings) -> dict[str, str]:
 @dataclass(frozen=True)
 class PoolKind:
     """A kind of work pool: its Prefect type, template, per-run job variables, project dir,
-    and whether its flow runs share one host (then load tests take turns: see `slots`)."""
+    whether its flow runs share one host (then load tests take turns: see `slots`), and how to
+    tell that a run's process still runs (from the run's `infrastructure_pid`)."""
 
     type: str
     template: Callable[[Settings], dict[str, Any] | None]
     job_variables: Callable[[Resources], dict[str, Any]]
     project_dir: Callable[[Settings], str]
     shares_host: bool
+    run_alive: Callable[[Settings, str | None], bool]
 
 
 POOL_KINDS = {
@@ -182,9 +185,15 @@ POOL_KINDS = {
         no_job_variables,
         lambda s: str(PROJECT_ROOT),
         shares_host=True,
+        run_alive=lambda s, pid: orphans.engine_alive(pid),
     ),
     "ecs": PoolKind(
-        "ecs", ecs_template_for, ecs_job_variables, lambda s: s.aws_flow_project_dir, False
+        "ecs",
+        ecs_template_for,
+        ecs_job_variables,
+        lambda s: s.aws_flow_project_dir,
+        shares_host=False,
+        run_alive=orphans.ecs_task_alive,
     ),
 }
 BACKEND_POOLS = {"local": "process", "aws": "ecs"}

@@ -1,8 +1,8 @@
 """A release whose process was lost (its worker or host killed) is resumed, not lost.
 
 A lost run ends Crashed: the engine says so when it can, the heartbeat automation
-(`deployments/automations.yaml`) when the process vanished silently, and `fearless server up`
-at once for the runs of this host whose process is gone. The cleanup flow then puts the same
+(`deployments/automations.yaml`, through `crash_if_lost`) when the process vanished silently,
+and `fearless server up` at once for the runs of this host whose process is gone. The cleanup flow then puts the same
 flow run back on its own queue; the next worker runs it from the top, and every finished step
 returns its persisted result (see `tasks.run_scoped`). Test environments that did not survive
 are removed first and provisioned again. After `MAX_RESUMES` the release is torn down and ends
@@ -104,6 +104,28 @@ def resume_release(services, client, run) -> list[str]:
     client.update_flow_run(run.id, tags=tags)
     client.set_flow_run_state(run.id, Scheduled(message=plan.message), force=True)
     return [*done, plan.message]
+
+
+def crash_if_lost(settings, client, run, silent_s: int) -> list[str]:
+    """Its heartbeats were silent for `silent_s`: mark the run Crashed if its process is gone.
+
+    Silence alone is no proof. A busy server evaluates its events late (SQLite locked for
+    seconds on a 2-core host), and the heartbeat automation then fires for runs that are well:
+    crashing one would resume it while its process still runs, two engines on one release.
+    """
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    from fearless.platform.work_pools import kind_for
+
+    if run.state is None or run.state.type not in (StateType.RUNNING, StateType.PENDING):
+        return []  # it ended, or waits for its approver, meanwhile: not lost
+    pid = run.infrastructure_pid
+    if pid and kind_for(settings).run_alive(settings, pid):
+        return [f"no heartbeat for {silent_s} s, but its process ({pid}) runs: left running"]
+    message = f"no heartbeat for {silent_s} s: its process was lost"
+    client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+    return [f"marked Crashed ({message})"]
 
 
 def queue_exists(client, pool: str, release_id: str) -> bool:

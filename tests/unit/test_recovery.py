@@ -57,7 +57,14 @@ def test_the_heartbeat_automation_waits_longer_than_three_heartbeats_and_spares_
     assert trigger["within"] > 3 * FLOW_HEARTBEAT_S
     # A run waiting for its approver has no process and sends no heartbeat: not lost.
     assert {"prefect.flow-run.Suspended", "prefect.flow-run.Paused"} <= set(trigger["expect"])
-    assert lost["actions"][0]["state"] == "CRASHED"
+    # Silence alone crashes nothing: the cleanup flow asks whether the process is gone.
+    (action,) = lost["actions"]
+    assert action["type"] == "run-deployment"
+    assert action["deployment"] == "release-cleanup/release-cleanup"
+    assert action["parameters"] == {
+        "flow_run_id": "{{ event.resource.id }}",
+        "silent_s": trigger["within"],
+    }
 
 
 def test_a_run_counts_as_alive_only_while_a_prefect_process_has_its_pid():
