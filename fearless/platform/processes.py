@@ -70,7 +70,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def spawn(
-    argv: list[str], log_path: Path, env: dict[str, str] | None = None, cwd=None
+    argv: list[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    cwd=None,
+    pass_fds: tuple[int, ...] = (),
 ) -> ProcessHandle:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
@@ -82,6 +86,7 @@ def spawn(
             start_new_session=True,
             env={**os.environ, **(env or {})},
             cwd=cwd,
+            pass_fds=pass_fds,
         )
     _children[proc.pid] = proc
     return handle_of(proc.pid, str(log_path))

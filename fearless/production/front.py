@@ -95,6 +95,23 @@ def port_is_free(port: int, host: str = "127.0.0.1", reuse: bool = True) -> bool
         return True
 
 
+def listening_socket(port: int, host: str = "127.0.0.1") -> socket.socket:
+    """A socket listening on the front's address, for nginx to take (`NginxFront.start`).
+
+    Whoever keeps it open keeps the address taking connections while no nginx runs: the kernel
+    queues them (up to the backlog) until the next nginx accepts them. A client then sees a
+    slow answer where it would have seen a refused connection."""
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(511)  # nginx's own default backlog
+    except OSError as exc:
+        sock.close()
+        raise FrontError(f"cannot listen on {host}:{port}: {exc}") from exc
+    return sock
+
+
 def _quoted(path: Path) -> str:
     text = str(path)
     if any(c in text for c in '"\\$') or any(ord(c) < 32 for c in text):
@@ -240,9 +257,19 @@ http {{
             conf.unlink(missing_ok=True)
             raise FrontError(f"nginx refused the front's configuration: {done.stderr.strip()}")
 
-    def start(self, port: int, timeout_s: float = 30.0) -> processes.ProcessHandle:
-        """Start the master in the foreground of its own session; return once it listens."""
-        handle = processes.spawn(self._nginx("-g", "daemon off;"), self.root / "logs" / "nginx.out")
+    def start(
+        self, port: int, timeout_s: float = 30.0, listener: socket.socket | None = None
+    ) -> processes.ProcessHandle:
+        """Start the master in the foreground of its own session; return once it listens.
+
+        With `listener` (see `listening_socket`), nginx takes that socket instead of binding its
+        own: nginx's `NGINX` variable, which its binary upgrade uses to hand sockets on."""
+        argv, log = self._nginx("-g", "daemon off;"), self.root / "logs" / "nginx.out"
+        if listener is None:
+            handle = processes.spawn(argv, log)
+        else:
+            fd = listener.fileno()
+            handle = processes.spawn(argv, log, env={"NGINX": f"{fd};"}, pass_fds=(fd,))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not processes.is_alive(handle):

@@ -6,7 +6,12 @@ A front that dies while it should run is started again by the supervisor that
 `fearless server up` starts (and `fearless server down` stops, before every front), and so is
 a production model API that dies (`LocalProductionService.keep_up`, production's records being
 the folder above the fronts'), forked from the preloaded parents in `--preload` if given. It
-also runs each front's hold server, where nginx sends what a dead model API cannot take:
+also runs each front's hold server, where nginx sends what a dead model API cannot take.
+
+The supervisor starts every front (other processes ask it, on `supervisor.sock`) and keeps
+each front's listening socket open: nginx takes it rather than binding its own, so a front
+killed outright (master and workers) still takes connections, queued by the kernel until the
+supervisor's next nginx accepts them. Without a supervisor a process starts nginx itself.
 
     python -m fearless.production.fronts --root DIR [--preload DIR] [--interval S]
 """
@@ -15,8 +20,11 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import os
+import select
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,8 +34,17 @@ from pydantic import BaseModel, model_validator
 
 from fearless.ids import checked_id
 from fearless.platform import processes
-from fearless.production.front import SLOTS, FrontError, NginxFront, choose_ports, port_is_free
+from fearless.production.front import (
+    SLOTS,
+    FrontError,
+    NginxFront,
+    choose_ports,
+    listening_socket,
+    port_is_free,
+)
 from fearless.production.hold import HoldServer
+
+SUPERVISOR_SOCKET = "supervisor.sock"
 
 
 class Front(BaseModel):
@@ -61,9 +78,17 @@ def write_json(path: Path, model: BaseModel) -> None:
 
 
 class Fronts:
-    def __init__(self, root: Path, start_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        start_timeout_s: float = 30.0,
+        listeners: dict[str, socket.socket] | None = None,
+    ) -> None:
         self.root = root
         self.start_timeout_s = start_timeout_s
+        self.listeners = listeners
+        """The supervisor's: each front's listening socket, kept open across its nginxes."""
+        self._started: dict[str, processes.ProcessHandle] = {}
 
     def _record(self, model: str) -> Path:
         return self.root / f"{checked_id(model, 'model name')}.json"
@@ -86,12 +111,17 @@ class Fronts:
         return sorted(path.stem for path in self.root.glob("*.json"))
 
     @contextmanager
-    def locked(self, model: str) -> Iterator[None]:
-        """One process at a time changes a model's front (a switch, a stop, the supervisor)."""
+    def locked(self, model: str, wait: bool = True) -> Iterator[bool]:
+        """One process at a time changes a model's front (a switch, a stop, the supervisor);
+        with `wait` off, yields False at once if another process holds it."""
         self.root.mkdir(parents=True, exist_ok=True)
         with self._record(model).with_suffix(".lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
 
     def running(self, model: str) -> Front:
         """The front, started with its configuration if it is not running (hold `locked`)."""
@@ -102,9 +132,40 @@ class Fronts:
         if front.handle is not None:
             nginx.stop_leftovers(front.handle)
         nginx.write_conf(front.port, front.slots, hold=front.hold)
-        front = front.model_copy(update={"handle": nginx.start(front.port, self.start_timeout_s)})
+        front = front.model_copy(update={"handle": self._start(model, front)})
         write_json(self._record(model), front)
         return front
+
+    def _start(self, model: str, front: Front) -> processes.ProcessHandle:
+        """Its nginx, started by the supervisor: here if this is it, else asked of it."""
+        nginx = self.nginx(model)
+        if self.listeners is None:
+            asked = ask_supervisor(self.root, model, self.start_timeout_s)
+            return asked or nginx.start(front.port, self.start_timeout_s)
+        if previous := self._started.pop(model, None):
+            processes.exit_code_of(previous)  # reap it: it was this process's child
+        if model not in self.listeners:
+            self.listeners[model] = listening_socket(front.port)
+        handle = nginx.start(front.port, self.start_timeout_s, self.listeners[model])
+        self._started[model] = handle
+        return handle
+
+    def start_asked(self, model: str) -> processes.ProcessHandle:
+        """The supervisor's answer to `ask_supervisor`: the asker holds the front's lock and
+        wrote its configuration."""
+        return self._start(model, self.get(model))
+
+    def close_unwanted(self) -> None:
+        """Close the listening socket of each front stopped for good (or forgotten)."""
+        for model in list(self.listeners or {}):
+            record = self._record(model)
+            if record.is_file() and self.get(model).handle is not None:
+                continue
+            with self.locked(model, wait=False) as mine:
+                if mine and (not record.is_file() or self.get(model).handle is None):
+                    self.listeners.pop(model).close()
+                    if previous := self._started.pop(model, None):
+                        processes.exit_code_of(previous)
 
     def free_slot(self, model: str, slot: str) -> int:
         """The slot's port, moved to a free one if another process took it while the slot was
@@ -139,7 +200,9 @@ class Fronts:
         """Start again every front that died while it should run: what happened, by model."""
         done = {}
         for model in self.models():
-            with self.locked(model):
+            with self.locked(model, wait=False) as mine:
+                if not mine:
+                    continue  # being changed (a switch asking for its start): next round
                 front = self.get(model)
                 if front.handle is None or processes.is_alive(front.handle):
                     continue
@@ -157,20 +220,81 @@ def supervise(root: Path, interval_s: float, preload: Path | None = None) -> Non
 
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    fronts = Fronts(root)
+    fronts = Fronts(root, listeners={})
     production = LocalProductionService(
         root.parent, root.parent / "inference", launcher=Launcher(preload)
     )
     holds: dict[str, HoldServer] = {}
-    while not stopping:
-        _hold_each(fronts, holds)
-        for model, what in fronts.keep_up().items():
-            print(f"front of {model}: {what}", flush=True)
-        for model, what in production.keep_up().items():
-            print(f"production of {model}: {what}", flush=True)
-        time.sleep(interval_s)
-    for hold in holds.values():
-        hold.close()
+    asks = _listen_for_asks(root / SUPERVISOR_SOCKET)
+    try:
+        while not stopping:
+            _hold_each(fronts, holds)
+            for model, what in fronts.keep_up().items():
+                print(f"front of {model}: {what}", flush=True)
+            for model, what in production.keep_up().items():
+                print(f"production of {model}: {what}", flush=True)
+            fronts.close_unwanted()
+            _answer_asks(fronts, asks, time.monotonic() + interval_s)
+    finally:
+        (root / SUPERVISOR_SOCKET).unlink(missing_ok=True)
+        asks.close()
+        for hold in holds.values():
+            hold.close()
+
+
+def _listen_for_asks(path: Path) -> socket.socket:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    umask = os.umask(0o177)  # born 0600: only the state dir's owner may ask
+    try:
+        server.bind(str(path))
+    finally:
+        os.umask(umask)
+    server.listen(16)
+    return server
+
+
+def _answer_asks(fronts: Fronts, asks: socket.socket, until: float) -> None:
+    """Start the fronts other processes ask for, until `until` (the supervisor's next round)."""
+    while (left := until - time.monotonic()) > 0:
+        if not select.select([asks], [], [], left)[0]:
+            return
+        conn, _ = asks.accept()
+        with conn:
+            conn.settimeout(2.0)
+            try:
+                model = json.loads(conn.makefile("r").readline())["start"]
+                answer = {"handle": fronts.start_asked(model).model_dump()}
+            except (OSError, ValueError, KeyError, TypeError, FrontError) as exc:
+                answer = {"error": str(exc) or type(exc).__name__}
+            try:
+                conn.sendall(json.dumps(answer).encode() + b"\n")
+            except OSError:
+                pass  # the asker is gone: its lock is free, keep_up starts the front
+
+
+def ask_supervisor(root: Path, model: str, timeout_s: float) -> processes.ProcessHandle | None:
+    """The front's nginx, started by the supervisor; None where no supervisor listens."""
+    path = root / SUPERVISOR_SOCKET
+    if not path.exists():
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(timeout_s + 5)
+        try:
+            conn.connect(str(path))
+        except OSError:
+            return None  # a socket left by a supervisor that died
+        try:
+            conn.sendall(json.dumps({"start": model}).encode() + b"\n")
+            answer = json.loads(conn.makefile("r").readline())
+        except (OSError, ValueError) as exc:
+            raise FrontError(
+                f"the fronts' supervisor did not start {model}'s front: {exc}"
+            ) from exc
+    if "error" in answer:
+        raise FrontError(answer["error"])
+    return processes.ProcessHandle(**answer["handle"])
 
 
 def _hold_each(fronts: Fronts, holds: dict[str, HoldServer]) -> None:

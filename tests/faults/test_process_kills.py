@@ -30,6 +30,7 @@ from fearless.environments.local import LocalEnvironments
 from fearless.log_files import log_files, read_log_file
 from fearless.platform import processes
 from fearless.platform.preload import Launcher
+from fearless.production.fronts import SUPERVISOR_SOCKET
 from fearless.production.hold import wait_for_port
 from fearless.production.local import LocalProductionService
 from fearless.production.promotion import promote
@@ -137,9 +138,14 @@ def production(tmp_path: Path, preloaded, credit_project) -> Iterator[tuple]:
         *("--root", str(service.root / "fronts"), "--preload", str(preloaded)),
         *("--interval", "0.5"),
     ]
-    promote(champion, registry, service, actor="ann", reason="first")
+    # As `fearless server up` does: the supervisor first, so it starts (and keeps) the front.
     supervisor = processes.spawn(argv, tmp_path / "supervisor.log")
     try:
+        asks = service.root / "fronts" / SUPERVISOR_SOCKET
+        deadline = time.monotonic() + 60
+        while not asks.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        promote(champion, registry, service, actor="ann", reason="first")
         assert wait_for_port(service.front("credit").hold, 60), processes.log_tail(supervisor)
         yield service, champion
     finally:
@@ -218,6 +224,10 @@ def test_a_killed_production_front_is_restarted_on_its_address_and_last_good_slo
     while (again := service.front("credit")).handle == front.handle and time.monotonic() < deadline:
         time.sleep(0.05)
     assert again.handle != front.handle and again.url == front.url
+    # The supervisor kept the front's socket: new connections waited for the next nginx, and
+    # nothing was refused. Only the request in flight died with the worker that held it.
+    failed = client.failed()
+    assert len(failed) <= 1 and "ConnectError" not in str(failed), client.story(at)
     assert service.fronts.nginx("credit").active() == slot
     assert processes.is_alive(serving.handle)  # the model API behind it never moved
     assert {d for _, s, d in client.answers if s == 200} == {champion.digest}
