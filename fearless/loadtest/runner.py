@@ -64,6 +64,7 @@ class LoadTestResult(BaseModel):
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    min_ms: float = 0.0  # the fastest request: what the API takes at its best
     duration_s: float
     wall_s: float
     generator_cpu_pct: float
@@ -145,6 +146,7 @@ def summarize_stats(entries: list[dict]) -> dict:
         "p50_ms": percentile(histogram, 0.50),
         "p95_ms": percentile(histogram, 0.95),
         "p99_ms": percentile(histogram, 0.99),
+        "min_ms": float(min(histogram, default=0)),
         "duration_s": window,
         "start_ts": min(starts) if starts else 0.0,
         "end_ts": max(ends) if ends else 0.0,
@@ -152,14 +154,15 @@ def summarize_stats(entries: list[dict]) -> dict:
 
 
 def finer_percentiles(latency_path: Path, requests: int) -> dict[str, float] | None:
-    """p50/p95/p99 in tenths of a millisecond from the locustfile's own histogram, when it
-    saw every request (Locust rounds to whole milliseconds); else None."""
+    """p50/p95/p99 and the fastest request in tenths of a millisecond from the locustfile's own
+    histogram, when it saw every request (Locust rounds to whole milliseconds); else None."""
     if not latency_path.is_file():
         return None
     tenths = {int(k): v for k, v in json.loads(latency_path.read_text()).items()}
     if not tenths or sum(tenths.values()) < requests:  # forked workers keep their own
         return None
-    return {f"p{q}_ms": percentile(tenths, q / 100) / 10 for q in (50, 95, 99)}
+    finer = {f"p{q}_ms": percentile(tenths, q / 100) / 10 for q in (50, 95, 99)}
+    return {**finer, "min_ms": min(tenths) / 10}
 
 
 def read_top_errors(failures_csv: Path, limit: int = 3) -> list[str]:

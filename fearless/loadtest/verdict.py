@@ -9,7 +9,9 @@ so a pegged one always makes the run inconclusive.
 
 A run that would fail while other work disturbed its host (other processes or steal beyond
 `disturbed_pct` of the host's cores) is inconclusive too: its figures may be the host's. A run
-that passes in spite of a disturbance stands, since a disturbance only makes figures worse.
+that passes in spite of a disturbance stands, since a disturbance only makes figures worse,
+and so does a latency limit below even the run's fastest request (`beyond_any_host`): a quiet
+host would not bring the API under it either.
 """
 
 from __future__ import annotations
@@ -104,6 +106,21 @@ def disturbance_reason(
     )
 
 
+# The fastest request, rounded as Locust rounds (to 5% above 100 ms), must exceed the limit
+# by this much before no quieter host could have met it.
+ROUNDING_SLACK = 1.1
+
+
+def beyond_any_host(result: LoadTestResult, checks: list[SLOCheck]) -> list[str]:
+    """The failed latency limits that even the run's fastest request exceeded, each said."""
+    return [
+        f"{c.name} {c.observed:g} over the maximum of {c.limit:g}, and even the fastest "
+        f"request took {result.min_ms:g} ms: no quieter host would meet it"
+        for c in checks
+        if not c.ok and c.name in ("p95_ms", "p99_ms") and result.min_ms > c.limit * ROUNDING_SLACK
+    ]
+
+
 def shortfall_reason(result: LoadTestResult) -> str | None:
     """Why the API failed to bear the open model's rate, or None when it held it."""
     if result.held_share is None or result.held_share >= HELD_SHARE:
@@ -140,6 +157,9 @@ def evaluate_load_test(
         )
     if shortfall := shortfall_reason(result):
         reasons.insert(0, shortfall)
+    if hopeless := beyond_any_host(result, checks):
+        reasons = [*hopeless, *(r for r in reasons if not r.startswith(("p95_ms", "p99_ms")))]
+        return LoadTestVerdict(passed=False, inconclusive=False, reasons=reasons, checks=checks)
     if reasons and (disturbed := disturbance_reason(result, disturbed_pct)):
         return LoadTestVerdict(
             passed=False, inconclusive=True, reasons=[disturbed, *reasons], checks=checks

@@ -118,8 +118,10 @@ def crash_if_lost(settings, client, run, silent_s: int) -> list[str]:
 
     from fearless.platform.work_pools import kind_for
 
-    if run.state is None or run.state.type not in (StateType.RUNNING, StateType.PENDING):
-        return []  # it ended, or waits for its approver, meanwhile: not lost
+    # Only a running engine heartbeats. A run resumed meanwhile is Scheduled or Pending, and
+    # still names its lost process until its next one starts: not lost again.
+    if run.state is None or run.state.type != StateType.RUNNING:
+        return []  # it ended, waits for its approver, or was resumed meanwhile
     pid = run.infrastructure_pid
     if pid and kind_for(settings).run_alive(settings, pid):
         return [f"no heartbeat for {silent_s} s, but its process ({pid}) runs: left running"]

@@ -187,7 +187,12 @@ def test_finer_percentiles_come_in_tenths_when_the_histogram_saw_every_request(t
     path = tmp_path / "latency.json"
     path.write_text('{"22": 50, "25": 45, "31": 4, "120": 1}')  # tenths of a ms
     # Locust's own percentile rule, on tenths instead of whole milliseconds
-    assert finer_percentiles(path, 100) == {"p50_ms": 2.5, "p95_ms": 3.1, "p99_ms": 12.0}
+    assert finer_percentiles(path, 100) == {
+        "p50_ms": 2.5,
+        "p95_ms": 3.1,
+        "p99_ms": 12.0,
+        "min_ms": 2.2,
+    }
     assert finer_percentiles(path, 101) is None  # forked workers kept some: Locust's figures
     assert finer_percentiles(tmp_path / "none.json", 100) is None
 
@@ -216,6 +221,24 @@ def test_a_passing_run_stands_in_spite_of_a_disturbance():
     """A disturbance only slows a run: passing in spite of one is still a pass."""
     verdict = evaluate_load_test(result(host=disturbed(60.0)), SLO)
     assert verdict.passed and not verdict.inconclusive
+
+
+def test_a_limit_below_even_the_fastest_request_fails_on_a_disturbed_host_too():
+    """A disturbance delays some requests; the fastest one is the API at its best. Once even it
+    took longer than a limit, no quieter host would meet that limit: a failure, not noise."""
+    slow_api = result(p95_ms=400, min_ms=300, host=disturbed(60.0))
+    verdict = evaluate_load_test(slow_api, SLO)
+    assert not verdict.passed and not verdict.inconclusive
+    assert verdict.reasons[0].startswith("p95_ms 400 over the maximum of 250, and even the fastest")
+    # Within Locust's rounding of the fastest request, or below the limit: still the host's.
+    for fastest in (270, 100):
+        verdict = evaluate_load_test(result(p95_ms=400, min_ms=fastest, host=disturbed(60.0)), SLO)
+        assert verdict.inconclusive, fastest
+
+
+def test_the_fastest_request_is_read_from_locusts_histogram():
+    entries = [{"response_times": {"7": 2, "12": 1}, "num_requests": 3, "num_failures": 0}]
+    assert summarize_stats(entries)["min_ms"] == 7.0
 
 
 def test_a_quiet_host_leaves_a_failure_a_failure():
