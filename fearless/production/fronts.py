@@ -45,6 +45,7 @@ from fearless.production.front import (
 from fearless.production.hold import HoldServer
 
 SUPERVISOR_SOCKET = "supervisor.sock"
+REAP_S = 0.1  # how soon the supervisor reaps a front it started that was stopped
 
 
 class Front(BaseModel):
@@ -155,6 +156,13 @@ class Fronts:
         wrote its configuration."""
         return self._start(model, self.get(model))
 
+    def reap_exited(self) -> None:
+        """Reap the nginx masters this supervisor started that have ended. Until then each is
+        a zombie, which a `processes.stop` elsewhere (a front stopped) waits out to the end."""
+        for model, handle in list(self._started.items()):
+            if not processes.is_alive(handle):
+                processes.exit_code_of(self._started.pop(model))
+
     def close_unwanted(self) -> None:
         """Close the listening socket of each front stopped for good (or forgotten)."""
         for model in list(self.listeners or {}):
@@ -164,8 +172,6 @@ class Fronts:
             with self.locked(model, wait=False) as mine:
                 if mine and (not record.is_file() or self.get(model).handle is None):
                     self.listeners.pop(model).close()
-                    if previous := self._started.pop(model, None):
-                        processes.exit_code_of(previous)
 
     def free_slot(self, model: str, slot: str) -> int:
         """The slot's port, moved to a free one if another process took it while the slot was
@@ -258,8 +264,9 @@ def _listen_for_asks(path: Path) -> socket.socket:
 def _answer_asks(fronts: Fronts, asks: socket.socket, until: float) -> None:
     """Start the fronts other processes ask for, until `until` (the supervisor's next round)."""
     while (left := until - time.monotonic()) > 0:
-        if not select.select([asks], [], [], left)[0]:
-            return
+        fronts.reap_exited()
+        if not select.select([asks], [], [], min(left, REAP_S))[0]:
+            continue
         conn, _ = asks.accept()
         with conn:
             conn.settimeout(2.0)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Self
 
 import httpx
+import psutil
 import pytest
 
 from fearless.bundles.bundle import build_bundle
@@ -234,6 +235,8 @@ def test_a_killed_production_front_is_restarted_on_its_address_and_last_good_slo
     recover_s = client.recover_s(at)
     assert recover_s < 30, recover_s
     service.stop_all()
+    # Stopped from this process, reaped by the supervisor that started it: gone, no zombie.
+    assert not psutil.pid_exists(again.handle.pid)
     record(
         FaultRow(
             fault="production front SIGKILL (nginx master and workers)",
