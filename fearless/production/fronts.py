@@ -249,15 +249,19 @@ def supervise(root: Path, interval_s: float, preload: Path | None = None) -> Non
 
 
 def _listen_for_asks(path: Path) -> socket.socket:
+    """The socket other processes ask on; unbound where it cannot be (a path over the 107
+    bytes a Unix socket takes): then nobody asks, and each starts its nginx itself."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     umask = os.umask(0o177)  # born 0600: only the state dir's owner may ask
     try:
         server.bind(str(path))
+        server.listen(16)
+    except OSError as exc:
+        print(f"fronts are started by whoever needs one: no {path}: {exc}", flush=True)
     finally:
         os.umask(umask)
-    server.listen(16)
     return server
 
 
@@ -265,7 +269,8 @@ def _answer_asks(fronts: Fronts, asks: socket.socket, until: float) -> None:
     """Start the fronts other processes ask for, until `until` (the supervisor's next round)."""
     while (left := until - time.monotonic()) > 0:
         fronts.reap_exited()
-        if not select.select([asks], [], [], min(left, REAP_S))[0]:
+        listening = asks.getsockname() != ""
+        if not select.select([asks] if listening else [], [], [], min(left, REAP_S))[0]:
             continue
         conn, _ = asks.accept()
         with conn:
