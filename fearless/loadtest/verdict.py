@@ -155,10 +155,13 @@ def evaluate_load_test(
         return LoadTestVerdict(
             passed=False, inconclusive=True, reasons=[generator, *reasons], checks=checks
         )
+    if hopeless := beyond_any_host(result, checks):
+        # Each latency reason says why no host would do, in its place among the others.
+        said = {r.split(" ", 1)[0]: r for r in hopeless}
+        reasons = [said.get(r.split(" ", 1)[0], r) for r in reasons]
     if shortfall := shortfall_reason(result):
         reasons.insert(0, shortfall)
-    if hopeless := beyond_any_host(result, checks):
-        reasons = [*hopeless, *(r for r in reasons if not r.startswith(("p95_ms", "p99_ms")))]
+    if hopeless:
         return LoadTestVerdict(passed=False, inconclusive=False, reasons=reasons, checks=checks)
     if reasons and (disturbed := disturbance_reason(result, disturbed_pct)):
         return LoadTestVerdict(

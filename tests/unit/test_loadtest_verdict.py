@@ -236,6 +236,15 @@ def test_a_limit_below_even_the_fastest_request_fails_on_a_disturbed_host_too():
         assert verdict.inconclusive, fastest
 
 
+def test_a_slow_api_that_missed_the_rate_names_the_shortfall_first():
+    """The rate missed says most about the API; the hopeless latency limit follows it."""
+    verdict = evaluate_load_test(open_run(1400, p95_ms=400, min_ms=300), SLO)
+    assert not verdict.passed and not verdict.inconclusive
+    assert verdict.reasons[0].startswith("the API held only 70%")
+    assert verdict.reasons[1].startswith("p95_ms 400 over the maximum of 250, and even the")
+    assert "p95_ms 400 over the maximum of 250" not in verdict.reasons
+
+
 def test_the_fastest_request_is_read_from_locusts_histogram():
     entries = [{"response_times": {"7": 2, "12": 1}, "num_requests": 3, "num_failures": 0}]
     assert summarize_stats(entries)["min_ms"] == 7.0
