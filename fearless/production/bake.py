@@ -211,8 +211,10 @@ def watch(
     scrape: Callable[[str], Scrape] = scrape_metrics,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    settled: Callable[[], bool] = lambda: True,
 ) -> BakeVerdict:
-    """Watch `url` for the spec's window; stop early at the first breach."""
+    """Watch `url` for the spec's window; stop early at the first breach seen once `settled`
+    (a shadow started beside the watch compares, so its reasons are in the verdict too)."""
     window = spec.bake.window_s
     if window == 0:
         return BakeVerdict(passed=True, notes=["bake window disabled (bake.window_s: 0)"])
@@ -223,7 +225,7 @@ def watch(
             sleep(max(0.0, min(interval_s, started + window - clock())))
             verdict = evaluate_bake(before, scrape(url), spec)
             verdict.watched_s = clock() - started
-            if not verdict.passed or verdict.watched_s >= window:
+            if (not verdict.passed and settled()) or verdict.watched_s >= window:
                 return verdict
     except (httpx.HTTPError, OSError) as exc:
         reason = f"production figures unreadable: {exc!r}"
@@ -239,7 +241,8 @@ def _watch(url: str, spec: ModelSpec, production, model: str, shadow=None) -> Ba
     with window(model, shadow=shadow) as read:
         if read is None:  # no front of its own serves the model now
             return watch(url, spec)
-        return watch(url, spec, scrape=lambda _url: read())
+        settled = getattr(read, "settled", lambda: True)
+        return watch(url, spec, scrape=lambda _url: read(), settled=settled)
 
 
 class BakeResult(BaseModel):

@@ -7,10 +7,11 @@ front at it, waits until the old version has no connection from the front left (
 timeout), then stops it: clients see no failed request, and a failed start never leaves the
 model without a server.
 
-During a bake window the previous version runs again in the idle slot as a shadow: the front
-mirrors every request to it, its inference log goes to a folder of its own (never the live
-traffic the drift check reads), and it is stopped when the window ends (or, if a worker died
-mid-window, by the next start or stop of the model).
+During a bake window the previous version runs again in the idle slot as a shadow (started
+beside the window's watch, which need not wait for it): the front mirrors every request to it,
+its inference log goes to a folder of its own (never the live traffic the drift check reads),
+and it is stopped when the window ends (or, if a worker died mid-window, by the next start or
+stop of the model).
 
 A production model API that dies is started again, same bundle on the same slot's port, by the
 supervisor `fearless server up` starts (`keep_up`, run by `python -m fearless.production.fronts`
@@ -22,6 +23,7 @@ hold server (`fearless.production.hold`), and are answered by the new process.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -235,18 +237,21 @@ class LocalProductionService:
         nginx = self.fronts.nginx(model)
         upstream = instance.upstream.removeprefix("http://")
         log = AccessLog(nginx.access_log, upstream, reopen=lambda: nginx.reopen_logs(front.handle))
-        pairs = None
+        mirror = _Mirror()
         try:
-            if shadow is not None:
-                pairs = self._mirror_to(shadow, instance)
             nginx.log_requests(True)
-            yield log.scrape if pairs is None else lambda: _with_pairs(log.scrape(), pairs)
+            if shadow is not None:
+                mirror.start(lambda: self._mirror_to(shadow, instance))
+            yield mirror.reader(log.scrape)
         finally:
             nginx.log_requests(False)
+            mirror.join()  # a shadow still starting is stopped too, not left behind
             self._stop_shadow(model)
             log.close()
-            if pairs is not None:
-                pairs.close()
+            if mirror.pairs is not None:
+                mirror.pairs.close()
+        if mirror.error is not None:
+            raise mirror.error
 
     def _mirror_to(self, bundle: Bundle, instance: ProductionInstance) -> ShadowPairs | None:
         """Start the shadow and mirror to it; None (no comparison) if it cannot start."""
@@ -318,6 +323,44 @@ class LocalProductionService:
         return [name for model in sorted(models) for name in self.stop(model)]
 
 
-def _with_pairs(scrape: Scrape, pairs: ShadowPairs) -> Scrape:
-    compared, agreed, shift = pairs.read()
-    return scrape.model_copy(update={"compared": compared, "agreed": agreed, "shift": shift})
+class _Mirror:
+    """The shadow, started beside the bake's watch rather than before it: a model API takes a
+    second or so to be ready, and the window (production's figures) need not wait for it. Its
+    comparison counts what was mirrored once it was."""
+
+    def __init__(self) -> None:
+        self.pairs: ShadowPairs | None = None
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def start(self, mirror: Callable[[], ShadowPairs | None]) -> None:
+        def run() -> None:
+            try:
+                self.pairs = mirror()
+            except BaseException as exc:  # noqa: BLE001 (raised where the window ends)
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, name="bake-shadow", daemon=True)
+        self.thread.start()
+
+    def settled(self) -> bool:
+        """No shadow is starting: it compares (or never will)."""
+        return self.thread is None or not self.thread.is_alive()
+
+    def reader(self, scrape: Callable[[], Scrape]) -> Callable[[], Scrape]:
+        """`scrape` with the comparison so far (none until the shadow answers); its `settled`
+        tells a watch whether a comparison may still begin."""
+
+        def read() -> Scrape:
+            seen = scrape()
+            if self.pairs is None:
+                return seen
+            compared, agreed, shift = self.pairs.read()
+            return seen.model_copy(update={"compared": compared, "agreed": agreed, "shift": shift})
+
+        read.settled = self.settled  # type: ignore[attr-defined]
+        return read
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()

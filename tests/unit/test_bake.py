@@ -126,6 +126,31 @@ def test_watch_runs_the_whole_window_when_healthy_and_stops_at_a_breach():
     assert not verdict.passed and verdict.watched_s == clock.now == 2
 
 
+def test_a_breach_ends_the_watch_only_once_a_starting_shadow_compares():
+    """A shadow started beside the watch: its comparison belongs in the verdict, so a breach
+    seen while it starts is judged again at the next look (never later than a watch that
+    waited for the shadow before starting)."""
+    clock = FakeClock()
+    broken = iter([traffic(0), *(traffic(100 * i, errors=50 * i) for i in range(1, 10))])
+    ready_at = 3.0
+    verdict = watch(
+        "x",
+        spec_with(window_s=10),
+        scrape=lambda _: next(broken),
+        sleep=clock.sleep,
+        clock=clock,
+        settled=lambda: clock.now >= ready_at,
+    )
+    assert not verdict.passed and verdict.watched_s == clock.now == 4
+    clock = FakeClock()
+    broken = iter([traffic(0), *(traffic(100 * i, errors=50 * i) for i in range(1, 10))])
+    never = watch(
+        "x", spec_with(window_s=5), scrape=lambda _: next(broken), sleep=clock.sleep,
+        clock=clock, settled=lambda: False,
+    )  # fmt: skip
+    assert not never.passed and never.watched_s == 5  # the window still ends it
+
+
 def test_watch_disabled_and_unreadable_metrics():
     assert "disabled" in watch("x", spec_with(window_s=0), scrape=None).notes[0]
 
