@@ -36,7 +36,7 @@ def release_pipeline(
 ) -> State:
     """Put one candidate through every gate; its source pack and its own work queue were made
     for it by the starter (`fearless.release.runs.start_release`)."""
-    candidate = build_bundle(source, overrides)
+    candidate = build_bundle(release_id, source, overrides)
     envs = provision_env(release_id, candidate)
     load = run_load_test(release_id, candidate, envs)
     if load.inconclusive:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 
 def run_scoped(context: Any, parameters: dict[str, Any]) -> str:
@@ -44,3 +47,34 @@ def log_down(logger, outcome) -> None:
     """Each model API a gate saw stop, with its last log lines."""
     for down in outcome.down:
         logger.error("%s; its last log lines:\n%s", down.describe(), down.log_tail)
+
+
+HOST_WAITS = "host_waits.txt"  # in the run's folder: what heavy steps waited for, for the evidence
+
+
+@contextmanager
+def beside_no_load_test(services, release_id: str, step: str) -> Iterator[None]:
+    """Run a step that keeps a core busy only while no other release's load test runs on this
+    host (`fearless.platform.slots`); a wait is logged and kept for the evidence."""
+    from prefect import get_run_logger, runtime
+
+    from fearless.platform.slots import heavy_step_slot
+    from fearless.platform.work_pools import kind_for
+
+    logger = get_run_logger()
+    flow_run_id = UUID(runtime.flow_run.id)
+    with heavy_step_slot(kind_for(services.settings), flow_run_id, step, logger.info) as wait:
+        yield
+    if wait.behind:
+        said = f"{step} {wait.describe()}"
+        logger.info(said)
+        run_dir = services.settings.paths.run_dir(release_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with (run_dir / HOST_WAITS).open("a") as waits:
+            waits.write(said + "\n")
+
+
+def host_waits(services, release_id: str) -> list[str]:
+    """What the release's heavy steps waited for (`beside_no_load_test`), each said."""
+    path = services.settings.paths.run_dir(release_id) / HOST_WAITS
+    return path.read_text().splitlines() if path.exists() else []

@@ -16,7 +16,7 @@ from fearless.release.approval_gate import wait_for_decision
 from fearless.release.candidate import Candidate, TestEnvironments
 from fearless.release.four_eyes import starters_of
 from fearless.release.gates import DriftOutcome, LoadTestOutcome
-from tasks import STEP, link_report
+from tasks import STEP, host_waits, link_report
 
 
 @task(name="publish-evidence", **STEP)
@@ -34,6 +34,7 @@ def publish_evidence(
         release_id=release_id, model=candidate.name, candidate_digest=candidate.digest,
         source=candidate.source, envs=envs, load=load, drift=drift, backend=services.settings.backend,
         costs=costs, cost_note=cost_note, parity=services.environments.parity(envs.candidate),
+        host_waits=host_waits(services, release_id),
     )  # fmt: skip
     run_dir = services.settings.paths.run_dir(release_id)
     files = write_evidence(

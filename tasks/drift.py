@@ -8,7 +8,7 @@ from prefect.artifacts import create_table_artifact
 from fearless.composition import build_services
 from fearless.release.candidate import Candidate, TestEnvironments
 from fearless.release.gates import DriftOutcome, run_drift_gate
-from tasks import STEP, link_report, log_down
+from tasks import STEP, beside_no_load_test, link_report, log_down
 
 
 @task(name="check-drift", **STEP)
@@ -17,9 +17,10 @@ def check_drift(release_id: str, candidate: Candidate, envs: TestEnvironments) -
     services = build_services()
     out_dir = services.settings.paths.run_dir(release_id) / "drift"
     log_dir = services.environments.inference_log_dir(envs.candidate)
-    outcome = run_drift_gate(
-        candidate, envs, log_dir, out_dir, services.environments, services.launcher
-    )
+    with beside_no_load_test(services, release_id, "drift check"):
+        outcome = run_drift_gate(
+            candidate, envs, log_dir, out_dir, services.environments, services.launcher
+        )
     logger = get_run_logger()
     log_down(logger, outcome)
     report = "none"

@@ -5,13 +5,15 @@ from prefect import get_run_logger, task
 from fearless.composition import build_services
 from fearless.release.candidate import Candidate, TestEnvironments
 from fearless.release.provisioning import provision_test_environments
-from tasks import PROVISION_STEP
+from tasks import PROVISION_STEP, beside_no_load_test
 
 
 @task(name="provision-env", **PROVISION_STEP)
 def provision_env(release_id: str, candidate: Candidate) -> TestEnvironments:
     """Start the candidate's test environment (and the champion's beside it)."""
-    envs = provision_test_environments(build_services(), release_id, candidate)
+    services = build_services()
+    with beside_no_load_test(services, release_id, "provisioning"):
+        envs = provision_test_environments(services, release_id, candidate)
     logger = get_run_logger()
     logger.info("candidate API at %s, expires %s", envs.candidate.url, envs.candidate.expires_at)
     if envs.champion:

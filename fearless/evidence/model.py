@@ -48,6 +48,8 @@ class Evidence(BaseModel):
     costs: list[CostLine] | None = None
     cost_note: str | None = None
     parity: list[str] | None = None
+    host_waits: list[str] = []
+    """What the release's heavy steps waited for on a shared host, each said."""
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property

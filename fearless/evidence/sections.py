@@ -97,8 +97,9 @@ def load_sections(ev: Evidence, links: ReportLinks) -> list[Section]:
         for role, r in (("candidate", load.result), ("champion", load.champion))
         if r is not None and r.host is not None
     ]
-    if load.notes or load.down or load.slot or hosts:
-        lines = [*load.notes, *([load.slot.describe()] if load.slot else []), *hosts]
+    if load.notes or load.down or load.slot or hosts or ev.host_waits:
+        slot = [load.slot.describe()] if load.slot else []
+        lines = [*load.notes, *ev.host_waits, *slot, *hosts]
         lines += [f"{d.describe()}; its last log lines: `{d.log_tail[-500:]}`" for d in load.down]
         main.blocks.append(Bullets(lines))
     main.blocks.append(Chart("load"))

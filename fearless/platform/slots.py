@@ -1,12 +1,19 @@
-"""One load test at a time on a machine that flow runs share, so releases never measure each
-other.
+"""One load test at a time on a machine that flow runs share, with nothing heavy beside it, so
+releases never measure each other.
 
 On a pool whose flow runs share one host (the embedded default's process pool), a load test
 (candidate and champion runs together) holds the host's slot: a strict Prefect global
-concurrency limit named after the host, sized from its cores. Where every flow run and model
-API is a task of its own (ECS), the pool kind says no slot is needed. A release waiting for the
-slot says so: in its log, and on its flow run as the tag `waiting:<slot>`, which
-`fearless status` shows; the holder carries `holds:<slot>`.
+concurrency limit named after the host, sized from its cores. The steps that keep a core busy
+(a build, a provisioning, a drift check) take one unit of the same limit and a load test takes
+all of its share (`LOAD_TEST_UNITS`): a reader-writer lock, so those steps run beside each other
+but never beside a load test, which waits for them as they wait for it. Measured before: a
+release's load test started while two others still built and provisioned had a p95 23% above
+the same test alone (`bench/contention.py`).
+
+Where every flow run and model API is a task of its own (ECS), the pool kind says no slot is
+needed. A release waiting for the slot says so: in its log, and on its flow run as the tag
+`waiting:<slot>`, which `fearless status` shows; a load test carries `holds:<slot>`, a step
+beside others `shares:<slot>`.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from pydantic import BaseModel
 from fearless.platform.work_pools import PoolKind
 
 LOAD_TEST_CORES = 2  # a load test keeps one core busy generating and one answering
+LOAD_TEST_UNITS = 8  # a load test takes this many units of the limit, a heavy step one
 LEASE_S = 120  # renewed while held; a crashed holder frees the slot this long after
 LEASE_TAG = "lease:"
 
@@ -56,8 +64,13 @@ def host_slots(cores: int | None = None) -> int:
     return max(1, (cores or os.cpu_count() or 1) // LOAD_TEST_CORES)
 
 
-def _holders(client, slot: str) -> list[str]:
-    """Releases (flow run names) whose running runs hold the slot."""
+def host_units(cores: int | None = None) -> int:
+    """The limit's size: each load test it bears at once takes `LOAD_TEST_UNITS` of it."""
+    return host_slots(cores) * LOAD_TEST_UNITS
+
+
+def _holders(client, slot: str, roles: tuple[str, ...] = ("holds",)) -> list[str]:
+    """Releases (flow run names) whose running runs hold the slot in one of `roles`."""
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterState,
@@ -66,13 +79,16 @@ def _holders(client, slot: str) -> list[str]:
     )
     from prefect.client.schemas.objects import StateType
 
-    runs = client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(
-            tags=FlowRunFilterTags(all_=[f"holds:{slot}"]),
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
+    names = set()
+    for role in roles:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=[f"{role}:{slot}"]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
+            )
         )
-    )
-    return sorted(run.name for run in runs)
+        names.update(run.name for run in runs)
+    return sorted(names)
 
 
 def _retag(client, flow_run_id: UUID, add=(), drop=()) -> None:
@@ -86,39 +102,61 @@ def _retag(client, flow_run_id: UUID, add=(), drop=()) -> None:
 def load_test_slot(
     kind: PoolKind, flow_run_id: UUID, log: Callable[[str], None]
 ) -> Iterator[SlotWait]:
-    """Hold this host's load-test slot, if `kind` shares hosts, for the body of the `with`."""
+    """Hold this host's load-test slot, if `kind` shares hosts, for the body of the `with`:
+    no other load test and no heavy step (`heavy_step_slot`) runs meanwhile."""
+    with _hold(kind, flow_run_id, log, "load test", LOAD_TEST_UNITS) as wait:
+        yield wait
+
+
+@contextmanager
+def heavy_step_slot(
+    kind: PoolKind, flow_run_id: UUID, step: str, log: Callable[[str], None]
+) -> Iterator[SlotWait]:
+    """Run `step` (one that keeps a core busy) only while no load test runs on this host, if
+    `kind` shares hosts; heavy steps of other releases may run beside it."""
+    with _hold(kind, flow_run_id, log, step, 1) as wait:
+        yield wait
+
+
+@contextmanager
+def _hold(
+    kind: PoolKind, flow_run_id: UUID, log: Callable[[str], None], what: str, units: int
+) -> Iterator[SlotWait]:
     if not kind.shares_host:
         yield SlotWait()
         return
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectAlreadyExists
 
+    role = "holds" if units == LOAD_TEST_UNITS else "shares"
     slot, started = host_slot_name(), time.monotonic()
     with get_client(sync_client=True) as client:
         try:
-            client.upsert_global_concurrency_limit_by_name(slot, limit=host_slots())
+            client.upsert_global_concurrency_limit_by_name(slot, limit=host_units())
         except ObjectAlreadyExists:  # another release created it a moment ago
             pass
-        behind = _holders(client, slot)
+        # A load test waits for load tests and heavy steps; a heavy step for load tests only.
+        behind = _holders(client, slot, ("holds", "shares") if role == "holds" else ("holds",))
         if behind:
-            log(f"waiting for the load-test slot {slot} behind {', '.join(behind)}")
+            log(f"{what}: waiting for the load-test slot {slot} behind {', '.join(behind)}")
             _retag(client, flow_run_id, add=f"waiting:{slot}")
-        with leased_slot(slot) as lease_id:
+        with leased_slot(slot, units=units) as lease_id:
             lease = f"{LEASE_TAG}{lease_id}"
-            _retag(client, flow_run_id, add=(f"holds:{slot}", lease), drop=f"waiting:{slot}")
+            _retag(client, flow_run_id, add=(f"{role}:{slot}", lease), drop=f"waiting:{slot}")
             try:
                 yield SlotWait(slot=slot, waited_s=time.monotonic() - started, behind=behind)
             finally:
-                _retag(client, flow_run_id, drop=(f"holds:{slot}", lease))
+                _retag(client, flow_run_id, drop=(f"{role}:{slot}", lease))
 
 
 @contextmanager
-def leased_slot(slot: str, timeout_s: float | None = None) -> Iterator[UUID]:
+def leased_slot(slot: str, timeout_s: float | None = None, units: int = 1) -> Iterator[UUID]:
     """Prefect's strict `concurrency(slot)`, renewed while held, that also says its lease id.
 
     The id goes on the holder's flow run (`lease:<id>`): when that run's process is lost, its
     resume gives the slot back at once (`release_lost_slot`) instead of after `LEASE_S`.
-    `timeout_s`: how long to wait for it (None: for ever); TimeoutError past that.
+    `timeout_s`: how long to wait for it (None: for ever); TimeoutError past that. `units`: how
+    many of the limit's units it takes.
     """
     from prefect.concurrency._leases import maintain_concurrency_lease
     from prefect.concurrency._sync import (
@@ -128,7 +166,7 @@ def leased_slot(slot: str, timeout_s: float | None = None) -> Iterator[UUID]:
 
     acquired = _acquire_through_a_restart(
         lambda wait_s: acquire_concurrency_slots_with_lease(
-            [slot], 1, timeout_seconds=wait_s, strict=True, lease_duration=LEASE_S
+            [slot], units, timeout_seconds=wait_s, strict=True, lease_duration=LEASE_S
         ),
         timeout_s,
     )
@@ -188,4 +226,5 @@ def release_lost_slot(client, tags: list[str]) -> list[str]:
     held = [t for t in tags if t.startswith(LEASE_TAG)]
     for tag in held:
         client.release_concurrency_slots_with_lease(UUID(tag.removeprefix(LEASE_TAG)))
-    return [t for t in tags if t not in held and not t.startswith(("holds:", "waiting:"))]
+    roles = ("holds:", "shares:", "waiting:")
+    return [t for t in tags if t not in held and not t.startswith(roles)]
