@@ -111,14 +111,15 @@ def disturbance_reason(
 ROUNDING_SLACK = 1.1
 
 
-def beyond_any_host(result: LoadTestResult, checks: list[SLOCheck]) -> list[str]:
-    """The failed latency limits that even the run's fastest request exceeded, each said."""
-    return [
-        f"{c.name} {c.observed:g} over the maximum of {c.limit:g}, and even the fastest "
+def beyond_any_host(result: LoadTestResult, checks: list[SLOCheck]) -> dict[str, str]:
+    """The failed latency limits that even the run's fastest request exceeded: check name to
+    the reason that says so."""
+    return {
+        c.name: f"{c.name} {c.observed:g} over the maximum of {c.limit:g}, and even the fastest "
         f"request took {result.min_ms:g} ms: no quieter host would meet it"
         for c in checks
         if not c.ok and c.name in ("p95_ms", "p99_ms") and result.min_ms > c.limit * ROUNDING_SLACK
-    ]
+    }
 
 
 def shortfall_reason(result: LoadTestResult) -> str | None:
@@ -150,15 +151,15 @@ def evaluate_load_test(
             "nothing to judge the SLOs on"
         )
         return LoadTestVerdict(passed=False, inconclusive=False, reasons=[reason], checks=checks)
-    reasons = [_reason(c, result) for c in checks if not c.ok]
+    failed = [c for c in checks if not c.ok]
+    reasons = [_reason(c, result) for c in failed]
     if generator := generator_reason(result, saturation_cpu_pct):
         return LoadTestVerdict(
             passed=False, inconclusive=True, reasons=[generator, *reasons], checks=checks
         )
     if hopeless := beyond_any_host(result, checks):
         # Each latency reason says why no host would do, in its place among the others.
-        said = {r.split(" ", 1)[0]: r for r in hopeless}
-        reasons = [said.get(r.split(" ", 1)[0], r) for r in reasons]
+        reasons = [hopeless.get(c.name, r) for c, r in zip(failed, reasons, strict=True)]
     if shortfall := shortfall_reason(result):
         reasons.insert(0, shortfall)
     if hopeless:

@@ -79,16 +79,13 @@ def _holders(client, slot: str, roles: tuple[str, ...] = ("holds",)) -> list[str
     )
     from prefect.client.schemas.objects import StateType
 
-    names = set()
-    for role in roles:
-        runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                tags=FlowRunFilterTags(all_=[f"{role}:{slot}"]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
-            )
+    runs = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            tags=FlowRunFilterTags(any_=[f"{role}:{slot}" for role in roles]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
         )
-        names.update(run.name for run in runs)
-    return sorted(names)
+    )
+    return sorted({run.name for run in runs})
 
 
 def _retag(client, flow_run_id: UUID, add=(), drop=()) -> None:
@@ -104,7 +101,7 @@ def load_test_slot(
 ) -> Iterator[SlotWait]:
     """Hold this host's load-test slot, if `kind` shares hosts, for the body of the `with`:
     no other load test and no heavy step (`heavy_step_slot`) runs meanwhile."""
-    with _hold(kind, flow_run_id, log, "load test", LOAD_TEST_UNITS) as wait:
+    with _hold(kind, flow_run_id, log, "load test", "holds") as wait:
         yield wait
 
 
@@ -114,27 +111,23 @@ def heavy_step_slot(
 ) -> Iterator[SlotWait]:
     """Run `step` (one that keeps a core busy) only while no load test runs on this host, if
     `kind` shares hosts; heavy steps of other releases may run beside it."""
-    with _hold(kind, flow_run_id, log, step, 1) as wait:
+    with _hold(kind, flow_run_id, log, step, "shares") as wait:
         yield wait
 
 
 @contextmanager
 def _hold(
-    kind: PoolKind, flow_run_id: UUID, log: Callable[[str], None], what: str, units: int
+    kind: PoolKind, flow_run_id: UUID, log: Callable[[str], None], what: str, role: str
 ) -> Iterator[SlotWait]:
+    """`role` "holds" (a load test: all its units) or "shares" (a heavy step: one unit)."""
     if not kind.shares_host:
         yield SlotWait()
         return
     from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectAlreadyExists
 
-    role = "holds" if units == LOAD_TEST_UNITS else "shares"
-    slot, started = host_slot_name(), time.monotonic()
+    units = LOAD_TEST_UNITS if role == "holds" else 1
+    slot, started = ensure_limit(host_slot_name(), host_units()), time.monotonic()
     with get_client(sync_client=True) as client:
-        try:
-            client.upsert_global_concurrency_limit_by_name(slot, limit=host_units())
-        except ObjectAlreadyExists:  # another release created it a moment ago
-            pass
         # A load test waits for load tests and heavy steps; a heavy step for load tests only.
         behind = _holders(client, slot, ("holds", "shares") if role == "holds" else ("holds",))
         if behind:
@@ -147,6 +140,19 @@ def _hold(
                 yield SlotWait(slot=slot, waited_s=time.monotonic() - started, behind=behind)
             finally:
                 _retag(client, flow_run_id, drop=(f"{role}:{slot}", lease))
+
+
+def ensure_limit(name: str, limit: int) -> str:
+    """Create the Prefect global concurrency limit `name` (or set its size); its name."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.upsert_global_concurrency_limit_by_name(name, limit=limit)
+        except ObjectAlreadyExists:  # another run created it a moment ago
+            pass
+    return name
 
 
 @contextmanager

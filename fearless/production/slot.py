@@ -18,16 +18,9 @@ def slot_name(model: str) -> str:
 
 def ensure_slot(model: str) -> str:
     """Create the model's one-slot limit if it is not there yet; its name."""
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectAlreadyExists
+    from fearless.platform.slots import ensure_limit
 
-    name = slot_name(model)
-    with get_client(sync_client=True) as client:
-        try:
-            client.upsert_global_concurrency_limit_by_name(name, limit=1)
-        except ObjectAlreadyExists:  # another release created it a moment ago
-            pass
-    return name
+    return ensure_limit(slot_name(model), 1)
 
 
 @contextmanager
