@@ -11,6 +11,8 @@ are removed first and provisioned again. After `MAX_RESUMES` the release is torn
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 RESUMED_TAG = "resumed:"  # resumed:<n>, on the flow run: how often it was resumed
@@ -18,6 +20,8 @@ REPROVISION_TAG = "reprovision:"  # reprovision:<n>: its environments were made 
 MAX_RESUMES = 3
 # How long a follower waits for a crashed run's cleanup to resume it before calling it final.
 RESUME_GRACE_S = 180.0
+RESUME_LOCK = "fearless-release-resume"  # a one-unit Prefect limit: one resume at a time
+RESUME_LOCK_WAIT_S = 300.0
 
 
 def counted(tags: list[str], prefix: str) -> int:
@@ -66,6 +70,27 @@ def broken_environments(environments, release_id: str) -> list[str]:
     """The release's test environments that no longer answer (each described)."""
     mine = [env for env in environments.list() if env.release_id == release_id]
     return [down.describe() for env in mine if (down := environments.check(env)) is not None]
+
+
+@contextmanager
+def one_resume_at_a_time() -> Iterator[None]:
+    """One crash may start two cleanups: Prefect publishes an automation's action before it
+    commits the evaluation, and evaluates the event again when SQLite refuses that commit
+    (`busy_retry`). Both read the run Crashed; without this lock both resumed it, and the
+    second counted a crash that never happened (CI saw `resumed:2` after one host loss)."""
+    from fearless.platform.slots import ensure_limit, leased_slot
+
+    with leased_slot(ensure_limit(RESUME_LOCK, 1), timeout_s=RESUME_LOCK_WAIT_S):
+        yield
+
+
+def resume_once(services, client, flow_run_id) -> list[str]:
+    """Resume the crashed run unless another cleanup did meanwhile; what was done."""
+    with one_resume_at_a_time():
+        run = client.read_flow_run(flow_run_id)  # as it is now, not as the cleanup began
+        if run.state is None or not run.state.is_crashed():
+            return []
+        return resume_release(services, client, run)
 
 
 def resume_release(services, client, run) -> list[str]:

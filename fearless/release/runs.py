@@ -220,14 +220,14 @@ def close_release(services, client, flow_run_id: UUID) -> list[str]:
     from prefect.states import Failed
 
     from fearless.release.approval import TIMEOUT_APPROVER, record_decision
-    from fearless.release.recovery import resume_release
+    from fearless.release.recovery import resume_once
 
     run = client.read_flow_run(flow_run_id)
     release_id = run.parameters.get("release_id")
     if not release_id or not (run.state and run.state.is_final()):
         return []  # resumed meanwhile (a second cleanup of one crash), or not over: not ours
     if run.state.is_crashed():
-        return resume_release(services, client, run)
+        return resume_once(services, client, run.id)
     removed = finish_release(services, release_id)
     if run.state and run.state.is_failed() and run.state.message == PAUSE_EXPIRED:
         model = next(
