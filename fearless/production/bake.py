@@ -29,6 +29,7 @@ import bisect
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -213,23 +214,42 @@ def watch(
     clock: Callable[[], float] = time.monotonic,
     settled: Callable[[], bool] = lambda: True,
 ) -> BakeVerdict:
-    """Watch `url` for the spec's window; stop early at the first breach seen once `settled`
-    (a shadow started beside the watch compares, so its reasons are in the verdict too)."""
+    """Watch `url` for the spec's window; stop early at the first breach seen once a shadow
+    started beside the watch has compared enough to judge (`min_requests` records, or one
+    interval since `settled`), so its reasons are in the verdict too. A watch that waited for
+    the shadow before it began stopped one interval after it: this one stops no later than
+    an interval after that, and sooner where traffic fills the comparison first."""
     window = spec.bake.window_s
     if window == 0:
         return BakeVerdict(passed=True, notes=["bake window disabled (bake.window_s: 0)"])
     started = clock()
     try:
         before = scrape(url)
+        settled_at = started if settled() else None
         while True:
             sleep(max(0.0, min(interval_s, started + window - clock())))
             verdict = evaluate_bake(before, scrape(url), spec)
-            verdict.watched_s = clock() - started
-            if (not verdict.passed and settled()) or verdict.watched_s >= window:
+            now = clock()
+            verdict.watched_s = now - started
+            if settled_at is None and settled():
+                settled_at = now
+            compared_enough = settled_at is not None and (
+                now - settled_at >= interval_s or verdict.compared >= spec.bake.min_requests
+            )
+            if (not verdict.passed and compared_enough) or verdict.watched_s >= window:
                 return verdict
     except (httpx.HTTPError, OSError) as exc:
         reason = f"production figures unreadable: {exc!r}"
         return BakeVerdict(passed=False, watched_s=clock() - started, reasons=[reason])
+
+
+@dataclass(frozen=True)
+class WindowReader:
+    """What a production's bake window yields: its figures so far, and whether a comparison
+    with a shadow may still begin (a breach ends the watch only once none can)."""
+
+    read: Callable[[], Scrape]
+    settled: Callable[[], bool] = lambda: True
 
 
 def _watch(url: str, spec: ModelSpec, production, model: str, shadow=None) -> BakeVerdict:
@@ -238,11 +258,10 @@ def _watch(url: str, spec: ModelSpec, production, model: str, shadow=None) -> Ba
     window = getattr(production, "bake_window", None)
     if window is None or spec.bake.window_s == 0:
         return watch(url, spec)
-    with window(model, shadow=shadow) as read:
-        if read is None:  # no front of its own serves the model now
+    with window(model, shadow=shadow) as reader:
+        if reader is None:  # no front of its own serves the model now
             return watch(url, spec)
-        settled = getattr(read, "settled", lambda: True)
-        return watch(url, spec, scrape=lambda _url: read(), settled=settled)
+        return watch(url, spec, scrape=lambda _url: reader.read(), settled=reader.settled)
 
 
 class BakeResult(BaseModel):

@@ -37,6 +37,7 @@ from fearless.bundles.bundle import Bundle
 from fearless.ids import checked_id
 from fearless.platform import processes
 from fearless.platform.preload import Launcher
+from fearless.production.bake import WindowReader
 from fearless.production.front import FrontError
 from fearless.production.front_log import AccessLog, Scrape
 from fearless.production.fronts import Front, Fronts, write_json
@@ -225,9 +226,9 @@ class LocalProductionService:
     @contextmanager
     def bake_window(
         self, model: str, shadow: Bundle | None = None
-    ) -> Iterator[Callable[[], Scrape] | None]:
-        """Log the front's requests while a bake watches; yield what the version serving now
-        answered since (as the cumulative counts a bake compares), or None with no front.
+    ) -> Iterator[WindowReader | None]:
+        """Log the front's requests while a bake watches; yield a reader of what the version
+        serving now answered since (the cumulative counts a bake compares), or None with no front.
         With `shadow` (the previous version), also mirror the requests to it and count how
         its predictions compare with production's on the same records."""
         instance, front = self.current(model), self.front(model)
@@ -347,9 +348,9 @@ class _Mirror:
         """No shadow is starting: it compares (or never will)."""
         return self.thread is None or not self.thread.is_alive()
 
-    def reader(self, scrape: Callable[[], Scrape]) -> Callable[[], Scrape]:
-        """`scrape` with the comparison so far (none until the shadow answers); its `settled`
-        tells a watch whether a comparison may still begin."""
+    def reader(self, scrape: Callable[[], Scrape]) -> WindowReader:
+        """`scrape` with the comparison so far (none until the shadow answers), and whether a
+        comparison may still begin."""
 
         def read() -> Scrape:
             seen = scrape()
@@ -358,8 +359,7 @@ class _Mirror:
             compared, agreed, shift = self.pairs.read()
             return seen.model_copy(update={"compared": compared, "agreed": agreed, "shift": shift})
 
-        read.settled = self.settled  # type: ignore[attr-defined]
-        return read
+        return WindowReader(read=read, settled=self.settled)
 
     def join(self) -> None:
         if self.thread is not None:

@@ -126,10 +126,14 @@ def test_watch_runs_the_whole_window_when_healthy_and_stops_at_a_breach():
     assert not verdict.passed and verdict.watched_s == clock.now == 2
 
 
-def test_a_breach_ends_the_watch_only_once_a_starting_shadow_compares():
+def compared(scrape: Scrape, records: int) -> Scrape:
+    """`scrape` with `records` compared with a shadow, all agreeing."""
+    return scrape.model_copy(update={"compared": records, "agreed": records})
+
+
+def test_a_breach_ends_the_watch_only_once_a_starting_shadow_compared_enough():
     """A shadow started beside the watch: its comparison belongs in the verdict, so a breach
-    seen while it starts is judged again at the next look (never later than a watch that
-    waited for the shadow before starting)."""
+    ends the watch once the shadow compared `min_requests` records, or had one interval to."""
     clock = FakeClock()
     broken = iter([traffic(0), *(traffic(100 * i, errors=50 * i) for i in range(1, 10))])
     ready_at = 3.0
@@ -140,8 +144,21 @@ def test_a_breach_ends_the_watch_only_once_a_starting_shadow_compares():
         sleep=clock.sleep,
         clock=clock,
         settled=lambda: clock.now >= ready_at,
+    )  # seen settled at 4, still nothing compared: one interval more
+    assert not verdict.passed and verdict.watched_s == clock.now == 6
+    clock = FakeClock()
+    busy = iter(
+        [traffic(0), *(compared(traffic(100 * i, errors=50 * i), 30 * i) for i in range(1, 10))]
     )
-    assert not verdict.passed and verdict.watched_s == clock.now == 4
+    verdict = watch(
+        "x",
+        spec_with(window_s=10, min_requests=20),
+        scrape=lambda _: next(busy),
+        sleep=clock.sleep,
+        clock=clock,
+        settled=lambda: clock.now >= ready_at,
+    )  # at 4 it has compared 60 records: enough
+    assert not verdict.passed and verdict.watched_s == clock.now == 4 and verdict.compared >= 20
     clock = FakeClock()
     broken = iter([traffic(0), *(traffic(100 * i, errors=50 * i) for i in range(1, 10))])
     never = watch(

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from fearless.production import front_log
-from fearless.production.bake import Scrape, _since, bake, evaluate_bake, quantile_s
+from fearless.production.bake import (
+    Scrape,
+    WindowReader,
+    _since,
+    bake,
+    evaluate_bake,
+    quantile_s,
+)
 from fearless.production.front_log import AccessLog
 from fearless.production.promotion import promote
 from fearless.registry.local import LocalRegistry
@@ -97,7 +104,7 @@ class LoggingProduction(FakeProduction):
     def bake_window(self, model, shadow=None):
         self.windows.append(model)
         scrapes = iter([Scrape(), Scrape(requests=50, server_errors=10)])
-        yield lambda: next(scrapes)
+        yield WindowReader(read=lambda: next(scrapes))
 
 
 def test_a_bake_reads_the_fronts_log_and_rolls_back_on_its_errors(tmp_path):
