@@ -117,6 +117,8 @@ def load_sections(ev: Evidence, links: ReportLinks) -> list[Section]:
             ],
         )
     )
+    if verdict.notes:
+        versus.blocks.append(Bullets(verdict.notes))
     if load.champion is not None:
         report = report_link(load.champion.report_html, ev.release_id, links)
         versus.blocks.append(f"Champion: {_figures(load.champion, report)}")

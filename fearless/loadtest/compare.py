@@ -3,6 +3,14 @@
 The margin is relative ("p95 may not grow more than 10%"); exactly at it passes. Locust rounds
 latencies to whole milliseconds below 100 ms, so a latency may also grow by `min_delta_ms`
 whatever the margin: 2 ms to 3 ms is rounding, not a regression.
+
+A tail percentile of a short run is noise: from 120 requests a p99 is the slowest request or
+two, and one pause of the machine doubles it (CI saw a champion's p99 of 3.3 ms against the
+same model's 6.3 ms). So a latency past its limit is a regression only when the two runs tell
+it apart: the candidate's percentile is past the limit even at the low end of its 95% bounds,
+with the limit taken from the high end of the champion's (`LoadTestResult.latency_bounds_ms`).
+Otherwise the check passes and the verdict notes why. A regression as large as the margin on
+every request is still caught by a run long enough to bound the percentile that tightly.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ class RegressionVerdict(BaseModel):
     margin: float
     reasons: list[str]
     checks: list[RegressionCheck]
+    notes: list[str] = []
 
 
 def _check(
@@ -67,11 +76,15 @@ def compare_to_champion(
     """
     if not 0 <= margin < 1:
         raise ValueError(f"regression margin must be in [0, 1), got {margin}")
-    checks = []
+    checks, notes = [], []
     for name in LATENCY_FIGURES:
         base = getattr(champion, name)
         limit = max(base * (1 + margin), base + min_delta_ms)
-        checks.append(_check(name, getattr(candidate, name), base, limit, "max"))
+        check = _check(name, getattr(candidate, name), base, limit, "max")
+        if not check.ok and (why := _within_noise(name, candidate, champion, margin, min_delta_ms)):
+            check = check.model_copy(update={"ok": True})
+            notes.append(why)
+        checks.append(check)
     checks.append(_check("rps", candidate.rps, champion.rps, champion.rps * (1 - margin), "min"))
 
     loads = [(r.profile, r.mode, r.target_rps, r.users) for r in (candidate, champion)]
@@ -99,5 +112,29 @@ def compare_to_champion(
             checks=checks,
         )  # fmt: skip
     return RegressionVerdict(
-        passed=not reasons, inconclusive=False, margin=margin, reasons=reasons, checks=checks
+        passed=not reasons,
+        inconclusive=False,
+        margin=margin,
+        reasons=reasons,
+        checks=checks,
+        notes=notes,
+    )
+
+
+def _within_noise(
+    name: str, candidate: LoadTestResult, champion: LoadTestResult, margin: float, delta: float
+) -> str | None:
+    """Why `name`, past its limit, is not told apart from the champion's (None: it is)."""
+    if name not in candidate.latency_bounds_ms or name not in champion.latency_bounds_ms:
+        return None  # no bounds kept (an older result): the figures decide
+    low, _ = candidate.latency_bounds_ms[name]
+    _, champion_high = champion.latency_bounds_ms[name]
+    limit = round(max(champion_high * (1 + margin), champion_high + delta), 9)
+    if low > limit:
+        return None
+    return (
+        f"{name} {getattr(candidate, name):g} vs champion {getattr(champion, name):g} is past "
+        f"the margin, but {candidate.requests} and {champion.requests} requests cannot tell "
+        f"them apart (95% bounds: candidate from {low:g}, champion up to {champion_high:g}): "
+        "not a regression"
     )

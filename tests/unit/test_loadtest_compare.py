@@ -83,3 +83,48 @@ def test_a_disturbed_champion_run_decides_nothing():
 def test_a_regression_stands_when_only_the_champion_run_was_disturbed():
     verdict = compare_to_champion(result(p95_ms=200), result(host=disturbed(50.0)), 0.1)
     assert not verdict.passed and not verdict.inconclusive
+
+
+def runs_of(latencies_ms: list[int]) -> dict:
+    """A result's figures as the runner keeps them, from each request's latency."""
+    from fearless.loadtest.runner import latency_bounds, percentile
+
+    histogram: dict[int, int] = {}
+    for ms in latencies_ms:
+        histogram[ms] = histogram.get(ms, 0) + 1
+    return {
+        "requests": len(latencies_ms),
+        "p95_ms": percentile(histogram, 0.95),
+        "p99_ms": percentile(histogram, 0.99),
+        "latency_bounds_ms": latency_bounds(histogram),
+    }
+
+
+def test_bounds_hold_the_percentile_and_narrow_with_more_requests():
+    from fearless.loadtest.runner import percentile_bounds
+
+    few = {ms: 1 for ms in range(1, 121)}  # 120 requests, 1..120 ms
+    many = {ms: 100 for ms in range(1, 121)}  # the same spread, 12,000 requests
+    low, high = percentile_bounds(few, 0.99)
+    assert low <= 119 <= high and (low, high) == (116, 120)
+    low_many, high_many = percentile_bounds(many, 0.99)
+    assert low_many <= 119 <= high_many and high_many - low_many < high - low
+    assert percentile_bounds({}, 0.95) == (0.0, 0.0)
+
+
+def test_one_slow_request_in_a_short_run_is_not_a_regression():
+    """CI's case: the same model twice, 120 requests each; one pause doubled a p99."""
+    steady = [3] * 118 + [4, 4]
+    paused = [3] * 117 + [4, 7, 7]
+    verdict = compare_to_champion(result(**runs_of(paused)), result(**runs_of(steady)), 0.1)
+    assert verdict.passed and not verdict.reasons
+    assert check(verdict, "p99_ms").candidate > check(verdict, "p99_ms").limit
+    assert "cannot tell them apart" in verdict.notes[0] and verdict.notes[0].startswith("p99_ms")
+
+
+def test_a_slower_candidate_fails_when_the_runs_tell_it_apart():
+    champion = [3] * 1900 + [4] * 100
+    slower = [6] * 1900 + [8] * 100  # every request twice as slow, 2,000 each
+    verdict = compare_to_champion(result(**runs_of(slower)), result(**runs_of(champion)), 0.1)
+    assert not verdict.passed and verdict.notes == []
+    assert [r.split(" ", 1)[0] for r in verdict.reasons] == ["p95_ms", "p99_ms"]

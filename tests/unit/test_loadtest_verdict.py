@@ -192,6 +192,8 @@ def test_finer_percentiles_come_in_tenths_when_the_histogram_saw_every_request(t
         "p95_ms": 3.1,
         "p99_ms": 12.0,
         "min_ms": 2.2,
+        # 95% bounds of p95 and p99: ranks 90..100 and 97..100 of the 100 requests
+        "latency_bounds_ms": {"p95_ms": (2.5, 12.0), "p99_ms": (3.1, 12.0)},
     }
     assert finer_percentiles(path, 101) is None  # forked workers kept some: Locust's figures
     assert finer_percentiles(tmp_path / "none.json", 100) is None
