@@ -6,6 +6,7 @@ nothing a test does can touch a developer's own `.fearless/` or server.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -94,19 +95,43 @@ def project_copy(credit_project, tmp_path) -> Path:
     return Path(shutil.copytree(credit_project, tmp_path / "credit"))
 
 
+# The session's releases alert through this block, as a team's would: a generic webhook that
+# posts to `alert_receiver` (the worker and every command started from here read it).
+TEST_ALERTS = "custom-webhook/fearless-test-alerts"
+
+
 @pytest.fixture(scope="session")
-def platform():
+def alert_receiver():
+    """What the session's releases sent through TEST_ALERTS (approval waiting, failed, rolled
+    back), as (path, JSON body) pairs."""
+    from tests.receiver import Receiver
+
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="session")
+def platform(alert_receiver):
     """The one Prefect server, worker and deployments shared by the whole test session."""
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
     from fearless.composition import build_services
     from fearless.platform.deploy import deploy
     from fearless.platform.server import server_down, server_up
     from fearless.settings import get_settings
 
+    os.environ["FEARLESS_NOTIFICATION_BLOCKS"] = json.dumps([TEST_ALERTS])
     settings = get_settings()
     services = build_services(settings)
     try:
         server_up(settings, timeout_s=300)  # a busy 2-core machine takes minutes, not 15 s
         deploy(settings)
+        CustomWebhookNotificationBlock(
+            name="fearless tests",
+            url=f"http://127.0.0.1:{alert_receiver.port}/alerts",
+            json_data={"subject": "{{subject}}", "text": "{{body}}"},
+        ).save(TEST_ALERTS.split("/")[1], overwrite=True)
         yield services
     finally:
         server_down(settings, services)

@@ -73,6 +73,23 @@ def slot_waits(releases, release_id: str) -> tuple[dict, list[str]]:
     return page["load"]["slot"], page["host_waits"]
 
 
+def alerts_about(alert_receiver, words: str) -> list[dict]:
+    """The alerts the session's block received whose subject names `words`."""
+    import json
+
+    sent = [json.loads(body) for body in alert_receiver.bodies("/alerts")]
+    return [alert for alert in sent if words in alert["subject"]]
+
+
+def alert_sent(alert_receiver, words: str, within_s: float = 60) -> dict:
+    """The one alert about `words`, waited for: a final-state hook sends it after the state."""
+    deadline = time.monotonic() + within_s
+    while not (found := alerts_about(alert_receiver, words)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(found) == 1, f"{len(found)} alerts about {words!r}: {found}"
+    return found[0]
+
+
 def assert_reports_fetched_from_their_links(releases, release_id: str) -> None:
     """The link artifacts a release made (the Locust and Evidently reports, the evidence page)
     each fetch the file over HTTP, and the evidence names no path on the worker's disk."""
@@ -140,7 +157,7 @@ def test_two_releases_run_at_once_each_on_its_own_queue_then_approve_and_reject(
 
 
 def test_challenger_is_compared_with_the_champion_and_promoted(
-    releases, credit_project, credit_challenger
+    releases, credit_project, credit_challenger, alert_receiver
 ):
     registry = releases.services.registry
     if registry.get_alias("credit", "production") is None:
@@ -167,6 +184,12 @@ def test_challenger_is_compared_with_the_champion_and_promoted(
     assert "Against the champion, same load" in evidence
     assert (run_dir / "loadtest" / "champion" / "locust.json").is_file()
     assert_reports_fetched_from_their_links(releases, candidate.release_id)
+    # The team's alert block was told it waits: the evidence link, its figures, the commands.
+    (notice,) = alerts_about(alert_receiver, f"release {candidate.release_id} awaits approval")
+    evidence_link = re.search(r"Evidence: (\S+)", notice["text"]).group(1)
+    assert httpx.get(evidence_link).status_code == 200, evidence_link
+    assert "| p95_ms |" in notice["text"] and "agrees with the champion on" in notice["text"]
+    assert f"fearless approve {candidate.release_id} --by NAME" in notice["text"]
     result = fearless_cli("approve", candidate.release_id, "--by", "cat", "--wait")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Promoted" in result.stdout
@@ -183,14 +206,22 @@ def test_challenger_is_compared_with_the_champion_and_promoted(
     assert instance.digest == champion
     assert httpx.get(f"{instance.url}/metadata").json()["digest"] == champion
     assert "rollback: error rate up" in registry.history("credit")[-2].reason
+    by_dan = f"credit production is back at `{champion}` (rolled back by dan): error rate up"
+    rolled_back = [a["text"] for a in alerts_about(alert_receiver, "Fearless: credit rolled back")]
+    assert by_dan in rolled_back, rolled_back
 
 
-def test_a_failed_slo_gate_stops_before_approval_and_tears_down(releases, credit_project):
+def test_a_failed_slo_gate_stops_before_approval_and_tears_down(
+    releases, credit_project, alert_receiver
+):
     started = releases.start(credit_project, {**FAST, "slos": {"p95_ms": 0.001}})
     run = releases.wait(started, paused_ok=False)
     assert run.state.name == "GateFailed" and "load-test gate" in run.state.message
     assert "p95" in run.state.message
     assert_torn_down(releases, started.release_id)
+    failed = alert_sent(alert_receiver, f"release {started.release_id} load-test-gate-failed")
+    assert "ended load-test-gate-failed: load-test gate" in failed["text"], failed
+    assert f"/runs/flow-run/{started.flow_run_id}" in failed["text"]
 
 
 def test_a_load_test_waits_for_the_hosts_slot_and_says_behind_whom(

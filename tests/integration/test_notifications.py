@@ -4,8 +4,6 @@ to a real HTTP receiver on loopback (the blocks' URL); nothing is sent when no b
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from uuid import uuid4
 
 import pytest
@@ -14,40 +12,14 @@ from prefect.states import Failed
 
 from fearless.release.notifications import BlockNotifier, approval_notice
 from tasks.notify import announce_release_end
-
-
-class Receiver:
-    """Records every request's path and body."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, str]] = []
-        got = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                got.append((self.path, self.rfile.read(length).decode()))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def bodies(self, path: str) -> list[str]:
-        return [body for p, body in self.received if p == path]
+from tests.receiver import Receiver
 
 
 @pytest.fixture
 def receiver():
     receiver = Receiver()
     yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    receiver.close()
 
 
 @pytest.fixture
