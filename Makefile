@@ -7,11 +7,12 @@ PYTEST_ARGS ?=
 
 # Bytecode is compiled once at install: imports then skip compiling (Python caches nothing
 # where PYTHONDONTWRITEBYTECODE is set), which halves the start of Prefect, Evidently, sklearn.
-# The fast-trees extra (ONNX Runtime) is how tree models serve at the speed of linear ones.
+# The fast-trees extra (ONNX Runtime) is how tree models serve at the speed of linear ones;
+# the boosters extra brings XGBoost and LightGBM, whose models are then trusted and served.
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
 		|| python3 -m pip install --quiet uv
-	$(UV) sync --frozen --compile-bytecode --extra fast-trees --extra mlflow
+	$(UV) sync --frozen --compile-bytecode --extra fast-trees --extra mlflow --extra boosters
 	.venv/bin/python -m compileall -q -j 0 fearless flows tasks simulations
 
 # Debian packages some steps need, installed only when missing (CI machines start fresh, as root).

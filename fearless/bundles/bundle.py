@@ -28,6 +28,9 @@ RUNTIME_PACKAGES = (
     *("fastapi", "uvicorn", "pydantic", "pyyaml", "orjson", "prometheus-client", "psutil"),
     *("onnxruntime", "skl2onnx", "protobuf"),  # tree models' fast path, where installed
 )
+# Libraries a model's own estimators may come from (the boosters extra): pinned only in the
+# bundles of models that hold one, by whichever of their distributions is installed.
+MODEL_LIBRARIES = {"xgboost": ("xgboost-cpu", "xgboost"), "lightgbm": ("lightgbm",)}
 
 
 class BundleError(ValueError):
@@ -183,9 +186,16 @@ def _reference_stats(reference, spec: ModelSpec) -> dict:
     return stats
 
 
-def _requirements() -> str:
+def model_libraries(model) -> list[str]:
+    """The distributions of MODEL_LIBRARIES that `model` or an estimator inside it is from."""
+    params = model.get_params(deep=True) if hasattr(model, "get_params") else {}
+    roots = {type(obj).__module__.split(".")[0] for obj in [model, *params.values()]}
+    return [dist for root, dists in MODEL_LIBRARIES.items() if root in roots for dist in dists]
+
+
+def _requirements(model) -> str:
     lines = []
-    for package in RUNTIME_PACKAGES:
+    for package in [*RUNTIME_PACKAGES, *model_libraries(model)]:
         try:
             lines.append(f"{package}=={metadata.version(package)}")
         except metadata.PackageNotFoundError:
@@ -247,7 +257,7 @@ def stage_bundle(
     (into / "schema.json").write_text(json.dumps(schema, indent=2, sort_keys=True))
     stats = _reference_stats(reference, spec)
     (into / "reference_stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True))
-    (into / "requirements.txt").write_text(_requirements())
+    (into / "requirements.txt").write_text(_requirements(model))
     from fearless.bundles.image import dockerfile_for
 
     (into / "Dockerfile").write_text(dockerfile_for(bundled))

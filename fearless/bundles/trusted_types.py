@@ -9,6 +9,9 @@ that needs more lists the names in its spec (`trusted_types`).
 The list was found by saving fitted models of many families (linear, trees and forests,
 gradient boosting, hist gradient boosting with categorical features, neighbours, SVMs, MLPs,
 calibration, column transformers and selectors, splines) and asking skops what it reports.
+XGBoost's and LightGBM's scikit-learn estimators (the `boosters` extra) are trusted where
+their library is installed: each keeps its trees as its library's own model text or bytes,
+which their Booster's `__setstate__` parses; nothing the file names is called beyond that.
 """
 
 from __future__ import annotations
@@ -71,4 +74,27 @@ def default_trusted_types() -> frozenset[str]:
         feature_selection.r_regression,
         *(feature_selection.mutual_info_classif, feature_selection.mutual_info_regression),
     ]
-    return frozenset(name_of(obj) for obj in [*estimators, *helpers, *metrics, *functions])
+    boosters = booster_types()
+    return frozenset(
+        name_of(obj) for obj in [*estimators, *helpers, *metrics, *functions, *boosters]
+    )
+
+
+def booster_types() -> list:
+    """XGBoost's and LightGBM's estimators and boosters, of the libraries installed."""
+    import importlib.util
+
+    found: list = []
+    if importlib.util.find_spec("xgboost") is not None:
+        import xgboost
+
+        found += [xgboost.XGBRegressor, xgboost.XGBClassifier, xgboost.XGBRanker]
+        found += [xgboost.XGBRFRegressor, xgboost.XGBRFClassifier, xgboost.Booster]
+    if importlib.util.find_spec("lightgbm") is not None:
+        import collections
+
+        import lightgbm
+
+        found += [lightgbm.LGBMRegressor, lightgbm.LGBMClassifier, lightgbm.LGBMRanker]
+        found += [lightgbm.Booster, collections.OrderedDict]  # its fitted parameters
+    return found

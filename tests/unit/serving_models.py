@@ -7,8 +7,11 @@ from pathlib import Path
 
 def tree_project(into: Path, family: str, trees: int = 20) -> Path:
     """The diabetes pipeline (numbers scaled, `sex` one-hot) ending in the scikit-learn
-    estimator named `family`; a classifier predicts a band of the target ("low", "mid",
-    "high"; two bands for a binary one)."""
+    estimator named `family` (or XGBoost's and LightGBM's, XGB… and LGBM…); a classifier
+    predicts a band of the target ("low", "mid", "high"; two bands for a binary one;
+    XGBoost takes only their numbers)."""
+    import importlib
+
     import numpy as np
     from sklearn import ensemble
     from sklearn.compose import ColumnTransformer
@@ -23,9 +26,14 @@ def tree_project(into: Path, family: str, trees: int = 20) -> Path:
     target = frame.pop("target")
     if family.endswith("Classifier"):
         edges = [140] if "Binary" in family else [100, 200]
-        target = np.array(["low", "mid", "high"])[np.digitize(target, edges)]
+        bands = np.digitize(target, edges)
+        target = bands if family.startswith("XGB") else np.array(["low", "mid", "high"])[bands]
         family = family.replace("Binary", "")
-    estimator = getattr(ensemble, family)(random_state=0)
+    library = {"XGB": "xgboost", "LGB": "lightgbm"}.get(family[:3])
+    module = importlib.import_module(library) if library else ensemble
+    estimator = getattr(module, family)(random_state=0)
+    if library == "lightgbm":
+        estimator.set_params(verbose=-1)
     if "max_iter" in estimator.get_params():
         estimator.set_params(max_iter=trees)
     else:

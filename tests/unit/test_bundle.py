@@ -138,6 +138,7 @@ def test_manifest_records_requirements_and_git_source_outside_the_digest(project
     requirements = (tmp_path / "clean/requirements.txt").read_text().splitlines()
     pinned = {line.split("==")[0] for line in requirements if "==" in line}
     assert {"scikit-learn", "skops", "pandas", "fastapi", "uvicorn", "pydantic"} <= pinned
+    assert not pinned & {"xgboost-cpu", "xgboost", "lightgbm"}  # only where the model holds one
     assert "requirements.txt" in manifest["files"]
     (project_copy / "notes.txt").write_text("uncommitted")
     stage_bundle(project_copy, tmp_path / "dirty")

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from fearless.bundles.bundle import stage_bundle
 from fearless.bundles.model_files import load_model_file
 from fearless.serving.app import create_app
 from fearless.serving.predictor import Predictor
@@ -51,6 +52,39 @@ def test_a_tree_model_scores_on_onnxruntime_as_it_does_itself(tmp_path, family):
     else:
         assert got == pytest.approx(model.predict(frame), rel=1e-5)
     assert "on onnxruntime" in predictor.path_detail
+
+
+@pytest.mark.parametrize(
+    ("family", "library"),
+    [
+        ("XGBRegressor", "xgboost"),
+        ("XGBClassifier", "xgboost"),
+        ("LGBMRegressor", "lightgbm"),
+        ("LGBMClassifier", "lightgbm"),
+    ],
+)
+def test_a_booster_loads_with_the_default_trust_and_serves_its_own_predict(
+    tmp_path, family, library
+):
+    """XGBoost and LightGBM (the boosters extra): their skops files load with no trusted_types
+    of the project's own, and the compiled model calls their predict on one thread."""
+    pytest.importorskip(library)
+    project = tree_project(tmp_path, family)
+    spec, model, frame = _loaded(project)
+    assert spec.trusted_types == []
+    stage_bundle(project, tmp_path / "bundle")  # its image installs the library too
+    pinned = (tmp_path / "bundle" / "requirements.txt").read_text()
+    assert f"\n{library}" in pinned.replace("xgboost-cpu", "xgboost")
+    predictor = Predictor(model, spec.input_schema)
+
+    assert predictor.use_fast_path(frame.to_dict("records")) == "numpy"
+    assert predictor.path_detail.endswith(f"{family} (one thread)")
+    served = predictor.predict(frame.to_dict("records"))
+    got = [p["prediction"] for p in served]
+    if family.endswith("Classifier"):
+        assert got == model.predict(frame).tolist()
+    else:
+        assert got == pytest.approx(model.predict(frame), rel=1e-12)
 
 
 def test_without_the_runtime_a_tree_model_serves_its_own_predict_and_says_why(
