@@ -46,6 +46,9 @@ SAMPLE: dict[str, str | list[str]] = {
     "aws_db_instance.this.master_user_secret[0].secret_arn": (
         f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!db-0123abcd-AbCdEf"
     ),
+    "aws_efs_file_system.home.arn": (
+        f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:file-system/fs-0123456789abcdef0"
+    ),
     "var.inference_prefix": "inference",
     "var.registry_prefix": "registry",
     "data.aws_region.this.name": REGION,
@@ -113,6 +116,7 @@ def _statement(st: dict, render) -> dict:
         out.setdefault("Principal", {})[one(principals["type"])] = ids
     for cond in st.get("condition", []):
         values = render(one(cond["values"]))
+        values = values[0] if isinstance(values, list) and len(values) == 1 else values  # as TF
         out.setdefault("Condition", {}).setdefault(one(cond["test"]), {})[
             render(one(cond["variable"]))
         ] = values

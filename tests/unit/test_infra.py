@@ -28,6 +28,8 @@ UNTAGGABLE = {
     "aws_cloudwatch_event_target",
     "aws_sqs_queue_policy",
     "aws_appautoscaling_policy",
+    "aws_efs_mount_target",
+    "aws_efs_file_system_policy",
 }
 # statements whose "*" resource is unavoidable (no resource-level permission) or conditioned
 WILDCARD_RESOURCE_OK = {

@@ -61,6 +61,7 @@ def test_only_the_server_reaches_the_database_and_only_the_alb_the_server():
     assert ingress == {
         ("${aws_security_group.database.id}", "${aws_security_group.server.id}", 5432),
         ("${aws_security_group.server.id}", "${var.alb_security_group_id}", "${local.port}"),
+        ("${aws_security_group.home.id}", "${aws_security_group.server.id}", 2049),
     }
     assert not [r for r in _rules("aws_vpc_security_group_ingress_rule") if "cidr_ipv4" in r]
 
@@ -109,3 +110,30 @@ def test_the_example_runs_the_server_only_when_given_its_host_name():
     assert one(worker["prefect_api_url"]) == "${local.prefect_api_url}"
     main = (EXAMPLE / "main.tf").read_text()
     assert "module.prefect_server[0].api_url" in main
+
+
+def test_leases_outlive_a_server_task_on_its_encrypted_efs_home():
+    """Prefect's concurrency leases live in PREFECT_HOME, as the embedded server keeps them: on
+    EFS, a replaced server task finds the slots releases hold instead of losing them."""
+    from fearless.platform.server import LEASES_ON_DISK
+
+    env = {e["name"]: e["value"] for e in _container()["environment"]}
+    assert env["PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"] == LEASES_ON_DISK
+    (mount,) = _container()["mountPoints"]
+    assert mount["containerPath"] == env["PREFECT_HOME"]
+    volume = one(resource(SERVER, "aws_ecs_task_definition")["volume"])
+    assert one(volume["name"]) == mount["sourceVolume"]
+    efs = one(volume["efs_volume_configuration"])
+    assert one(efs["file_system_id"]) == "${aws_efs_file_system.home.id}"
+    assert one(efs["transit_encryption"]) == "ENABLED"
+    assert one(one(efs["authorization_config"])["access_point_id"]) == (
+        "${aws_efs_access_point.home.id}"
+    )
+    home = resource(SERVER, "aws_efs_file_system")
+    assert one(home["encrypted"]) is True and one(home["kms_key_id"]) == "${var.kms_key_arn}"
+    point = resource(SERVER, "aws_efs_access_point")
+    assert one(one(point["posix_user"])["uid"]) == 10001
+    assert one(one(point["root_directory"])["path"]) == "/prefect-home"
+    targets = resource(SERVER, "aws_efs_mount_target")
+    assert one(targets["security_groups"]) == ["${aws_security_group.home.id}"]
+    assert one(targets["subnet_id"]) == "${var.subnet_ids[count.index]}"

@@ -65,6 +65,93 @@ resource "aws_vpc_security_group_egress_rule" "server_https" {
   tags              = var.tags
 }
 
+resource "aws_vpc_security_group_egress_rule" "server_to_home" {
+  security_group_id            = aws_security_group.server.id
+  referenced_security_group_id = aws_security_group.home.id
+  description                  = "NFS to the server's home on EFS"
+  ip_protocol                  = "tcp"
+  from_port                    = 2049
+  to_port                      = 2049
+  tags                         = var.tags
+}
+
+# The server's home (PREFECT_HOME) on EFS. Prefect keeps concurrency leases (a release's hold
+# on its promotion and load-test slots) in server memory by default: a replaced or restarted
+# server task lost them, a release's next renewal got 410 and its slot stayed taken for good.
+# With the filesystem lease storage on EFS they outlive the task, as the embedded server's
+# leases outlive it on its disk.
+resource "aws_security_group" "home" {
+  name        = "${var.name}-prefect-home"
+  description = "EFS mount targets of the Prefect server's home: reached from the server task only"
+  vpc_id      = var.vpc_id
+  tags        = var.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "home_from_server" {
+  security_group_id            = aws_security_group.home.id
+  referenced_security_group_id = aws_security_group.server.id
+  description                  = "NFS from the Prefect server"
+  ip_protocol                  = "tcp"
+  from_port                    = 2049
+  to_port                      = 2049
+  tags                         = var.tags
+}
+
+resource "aws_efs_file_system" "home" {
+  #checkov:skip=CKV2_AWS_18: leases and the UI's build, remade by the server; nothing to back up
+  creation_token = "${var.name}-prefect-home"
+  encrypted      = true
+  kms_key_id     = var.kms_key_arn
+  tags           = merge(var.tags, { Name = "${var.name}-prefect-home" })
+}
+
+resource "aws_efs_mount_target" "home" {
+  count           = length(var.subnet_ids)
+  file_system_id  = aws_efs_file_system.home.id
+  subnet_id       = var.subnet_ids[count.index]
+  security_groups = [aws_security_group.home.id]
+}
+
+resource "aws_efs_access_point" "home" {
+  file_system_id = aws_efs_file_system.home.id
+  posix_user {
+    uid = 10001
+    gid = 10001
+  }
+  root_directory {
+    path = "/prefect-home"
+    creation_info {
+      owner_uid   = 10001
+      owner_gid   = 10001
+      permissions = "0700"
+    }
+  }
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "home" {
+  statement {
+    sid     = "TLSOnly"
+    effect  = "Deny"
+    actions = ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite", "elasticfilesystem:ClientRootAccess"]
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+    resources = [aws_efs_file_system.home.arn]
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_efs_file_system_policy" "home" {
+  file_system_id = aws_efs_file_system.home.id
+  policy         = data.aws_iam_policy_document.home.json
+}
+
 resource "aws_vpc_security_group_ingress_rule" "database_from_server" {
   security_group_id            = aws_security_group.database.id
   referenced_security_group_id = aws_security_group.server.id
@@ -184,9 +271,18 @@ resource "aws_ecs_task_definition" "this" {
   cpu                      = tostring(var.server_cpu)
   memory                   = tostring(var.server_memory)
   execution_role_arn       = var.execution_role_arn
-  # The server calls no AWS API: no task role.
+  # The server calls no AWS API: no task role. Its home is on EFS, through the access point
+  # (one POSIX user, its own folder), over TLS.
   volume {
     name = "prefect-home"
+    efs_volume_configuration {
+      file_system_id     = aws_efs_file_system.home.id
+      transit_encryption = "ENABLED"
+      authorization_config {
+        access_point_id = aws_efs_access_point.home.id
+        iam             = "DISABLED"
+      }
+    }
   }
   container_definitions = jsonencode([{
     name                   = "server"
@@ -200,6 +296,7 @@ resource "aws_ecs_task_definition" "this" {
       # Prefect puts the password into the URL itself; TLS is required by the database.
       { name = "PREFECT_SERVER_DATABASE_CONNECTION_URL", value = "postgresql+asyncpg://prefect:$${PREFECT_SERVER_DATABASE_PASSWORD}@${aws_db_instance.this.endpoint}/${local.database}?ssl=require" },
       { name = "PREFECT_HOME", value = "/var/lib/prefect" },
+      { name = "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", value = "prefect.server.concurrency.lease_storage.filesystem" },
       { name = "PREFECT_UI_API_URL", value = local.api_url },
       { name = "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS", value = local.ui_url },
       { name = "PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED", value = "true" },
@@ -277,6 +374,6 @@ resource "aws_ecs_service" "this" {
     enable   = true
     rollback = true
   }
-  depends_on = [aws_iam_role_policy.read_secrets, aws_lb_listener_rule.this]
+  depends_on = [aws_iam_role_policy.read_secrets, aws_lb_listener_rule.this, aws_efs_mount_target.home]
   tags       = var.tags
 }
