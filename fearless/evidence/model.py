@@ -6,7 +6,6 @@ against the same environment are read from their own folders each time the page 
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from fearless.environments import EnvironmentBackend
 from fearless.loadtest.simulation import SimulationOutcome
 from fearless.release.candidate import TestEnvironments
 from fearless.release.gates import DriftOutcome, LoadTestOutcome
+from fearless.staging import write_atomically
 
 EVIDENCE_JSON = "evidence.json"
 
@@ -87,15 +87,6 @@ def read_simulations(run_dir: Path) -> list[SimulationOutcome]:
         except ValidationError as exc:
             raise EvidenceError(f"{path} is not a simulation result: {exc}") from exc
     return sorted(found, key=lambda s: s.number)
-
-
-def write_atomically(path: Path, text: str) -> Path:
-    """Write beside, then rename: a reader never sees half a page."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(text)
-    partial.replace(path)
-    return path
 
 
 def save_evidence(run_dir: Path, evidence: Evidence) -> Path:

@@ -41,6 +41,7 @@ from pathlib import Path
 import psutil
 
 from fearless.platform import processes
+from fearless.staging import staging_path
 
 SLOTS = ("blue", "green")
 # As the model API (its default body limit): a bigger body is refused here, never buffered.
@@ -232,7 +233,7 @@ http {{
     }}
 }}
 """
-        staged = self.conf.with_name(f".{self.conf.name}.{os.getpid()}")
+        staged = staging_path(self.conf)
         staged.write_text(text)
         self._check(staged)
         os.replace(staged, self.conf)

@@ -43,6 +43,7 @@ from fearless.production.front import (
     port_is_free,
 )
 from fearless.production.hold import HoldServer
+from fearless.staging import write_atomically
 
 SUPERVISOR_SOCKET = "supervisor.sock"
 REAP_S = 0.1  # how soon the supervisor reaps a front it started that was stopped
@@ -72,10 +73,7 @@ class Front(BaseModel):
 
 
 def write_json(path: Path, model: BaseModel) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(model.model_dump_json(indent=2))
-    os.replace(tmp, path)
+    write_atomically(path, model.model_dump_json(indent=2))
 
 
 class Fronts:

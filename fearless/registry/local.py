@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from fearless.ids import checked_digest, checked_id
 from fearless.registry import AliasConflict, AliasMove
+from fearless.staging import staging_path
 
 if TYPE_CHECKING:
     from fearless.bundles.bundle import Bundle
@@ -36,7 +37,7 @@ class LocalRegistry:
         target = self._model_dir(name) / "bundles" / checked_digest(digest)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}")
+            tmp = staging_path(target)
             shutil.copytree(staged, tmp)
             try:
                 tmp.rename(target)
@@ -61,7 +62,7 @@ class LocalRegistry:
         if target.exists():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}")
+        tmp = staging_path(target)
         shutil.copyfile(archive, tmp)
         tmp.replace(target)
 
@@ -120,7 +121,7 @@ class LocalRegistry:
             if digest is None:
                 path.unlink(missing_ok=True)
             else:
-                tmp = path.with_name(f".{alias}.{os.getpid()}.tmp")
+                tmp = staging_path(path)
                 tmp.write_text(json.dumps({"digest": digest, "since": move.at.isoformat()}))
                 os.replace(tmp, path)
             with (self._model_dir(model) / "history.jsonl").open("a") as log:

@@ -16,12 +16,13 @@ MAY_IMPORT: dict[str, set[str]] = {
     "spec": set(),
     "ids": set(),
     "urls": set(),
+    "staging": set(),
     "log_files": {"ids"},
     "settings": {"ids", "urls"},
     "aws": {"ids", "log_files"},
     "bundles": {"spec", "settings"},
     "platform": {"ids", "urls", "spec", "settings", "aws"},
-    "registry": {"ids", "bundles"},
+    "registry": {"ids", "staging", "bundles"},
     "serving": {"ids", "log_files", "spec", "settings", "aws", "bundles"},
     "environments": {"ids", "spec", "settings", "aws", "bundles", "platform"},
     "drift": {
@@ -30,7 +31,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     },
     "loadtest": {"spec", "settings", "aws", "bundles", "environments", "registry", "serving"},
     "production": {
-        *("ids", "spec", "settings", "aws", "bundles"),
+        *("ids", "staging", "spec", "settings", "aws", "bundles"),
         *("platform", "registry", "environments"),
     },
     "release": {
@@ -38,7 +39,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         *("serving", "loadtest", "drift"),
     },
     "evidence": {
-        *("spec", "settings", "aws", "bundles", "environments"),
+        *("staging", "spec", "settings", "aws", "bundles", "environments"),
         *("loadtest", "drift", "release"),
     },
     "composition": {"settings", "aws", "platform", "registry", "environments", "production"},

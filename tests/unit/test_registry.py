@@ -55,3 +55,31 @@ def test_racing_moves_have_exactly_one_winner(tmp_path):
     assert len(winners) == 1 and len(losers) == 7
     assert registry.get_alias("credit", "production") == f"sha256:{winners[0]}"
     assert len(registry.history("credit")) == 1
+
+
+def test_one_source_kept_by_many_threads_at_once_is_kept_whole(tmp_path):
+    """Releases of one source started together from one process (a trigger, the storm bench):
+    each keeps the pack, and none finds its staged copy gone."""
+    registry, archive = LocalRegistry(tmp_path / "registry"), tmp_path / "source.tar"
+    archive.write_bytes(b"pack" * 100_000)
+    digest = "ab" * 32
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def keep():
+        start.wait()
+        try:
+            registry.store_source("credit", digest, archive)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=keep) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert registry.get_source("credit", digest).read_bytes() == archive.read_bytes()
+    assert [p.name for p in registry.get_source("credit", digest).parent.iterdir()] == [
+        f"{digest}.tar"
+    ]
