@@ -18,6 +18,7 @@ beside others `shares:<slot>`.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -34,6 +35,7 @@ LOAD_TEST_CORES = 2  # a load test keeps one core busy generating and one answer
 LOAD_TEST_UNITS = 8  # a load test takes this many units of the limit, a heavy step one
 LEASE_S = 120  # renewed while held; a crashed holder frees the slot this long after
 LEASE_TAG = "lease:"
+logger = logging.getLogger("fearless.slots")
 
 
 class SlotWait(BaseModel):
@@ -147,11 +149,14 @@ def ensure_limit(name: str, limit: int) -> str:
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectAlreadyExists
 
-    with get_client(sync_client=True) as client:
-        try:
-            client.upsert_global_concurrency_limit_by_name(name, limit=limit)
-        except ObjectAlreadyExists:  # another run created it a moment ago
-            pass
+    def upsert() -> None:
+        with get_client(sync_client=True) as client:
+            try:
+                client.upsert_global_concurrency_limit_by_name(name, limit=limit)
+            except ObjectAlreadyExists:  # another run created it a moment ago
+                pass
+
+    _through_server_errors(upsert, f"the limit {name}")
     return name
 
 
@@ -182,16 +187,54 @@ def leased_slot(slot: str, timeout_s: float | None = None, units: int = 1) -> It
         ):
             yield acquired.lease_id
     finally:
-        release_concurrency_slots_with_lease(acquired.lease_id)
+        _give_back(lambda: release_concurrency_slots_with_lease(acquired.lease_id), slot)
 
 
 SERVER_GONE_S = 300.0  # how long a slot is asked for again while the server does not answer
+GIVE_BACK_S = 30.0  # how long giving a slot back is tried before its lease is left to expire
+
+
+def server_trouble(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) is the server unreachable or failing (a 5xx), not an
+    answer: a restarting server refuses connections, and a busy SQLite answers 500 or 503 to
+    the concurrency-limit API (the storm bench failed releases on both)."""
+    import httpx
+
+    for err in (exc, exc.__cause__):
+        if isinstance(err, httpx.TransportError):
+            return True
+        if isinstance(err, httpx.HTTPStatusError) and err.response.status_code >= 500:
+            return True
+    return False
+
+
+def _through_server_errors(call: Callable, what: str, within_s: float = SERVER_GONE_S):
+    """`call()`, asked again while the server is unreachable or failing, for up to `within_s`."""
+    started = time.monotonic()
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not server_trouble(exc) or time.monotonic() - started > within_s:
+                raise
+            logger.warning("%s: the server failed (%s); asking again", what, exc)
+        time.sleep(1.0)
+
+
+def _give_back(release: Callable, slot: str) -> None:
+    """Give a slot back; when the server keeps failing, leave its lease to run out (LEASE_S)
+    rather than fail the step that held it."""
+    try:
+        _through_server_errors(release, f"giving back {slot}", within_s=GIVE_BACK_S)
+    except Exception as exc:
+        if not server_trouble(exc):
+            raise
+        logger.warning("%s not given back (%s): its lease ends within %d s", slot, exc, LEASE_S)
 
 
 def _acquire_through_a_restart(acquire: Callable, timeout_s: float | None):
-    """`acquire(wait_s)`, asked again while the server cannot be reached (restarting): Prefect
-    gives up at once on a refused connection, and the release failed with it."""
-    import httpx
+    """`acquire(wait_s)`, asked again while the server cannot be reached (restarting) or fails
+    (a 5xx): Prefect gives up at once on either, and the release failed with it."""
     from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 
     started = time.monotonic()
@@ -200,9 +243,9 @@ def _acquire_through_a_restart(acquire: Callable, timeout_s: float | None):
         try:
             return acquire(None if timeout_s is None else max(0.0, timeout_s - waited))
         except ConcurrencySlotAcquisitionError as exc:
-            unreachable = isinstance(exc.__cause__, httpx.TransportError)
-            if not unreachable or waited > min(timeout_s or SERVER_GONE_S, SERVER_GONE_S):
+            if not server_trouble(exc) or waited > min(timeout_s or SERVER_GONE_S, SERVER_GONE_S):
                 raise
+            logger.warning("acquiring a slot: the server failed (%s); asking again", exc)
         time.sleep(1.0)
 
 

@@ -44,3 +44,53 @@ def test_status_shows_a_release_waiting_for_the_slot_behind_its_holder():
         "waiting for the load-test-box slot behind credit-1234"
     )
     assert "waiting" not in release_line(holder, holders)
+
+
+def _answered(status: int):
+    import httpx
+
+    request = httpx.Request("POST", "http://server/api/v2/concurrency_limits/decrement-with-lease")
+    response = httpx.Response(status, request=request)
+    return httpx.HTTPStatusError(f"{status}", request=request, response=response)
+
+
+def test_slot_calls_ride_out_a_failing_server_but_not_a_refusal(monkeypatch):
+    """A busy SQLite answers the concurrency-limit API 500 or 503: asked again; a 4xx is an
+    answer. Giving a slot back that the server keeps failing leaves its lease to run out."""
+    import pytest
+    from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
+
+    from fearless.platform import slots
+
+    monkeypatch.setattr(slots.time, "sleep", lambda s: None)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConcurrencySlotAcquisitionError("failed") from _answered(500)
+        return "lease"
+
+    assert slots._acquire_through_a_restart(lambda wait_s: flaky(), None) == "lease"
+    assert len(calls) == 3
+    assert slots.server_trouble(_answered(503)) and not slots.server_trouble(_answered(404))
+
+    def refused():
+        raise ConcurrencySlotAcquisitionError("no such limit") from _answered(404)
+
+    with pytest.raises(ConcurrencySlotAcquisitionError):
+        slots._acquire_through_a_restart(lambda wait_s: refused(), None)
+
+    clock = iter(range(0, 1000, 10))
+    monkeypatch.setattr(slots.time, "monotonic", lambda: next(clock))
+
+    def always_failing():
+        raise _answered(500)
+
+    slots._give_back(always_failing, "load-test-box")  # logged, not raised
+
+    def wrong():
+        raise ValueError("not the server's trouble")
+
+    with pytest.raises(ValueError):
+        slots._give_back(wrong, "load-test-box")
