@@ -27,6 +27,7 @@ PRELOADED = [f"preload-{kind}" for kind in PRELOADS]
 
 
 LEASES_ON_DISK = "prefect.server.concurrency.lease_storage.filesystem"
+SLOT_RETRY_MAX_S = 5
 
 
 def worker_names(count: int) -> list[str]:
@@ -66,6 +67,10 @@ def server_only_env(settings: Settings) -> dict[str, str]:
         # not in the server's memory: a server that restarts while a release holds a slot
         # knows the lease it is asked to renew, and a lost holder's slot still expires.
         "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASES_ON_DISK,
+        # A release refused a slot asks again after the server's Retry-After: up to 30 s by
+        # default, so a slot freed after a 2-s load test stayed idle while every waiter slept
+        # (the storm bench: a build waited 127 s behind one release). At most 5 s here.
+        "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS": str(SLOT_RETRY_MAX_S),
     }
 
 

@@ -94,3 +94,19 @@ def test_slot_calls_ride_out_a_failing_server_but_not_a_refusal(monkeypatch):
 
     with pytest.raises(ValueError):
         slots._give_back(wrong, "load-test-box")
+
+
+def test_the_embedded_server_tells_slot_waiters_to_ask_again_within_seconds(monkeypatch):
+    """Prefect's Retry-After for a refused slot goes up to 30 s by default: a freed slot sat
+    idle while its waiters slept. The embedded server's environment caps it, under the name
+    Prefect's settings read."""
+    from prefect.settings import Settings as PrefectSettings
+
+    from fearless.platform.server import SLOT_RETRY_MAX_S, server_only_env
+    from fearless.settings import Settings
+
+    env = server_only_env(Settings())
+    key = "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS"
+    monkeypatch.setenv(key, env[key])
+    read = PrefectSettings().server.concurrency.maximum_concurrency_slot_wait_seconds
+    assert read == SLOT_RETRY_MAX_S <= 5
