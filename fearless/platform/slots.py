@@ -234,19 +234,16 @@ def _give_back(release: Callable, slot: str) -> None:
 
 def _acquire_through_a_restart(acquire: Callable, timeout_s: float | None):
     """`acquire(wait_s)`, asked again while the server cannot be reached (restarting) or fails
-    (a 5xx): Prefect gives up at once on either, and the release failed with it."""
-    from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
-
+    (a 5xx): Prefect gives up at once on either, and the release failed with it. Each ask
+    waits only for what is left of `timeout_s`."""
     started = time.monotonic()
-    while True:
-        waited = time.monotonic() - started
-        try:
-            return acquire(None if timeout_s is None else max(0.0, timeout_s - waited))
-        except ConcurrencySlotAcquisitionError as exc:
-            if not server_trouble(exc) or waited > min(timeout_s or SERVER_GONE_S, SERVER_GONE_S):
-                raise
-            logger.warning("acquiring a slot: the server failed (%s); asking again", exc)
-        time.sleep(1.0)
+
+    def for_what_is_left():
+        left = None if timeout_s is None else max(0.0, timeout_s - (time.monotonic() - started))
+        return acquire(left)
+
+    within_s = min(timeout_s or SERVER_GONE_S, SERVER_GONE_S)
+    return _through_server_errors(for_what_is_left, "acquiring a slot", within_s=within_s)
 
 
 @contextmanager

@@ -83,6 +83,15 @@ def test_slot_calls_ride_out_a_failing_server_but_not_a_refusal(monkeypatch):
 
     clock = iter(range(0, 1000, 10))
     monkeypatch.setattr(slots.time, "monotonic", lambda: next(clock))
+    asked, calls[:] = [], []
+
+    def flaky_within(wait_s):
+        asked.append(wait_s)
+        return flaky()
+
+    # Each ask waits only for what is left of the timeout, not the whole of it again.
+    assert slots._acquire_through_a_restart(flaky_within, 100) == "lease"
+    assert asked == sorted(asked, reverse=True) and asked[0] < 100 and asked[-1] < asked[0]
 
     def always_failing():
         raise _answered(500)
