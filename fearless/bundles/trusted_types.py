@@ -74,27 +74,34 @@ def default_trusted_types() -> frozenset[str]:
         feature_selection.r_regression,
         *(feature_selection.mutual_info_classif, feature_selection.mutual_info_regression),
     ]
-    boosters = booster_types()
     return frozenset(
-        name_of(obj) for obj in [*estimators, *helpers, *metrics, *functions, *boosters]
+        [name_of(obj) for obj in [*estimators, *helpers, *metrics, *functions]] + booster_types()
     )
 
 
-def booster_types() -> list:
+# The names skops reports for them, by library: fixed here so that loading a model does not
+# import either library just to spell them (their import costs seconds at every start-up).
+BOOSTER_TYPES = {
+    "xgboost": (
+        *(f"xgboost.sklearn.{n}" for n in ("XGBRegressor", "XGBClassifier", "XGBRanker")),
+        *("xgboost.sklearn.XGBRFRegressor", "xgboost.sklearn.XGBRFClassifier"),
+        "xgboost.core.Booster",
+    ),
+    "lightgbm": (
+        *(f"lightgbm.sklearn.{n}" for n in ("LGBMRegressor", "LGBMClassifier", "LGBMRanker")),
+        "lightgbm.basic.Booster",
+        "collections.OrderedDict",  # its fitted parameters
+    ),
+}
+
+
+def booster_types() -> list[str]:
     """XGBoost's and LightGBM's estimators and boosters, of the libraries installed."""
     import importlib.util
 
-    found: list = []
-    if importlib.util.find_spec("xgboost") is not None:
-        import xgboost
-
-        found += [xgboost.XGBRegressor, xgboost.XGBClassifier, xgboost.XGBRanker]
-        found += [xgboost.XGBRFRegressor, xgboost.XGBRFClassifier, xgboost.Booster]
-    if importlib.util.find_spec("lightgbm") is not None:
-        import collections
-
-        import lightgbm
-
-        found += [lightgbm.LGBMRegressor, lightgbm.LGBMClassifier, lightgbm.LGBMRanker]
-        found += [lightgbm.Booster, collections.OrderedDict]  # its fitted parameters
-    return found
+    return [
+        name
+        for library, names in BOOSTER_TYPES.items()
+        if importlib.util.find_spec(library) is not None
+        for name in names
+    ]

@@ -106,3 +106,31 @@ def test_without_the_runtime_a_tree_model_serves_its_own_predict_and_says_why(
     assert "fast-trees" in scoring["detail"]
     got = [p["prediction"] for p in answer.json()["predictions"]]
     assert got == model.predict(frame.head(3)).tolist()
+
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+def test_the_booster_names_trusted_are_the_names_of_the_librarys_own_types(library):
+    """The names are written out so that loading a model imports neither library; they must
+    stay the names skops reports for the installed version's types."""
+    import subprocess
+    import sys
+
+    pytest.importorskip(library)
+    from fearless.bundles.trusted_types import BOOSTER_TYPES, booster_types, name_of
+
+    module = __import__(library)
+    real = {
+        name_of(getattr(module, name.rsplit(".", 1)[1]))
+        for name in BOOSTER_TYPES[library]
+        if name.startswith(library)
+    }
+    assert real == {n for n in BOOSTER_TYPES[library] if n.startswith(library)}
+    assert set(BOOSTER_TYPES[library]) <= set(booster_types())
+    spelled = (
+        "import sys; from fearless.bundles.trusted_types import default_trusted_types;"
+        f"default_trusted_types(); print({library!r} in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", spelled], check=True, capture_output=True, text=True
+    )
+    assert out.stdout.strip() == "False", out.stderr
