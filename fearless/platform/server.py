@@ -17,6 +17,7 @@ from fearless.platform import postgres, processes
 from fearless.platform.hosts import allowed_hosts
 from fearless.platform.prefect_env import prefect_env, use_server
 from fearless.platform.preload import PRELOADS
+from fearless.platform.work_pools import CLIENT_RETRY_ENV
 from fearless.settings import PROJECT_ROOT, Settings
 
 SERVER = "prefect-server"
@@ -167,6 +168,7 @@ def server_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, str]:
                 "--install-policy",
                 "never",
             ],
+            CLIENT_RETRY_ENV,
         )
         resume_lost_runs(settings)
     return server_status(settings)

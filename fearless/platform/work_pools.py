@@ -117,12 +117,12 @@ def ecs_template_for(settings: Settings) -> dict[str, Any]:
 # Seconds between a flow run's heartbeats (Prefect's minimum is 30). A release run whose
 # heartbeats stop for HEARTBEAT_LOST_S lost its process: see deployments/automations.yaml.
 FLOW_HEARTBEAT_S = 30
-# A client retries a refused connection 7 times, waiting 2, 4, ... 128 s: a flow run outlasts
-# its server's restart (seconds; minutes on a busy host) instead of crashing at its first call.
-HEARTBEAT_ENV = {
-    "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(FLOW_HEARTBEAT_S),
-    "PREFECT_CLIENT_MAX_RETRIES": "7",
-}
+# A client retries a refused connection or a 503 7 times, waiting 2, 4, ... 128 s: a flow run
+# or a worker outlasts its server's restart (seconds; minutes on a busy host), or a SQLite busy
+# for a minute under a storm of releases, instead of crashing at its first call (the storm bench
+# lost releases a worker could not label at submission, after Prefect's default 5 retries).
+CLIENT_RETRY_ENV = {"PREFECT_CLIENT_MAX_RETRIES": "7"}
+HEARTBEAT_ENV = {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(FLOW_HEARTBEAT_S), **CLIENT_RETRY_ENV}
 
 
 def process_template_for(settings: Settings) -> dict[str, Any]:

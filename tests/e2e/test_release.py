@@ -228,7 +228,7 @@ def test_a_load_test_waits_for_the_hosts_slot_and_says_behind_whom(
     releases, credit_project, credit_challenger
 ):
     # Long enough that the waiter's flow run starts inside it, even on a busy 2-core machine.
-    long_test = {**FAST, "load": {"rate": 40, "duration_s": 20}}
+    long_test = {**FAST, "load": {"rate": 40, "duration_s": 12}}
     holder = releases.start(credit_project, long_test)
     wait_for_load_test(releases, holder.release_id)
     waiter = releases.start(credit_challenger)  # its build waits for the holder's load test

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
 
 from fearless.platform import processes
-from fearless.platform.server import SERVER, _read_handle, server_up
+from fearless.platform.server import SERVER, WORKER, _read_handle, server_up
 from fearless.platform.slots import leased_slot
 from tests.faults.matrix import FaultRow, record
 
@@ -56,3 +57,22 @@ def test_a_slot_held_across_a_server_restart_is_renewed_then_free_again(platform
             recover_s=round(back_s, 2),
         )
     )
+
+
+def test_the_worker_rides_out_a_server_restart_or_a_busy_database(platform):
+    """A worker whose client gave up after Prefect's default 5 retries crashed the releases it
+    was submitting while SQLite stayed busy (the storm bench); its client retries 7 times
+    (2 ... 128 s), and it is the same worker before and after a server restart."""
+    settings = platform.settings
+    worker = _read_handle(settings, WORKER)
+    assert worker is not None, "no worker"
+    environ = dict(
+        line.split("=", 1)
+        for line in Path(f"/proc/{worker.pid}/environ").read_bytes().decode().split("\0")
+        if "=" in line
+    )
+    assert environ.get("PREFECT_CLIENT_MAX_RETRIES") == "7", environ.get(
+        "PREFECT_CLIENT_MAX_RETRIES"
+    )
+    restart_server(settings)
+    assert processes.is_alive(worker) and _read_handle(settings, WORKER).pid == worker.pid
