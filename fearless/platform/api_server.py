@@ -10,7 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fearless.platform.busy_retry import BusyRetry, retry_automation_triggers_when_busy
+from fearless.platform.busy_retry import (
+    BusyRetry,
+    cap_sqlite_busy_wait,
+    retry_automation_triggers_when_busy,
+)
 from fearless.platform.hosts import HostCheck
 from fearless.platform.reports import report_route
 
@@ -22,6 +26,7 @@ def build_app(runs: Path, allowed_hosts: list[str]):
     from prefect.server.api.server import create_app
 
     retry_automation_triggers_when_busy()
+    cap_sqlite_busy_wait()
     app = create_app(final=True)
     auth = prefect.settings.get_current_settings().server.api.auth_string
     app.router.routes.insert(0, report_route(runs, auth.get_secret_value() if auth else None))

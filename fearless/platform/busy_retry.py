@@ -6,7 +6,8 @@ Python client simply asks again. The Prefect UI does not: a person's Resume in t
 failed with an error toast that vanished after a few seconds, and the release kept waiting.
 Prefect has no server-side retry, so this ASGI middleware replays such a request, a few times
 with a short backoff, before any of its answer leaves; every other answer streams through.
-Its automations meet the same refusal: `retry_automation_triggers_when_busy`.
+Its automations meet the same refusal: `retry_automation_triggers_when_busy`. And no write waits
+more than SQLITE_BUSY_WAIT_MS for the lock (`cap_sqlite_busy_wait`).
 """
 
 from __future__ import annotations
@@ -135,3 +136,36 @@ def retry_automation_triggers_when_busy() -> None:
 
     if not getattr(triggers.reactive_evaluation, "__wrapped__", None):
         triggers.reactive_evaluation = retried_when_busy(triggers.reactive_evaluation)
+
+
+# How long a SQLite write waits for the lock before it is refused as busy (Prefect: 60 s).
+SQLITE_BUSY_WAIT_MS = 5000
+
+
+def cap_sqlite_busy_wait(wait_ms: int = SQLITE_BUSY_WAIT_MS) -> None:
+    """A write waits at most `wait_ms` for SQLite's lock, not Prefect's 60 s.
+
+    Measured on the fault tests: the server's own services (the docket tasks that mark a
+    polled work pool ready, the event persister, the task-run recorder) and the API's state
+    changes met in a knot that only the busy timeout undid, so every write to the server stood
+    still for 60 s at a time, several times in one release that lost its worker (the release
+    took 5 minutes instead of 1, and a worker's submission crashed the release it was taking).
+    A refused write loses nothing here: the API answers it 503, which this module's middleware
+    and Prefect's clients ask again, and the services keep a refused batch to write again.
+    """
+    import functools
+
+    from prefect.server.database.configurations import AioSqliteConfiguration
+
+    original = AioSqliteConfiguration.setup_sqlite
+    if getattr(original, "__wrapped__", None):
+        return
+
+    @functools.wraps(original)
+    def setup_sqlite(self, conn, record) -> None:
+        original(self, conn, record)
+        cursor = conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(wait_ms)};")
+        cursor.close()
+
+    AioSqliteConfiguration.setup_sqlite = setup_sqlite

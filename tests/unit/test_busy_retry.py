@@ -114,3 +114,28 @@ def test_the_server_wraps_prefects_trigger_evaluation_once():
         assert triggers.reactive_evaluation.__wrapped__ is original
     finally:
         triggers.reactive_evaluation = original
+
+
+def test_a_sqlite_write_waits_for_the_lock_seconds_not_a_minute(monkeypatch, tmp_path):
+    """Prefect sets SQLite's busy timeout to 60 s; the embedded server caps it, and a second
+    writer is refused within the cap instead of standing still for a minute."""
+    import sqlite3
+    import time
+
+    from prefect.server.database.configurations import AioSqliteConfiguration
+
+    monkeypatch.setattr(AioSqliteConfiguration, "setup_sqlite", AioSqliteConfiguration.setup_sqlite)
+    busy_retry.cap_sqlite_busy_wait(wait_ms=300)
+    busy_retry.cap_sqlite_busy_wait(wait_ms=300)  # twice: wrapped once
+    configuration = AioSqliteConfiguration(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+    holder, waiter = (sqlite3.connect(tmp_path / "p.db", isolation_level=None) for _ in "ab")
+    for conn in (holder, waiter):
+        configuration.setup_sqlite(conn, None)
+    assert waiter.execute("PRAGMA busy_timeout").fetchone()[0] == 300
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        waiter.execute("INSERT INTO t VALUES (1)")
+    assert time.monotonic() - started < 5
+    holder.execute("ROLLBACK")
