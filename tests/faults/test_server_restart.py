@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -19,7 +20,9 @@ from prefect.client.orchestration import get_client
 from fearless.platform import processes
 from fearless.platform.server import SERVER, WORKER, _read_handle, server_up
 from fearless.platform.slots import leased_slot
+from tests.e2e.conftest import FAST, fearless_cli
 from tests.faults.matrix import FaultRow, record
+from tests.faults.test_worker_loss import faults_project, leaks, running_step, wait_until
 
 pytestmark = pytest.mark.e2e
 SLOT = "promote-server-restart-probe"
@@ -76,3 +79,43 @@ def test_the_worker_rides_out_a_server_restart_or_a_busy_database(platform):
     )
     restart_server(settings)
     assert processes.is_alive(worker) and _read_handle(settings, WORKER).pid == worker.pid
+
+
+def test_a_release_goes_on_through_server_restarts_at_its_steps(releases, credit_project, tmp_path):
+    """The server is killed and started again while a release provisions, load-tests and
+    bakes: each step's calls are asked again until it answers, the release ends Promoted, and
+    nothing of it is left."""
+    project = faults_project(credit_project, tmp_path, "credit-server-restart")
+    started = releases.start(
+        project, {**FAST, "load": {"duration_s": 6, "rate": 40}, "bake": {"window_s": 6}}
+    )
+    flow_run_id, settings = UUID(started.flow_run_id), releases.settings
+    rows: list[dict] = []
+
+    def restart_at(step: str, label: str) -> None:
+        with get_client(sync_client=True) as client:
+            wait_until(lambda: running_step(client, flow_run_id, step), f"the {label} step")
+        back_s = restart_server(settings)
+        rows.append({"step": label, "recover_s": round(back_s, 2)})
+
+    restart_at("provision-env", "provision")
+    restart_at("run-load-test", "load test")
+    waiting = releases.wait(started)
+    assert waiting.state.name == "Suspended", waiting.state
+    approved = fearless_cli("approve", started.release_id, "--by", "ann")
+    assert approved.returncode == 0, approved.stderr
+    restart_at("bake", "bake")
+    end = releases.wait(started, paused_ok=False)
+    left = leaks(releases, started.release_id)
+    for fields in rows:
+        record(
+            FaultRow(
+                fault="server SIGKILL + restart (SQLite)",
+                outcome=f"release went on; {end.state.name}",
+                leaked=len(left),
+                lost_releases=0 if end.state.name == "Promoted" else 1,
+                **fields,
+            )
+        )
+    assert end.state.name == "Promoted", end.state
+    assert left == []
