@@ -25,6 +25,10 @@ ELSEWHERE = [
         "tests/e2e/test_release.py::"
         "test_bad_decisions_are_refused_then_cancelling_the_waiting_release_tears_it_down"
     ),
+    (
+        "tests/e2e/test_postgres.py::"
+        "test_releases_on_postgres_wait_for_the_pool_then_finish_leaving_nothing"
+    ),
 ]
 COLUMNS = ("fault", "step", "outcome", "leaked", "lost_releases", "lost_rows", "recover_s")
 

@@ -1,6 +1,7 @@
 """Releases on a server whose database is PostgreSQL, with two workers and a pool that runs one
 flow run at once: the second release waits Scheduled (and `fearless status` says why) while
-the first runs, both finish, and nothing of them or of the server is left afterwards."""
+the first runs, the server is killed and started again mid-load-test, both finish, and nothing
+of them or of the server is left afterwards."""
 
 from __future__ import annotations
 
@@ -17,8 +18,13 @@ import pytest
 
 from tests.e2e.conftest import FAST, fearless_cli
 from tests.e2e.second_server import pointed_at, second_server
+from tests.faults.matrix import FaultRow, record
+from tests.faults.test_server_restart import restart_server
+from tests.faults.test_worker_loss import running_step
 
 pytestmark = pytest.mark.e2e
+# A load test long enough to still be running once `fearless status` has answered.
+LONGER_LOAD = {**FAST, "load": {"duration_s": 8, "rate": 40}}
 
 
 def _states(client, started) -> list[str]:
@@ -82,7 +88,7 @@ def test_releases_on_postgres_wait_for_the_pool_then_finish_leaving_nothing(cred
             assert cluster is not None
             project = str(credit_project)
             started = [
-                start_release(settings, services.registry, project, overrides=FAST)
+                start_release(settings, services.registry, project, overrides=LONGER_LOAD)
                 for _ in range(2)
             ]
             names = [s.release_id for s in started]
@@ -100,11 +106,26 @@ def test_releases_on_postgres_wait_for_the_pool_then_finish_leaving_nothing(cred
             assert f"waiting: pool {settings.work_pool} runs 1 at once" in line, status.stdout
             assert names[first] in line
 
+            # The server is killed and started again mid-load-test: both releases go on.
+            flow_run_id = UUID(started[first].flow_run_id)
+            _until("the load test running", lambda: running_step(client, flow_run_id, "run-load"))
+            back_s = restart_server(settings)
+
             # A release waiting at its gate holds no slot: the other one runs meanwhile.
             for index in (first, second):
                 _until(f"{names[index]} at its gate", lambda i=index: _at_gate(client, started[i]))
                 decide(client, names[index], approve=False, approver="test", comment="storm")
             _until("both final", lambda: _states(client, started) == ["Rejected", "Rejected"])
+            left = [e.url for e in services.environments.list()]
+            record(
+                FaultRow(
+                    fault="server SIGKILL + restart (PostgreSQL)",
+                    step="load test (2 releases: one running, one waiting)",
+                    outcome="both went on to the gate; Rejected, Rejected",
+                    leaked=len(left),
+                    recover_s=round(back_s, 2),
+                )
+            )
             queues = _until(
                 "their queues removed",
                 lambda: (
