@@ -3,7 +3,8 @@ services, as `prefect server start` runs them) with one route more, the read-onl
 route of `fearless.platform.reports`, so reports are reached on the host and port a person
 already opens the UI on. Every request addressed to a Host name it does not know is refused
 first (`fearless.platform.hosts`), and a change SQLite refused as busy is tried again before
-its answer leaves (`fearless.platform.busy_retry`)."""
+its answer leaves (`fearless.platform.busy_retry`). Before it serves, each Fearless slot is
+recounted from its leases (`fearless.platform.slot_recount`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from fearless.platform.busy_retry import (
 )
 from fearless.platform.hosts import HostCheck
 from fearless.platform.reports import report_route
+from fearless.platform.slot_recount import recount_before_serving
 
 
 def build_app(runs: Path, allowed_hosts: list[str]):
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     settings = prefect.settings.get_current_settings().server
+    recount_before_serving()
     uvicorn.run(
         build_app(args.runs, args.allowed_host),
         host=args.host,

@@ -26,6 +26,8 @@ from tests.faults.test_worker_loss import faults_project, leaks, running_step, w
 
 pytestmark = pytest.mark.e2e
 SLOT = "promote-server-restart-probe"
+ORPHANED = "promote-orphaned-unit-probe"
+NOT_OURS = "someone-elses-limit-probe"  # counted without leases, maybe: left as it is
 
 
 def restart_server(settings) -> float:
@@ -57,6 +59,41 @@ def test_a_slot_held_across_a_server_restart_is_renewed_then_free_again(platform
             fault="server SIGKILL + restart (SQLite)",
             step="a slot held (load test, promotion, bake)",
             outcome="lease renewed after the restart, slot given back",
+            recover_s=round(back_s, 2),
+        )
+    )
+
+
+def test_a_slot_counted_without_its_lease_is_recounted_when_the_server_starts(platform):
+    """A server killed between counting a slot and writing its lease leaves the count up with
+    no lease to expire (made here by hand): once started again, each of our slots counts
+    what its leases hold, so the held lease keeps its unit and the orphaned one is freed."""
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+    settings = platform.settings
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(ORPHANED, limit=2)
+        client.upsert_global_concurrency_limit_by_name(NOT_OURS, limit=2)
+    with leased_slot(ORPHANED, timeout_s=30):
+        with get_client(sync_client=True) as client:
+            for name in (ORPHANED, NOT_OURS):
+                update = GlobalConcurrencyLimitUpdate(active_slots=2)
+                client.update_global_concurrency_limit(name, update)
+        back_s = restart_server(settings)
+        with get_client(sync_client=True) as client:
+            assert client.read_global_concurrency_limit_by_name(ORPHANED).active_slots == 1
+            assert client.read_global_concurrency_limit_by_name(NOT_OURS).active_slots == 2
+        said = (settings.paths.processes / "prefect-server.log").read_text()
+        assert f"slot recounted at start: {ORPHANED}: 2 -> 1 (its leases)" in said
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name(ORPHANED).active_slots == 0
+        for name in (ORPHANED, NOT_OURS):
+            client.delete_global_concurrency_limit_by_name(name)
+    record(
+        FaultRow(
+            fault="server SIGKILL between counting a slot and writing its lease",
+            step="a slot taken (any step)",
+            outcome="recounted from its leases when the server started: the unit freed",
             recover_s=round(back_s, 2),
         )
     )
