@@ -7,6 +7,7 @@ import logging
 from prefect import get_run_logger, task
 
 from fearless.composition import build_services
+from fearless.platform.slots import give_back_slots_of
 from fearless.release.runs import finish_release
 
 logger = logging.getLogger("fearless.teardown")
@@ -21,10 +22,11 @@ def teardown_env(release_id: str) -> list[str]:
 
 
 def teardown_release(flow, flow_run, state) -> None:
-    """Final-state hook: the same teardown when a step raised, or the run was cancelled."""
+    """Final-state hook: the same teardown when a step raised, or the run was cancelled; a
+    slot its stopped step still held is given back first."""
     release_id = flow_run.parameters["release_id"]
     try:
-        removed = finish_release(build_services(), release_id)
+        removed = give_back_slots_of(flow_run.id) + finish_release(build_services(), release_id)
         logger.info(
             "teardown of %s (%s): %s", release_id, state.name, ", ".join(removed) or "nothing left"
         )

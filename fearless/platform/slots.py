@@ -135,13 +135,17 @@ def _hold(
         if behind:
             log(f"{what}: waiting for the load-test slot {slot} behind {', '.join(behind)}")
             _retag(client, flow_run_id, add=f"waiting:{slot}")
-        with leased_slot(slot, units=units) as lease_id:
-            lease = f"{LEASE_TAG}{lease_id}"
-            _retag(client, flow_run_id, add=(f"{role}:{slot}", lease), drop=f"waiting:{slot}")
-            try:
+        tags: tuple[str, ...] = ()
+        try:
+            with leased_slot(slot, units=units) as lease_id:
+                tags = (f"{role}:{slot}", f"{LEASE_TAG}{lease_id}")
+                _retag(client, flow_run_id, add=tags, drop=f"waiting:{slot}")
                 yield SlotWait(slot=slot, waited_s=time.monotonic() - started, behind=behind)
-            finally:
-                _retag(client, flow_run_id, drop=(f"{role}:{slot}", lease))
+        finally:
+            # Only once the slot is given back: a run stopped (cancelled) in between still names
+            # its lease, and its final-state hook gives it back (`give_back_slots_of`).
+            if tags:
+                _retag(client, flow_run_id, drop=tags)
 
 
 def ensure_limit(name: str, limit: int) -> str:
@@ -274,3 +278,18 @@ def release_lost_slot(client, tags: list[str]) -> list[str]:
         client.release_concurrency_slots_with_lease(UUID(tag.removeprefix(LEASE_TAG)))
     roles = ("holds:", "shares:", "waiting:")
     return [t for t in tags if t not in held and not t.startswith(roles)]
+
+
+def give_back_slots_of(flow_run_id: UUID) -> list[str]:
+    """Give back every slot the run still holds (its `lease:<id>` tags); the tags dropped. A run
+    cancelled mid-step is stopped before its `with` gives the slot back: the next release's
+    load test then waited for the lease to run out (LEASE_S, 2 minutes) behind a run that had
+    already ended."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        tags = list(client.read_flow_run(flow_run_id).tags)
+        rest = release_lost_slot(client, tags)
+        if rest != tags:
+            client.update_flow_run(flow_run_id, tags=rest)
+    return [t for t in tags if t not in rest]

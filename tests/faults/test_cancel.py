@@ -1,5 +1,6 @@
-"""Cancelling a release mid-load-test (from the UI, the CLI or the API: all set Cancelling)
-stops its load generator, tears down its environments and removes its queue."""
+"""Cancelling a release (from the UI, the CLI or the API: all set Cancelling) at a step stops
+what the step started (mid-load-test: its load generator), tears down its environments and
+removes its queue. Cancelling at the approval gate is in tests/e2e/test_release.py."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.exceptions import PrefectHTTPStatusError
 from prefect.states import Cancelling
 
+from fearless.platform.slots import LEASE_TAG
 from tests.e2e.conftest import FAST
 from tests.faults.matrix import FaultRow, record
 from tests.faults.test_worker_loss import faults_project, leaks, running_step, wait_until
@@ -40,3 +43,53 @@ def test_cancelling_mid_load_test_stops_the_generator_and_tears_everything_down(
         )
     )
     assert left == [], left
+
+
+# Where a cancel lands before the gate, besides the load test above: the step's name prefix.
+STEPS = {"build": "build-bundle", "provision": "provision-env", "drift": "check-drift"}
+
+
+def test_cancelling_at_build_provision_or_drift_ends_cancelled_leaving_nothing(
+    releases, credit_project, tmp_path
+):
+    """Three releases at once, each cancelled while one of its steps runs."""
+    started = {
+        label: releases.start(faults_project(credit_project, tmp_path, f"credit-cancel-{label}"))
+        for label in STEPS
+    }
+    cancelled_at, leases = {}, {}
+    with get_client(sync_client=True) as client:
+        for label, step in STEPS.items():  # in the order the steps come
+            flow_run_id = UUID(started[label].flow_run_id)
+
+            def holding_a_slot(run=flow_run_id, step=step, label=label):
+                tags = client.read_flow_run(run).tags
+                held = [UUID(t.removeprefix(LEASE_TAG)) for t in tags if t.startswith(LEASE_TAG)]
+                if not running_step(client, run, step):
+                    return None
+                # Drift may end before its slot is seen on it: only its cancel is checked there.
+                return held if held or label != "drift" else ["no lease seen"]
+
+            leases[label] = wait_until(holding_a_slot, f"the {label} step holding its slot")
+            cancelled_at[label] = time.time()
+            client.set_flow_run_state(flow_run_id, Cancelling(), force=True)
+    for label in STEPS:
+        end = releases.wait(started[label], paused_ok=False)
+        left = leaks(releases, started[label].release_id)
+        # Its stopped step's slot was given back, not left to its lease running out (2 min)
+        # while the next load test waited for it: the lease is gone, it cannot be renewed.
+        with get_client(sync_client=True) as client:
+            for lease_id in (x for x in leases[label] if isinstance(x, UUID)):
+                with pytest.raises(PrefectHTTPStatusError, match="410"):
+                    client.renew_concurrency_lease(lease_id=lease_id, lease_duration=60)
+        record(
+            FaultRow(
+                fault="cancel",
+                step=label,
+                outcome=f"release {end.state.name}",
+                leaked=len(left),
+                lost_releases=0 if end.state.is_cancelled() else 1,
+                recover_s=time.time() - cancelled_at[label],
+            )
+        )
+        assert left == [], (label, left)
