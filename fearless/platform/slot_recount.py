@@ -18,11 +18,12 @@ import logging
 from collections import Counter
 from uuid import UUID
 
+from fearless.platform.slots import HOST_SLOT_PREFIX, PROMOTION_SLOT_PREFIX, RESUME_LOCK
+
 logger = logging.getLogger("fearless.slots")
 
-# The names of the limits Fearless takes, always with a lease (`fearless.platform.slots`):
-# the host's load-test slot, each model's promotion slot, the resume lock.
-OUR_LIMITS = ("load-test-", "promote-", "fearless-")
+# The limits Fearless takes, always with a lease: named in `fearless.platform.slots`.
+OUR_LIMITS = (HOST_SLOT_PREFIX, PROMOTION_SLOT_PREFIX, RESUME_LOCK)
 
 
 def is_ours(name: str) -> bool:

@@ -35,6 +35,11 @@ LOAD_TEST_CORES = 2  # a load test keeps one core busy generating and one answer
 LOAD_TEST_UNITS = 8  # a load test takes this many units of the limit, a heavy step one
 LEASE_S = 120  # renewed while held; a crashed holder frees the slot this long after
 LEASE_TAG = "lease:"
+# The names of the limits Fearless takes (each always with a lease; `slot_recount` recounts
+# them): the host's load-test slot, each model's promotion slot, the one-resume-at-a-time lock.
+HOST_SLOT_PREFIX = "load-test-"  # + the host name
+PROMOTION_SLOT_PREFIX = "promote-"  # + the model name (`fearless.production.slot`)
+RESUME_LOCK = "fearless-release-resume"  # one unit (`fearless.release.recovery`)
 logger = logging.getLogger("fearless.slots")
 
 
@@ -58,7 +63,7 @@ class SlotWait(BaseModel):
 
 def host_slot_name(host: str | None = None) -> str:
     host = re.sub(r"[^a-z0-9-]+", "-", (host or socket.gethostname()).lower()).strip("-")
-    return f"load-test-{host or 'host'}"
+    return f"{HOST_SLOT_PREFIX}{host or 'host'}"
 
 
 def host_slots(cores: int | None = None) -> int:

@@ -13,7 +13,9 @@ WAIT_S = 600
 
 
 def slot_name(model: str) -> str:
-    return f"promote-{model}"
+    from fearless.platform.slots import PROMOTION_SLOT_PREFIX
+
+    return f"{PROMOTION_SLOT_PREFIX}{model}"
 
 
 def ensure_slot(model: str) -> str:

@@ -20,7 +20,6 @@ REPROVISION_TAG = "reprovision:"  # reprovision:<n>: its environments were made 
 MAX_RESUMES = 3
 # How long a follower waits for a crashed run's cleanup to resume it before calling it final.
 RESUME_GRACE_S = 180.0
-RESUME_LOCK = "fearless-release-resume"  # a one-unit Prefect limit: one resume at a time
 RESUME_LOCK_WAIT_S = 300.0
 
 
@@ -78,7 +77,7 @@ def one_resume_at_a_time() -> Iterator[None]:
     commits the evaluation, and evaluates the event again when SQLite refuses that commit
     (`busy_retry`). Both read the run Crashed; without this lock both resumed it, and the
     second counted a crash that never happened (CI saw `resumed:2` after one host loss)."""
-    from fearless.platform.slots import ensure_limit, leased_slot
+    from fearless.platform.slots import RESUME_LOCK, ensure_limit, leased_slot
 
     with leased_slot(ensure_limit(RESUME_LOCK, 1), timeout_s=RESUME_LOCK_WAIT_S):
         yield
