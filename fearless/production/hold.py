@@ -6,7 +6,8 @@ answering that it passes the request, body and all, to this hold server (`error_
 run by the supervisor on the front's `hold` port. The hold server waits until the slot's port
 takes connections again (up to `HOLD_S`), forwards the request there, and relays the answer: a
 client sees a slow answer, not an error. Only to the two slots' loopback ports, never elsewhere;
-an upstream that answered by itself (a 5xx of the model API) is never retried.
+an upstream that answered by itself (a 5xx of the model API) is never retried. A connection the
+dying process took and dropped unanswered is tried again on the new one, within the same wait.
 """
 
 from __future__ import annotations
@@ -45,6 +46,26 @@ def wait_for_port(port: int, timeout_s: float) -> bool:
         time.sleep(0.05)
 
 
+# A connection dropped before any answer began: the request was not taken, so sending it again
+# is what nginx did to bring it here. An answer cut part-way (IncompleteRead) is never resent.
+NOT_TAKEN = (ConnectionRefusedError, ConnectionResetError, BrokenPipeError)
+
+
+def _forward(
+    port: int, method: str, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[http.client.HTTPResponse, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        answer = conn.getresponse()
+        try:
+            return answer, answer.read()
+        except OSError as exc:  # begun, then cut: never NOT_TAKEN
+            raise http.client.IncompleteRead(b"") from exc
+    finally:
+        conn.close()
+
+
 def _handler(slot_port: Callable[[str], int | None], hold_s: float):
     class Hold(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -54,18 +75,22 @@ def _handler(slot_port: Callable[[str], int | None], hold_s: float):
             port = slot_port(self.headers.get("X-Fearless-Slot", ""))
             if port is None:
                 return self._answer(400, b"no such slot")
-            if not wait_for_port(port, hold_s):
-                return self._answer(503, b"production is restarting", retry_after=True)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            try:
-                conn.request(self.command, self.path, body=body, headers=headers)
-                answer = conn.getresponse()
-                data = answer.read()
-            except (OSError, http.client.HTTPException):
-                return self._answer(502, b"production did not answer", retry_after=True)
-            finally:
-                conn.close()
+            deadline = time.monotonic() + hold_s
+            while True:
+                if not wait_for_port(port, deadline - time.monotonic()):
+                    return self._answer(503, b"production is restarting", retry_after=True)
+                try:
+                    answer, data = _forward(port, self.command, self.path, body, headers)
+                    break
+                except NOT_TAKEN:
+                    # The dying process's socket took the connection and dropped it unanswered
+                    # (its exit closes what its backlog held): wait for the new one again.
+                    if time.monotonic() >= deadline:
+                        return self._answer(503, b"production is restarting", retry_after=True)
+                    time.sleep(0.05)
+                except (OSError, http.client.HTTPException):
+                    return self._answer(502, b"production did not answer", retry_after=True)
             self.send_response(answer.status)
             for key, value in answer.getheaders():
                 if key.lower() not in HOP_BY_HOP:

@@ -170,6 +170,12 @@ def acknowledged_rows_lost(service: LocalProductionService, client: Client) -> i
     return max(0, answered - rows)
 
 
+def answers_cut_mid_way(error_log: Path) -> int:
+    """Answers nginx had begun relaying when their upstream closed: headers sent, body cut."""
+    text = error_log.read_text(errors="replace") if error_log.exists() else ""
+    return text.count("upstream prematurely closed connection while reading upstream")
+
+
 def outcome_of(client: Client, what: str) -> str:
     failed, total = len(client.failed()), len(client.answers)
     codes = sorted({status for _, status, _ in client.failed()})
@@ -194,7 +200,13 @@ def test_a_killed_production_model_api_is_restarted_on_its_slot_by_the_superviso
     assert restarted.handle != killed.handle and processes.is_alive(restarted.handle)
     assert (restarted.slot, restarted.upstream) == (killed.slot, killed.upstream)
     assert {d for _, s, d in client.answers if s == 200} == {champion.digest}
-    assert client.failed() == []  # held by the front until the model API was back
+    # Held by the front until the model API was back: refused and reset requests waited. The
+    # one exception no proxy can hide: an answer the model API had begun to send (its headers
+    # already relayed to the client) when it was killed is cut, and nginx logs it as such.
+    failed = client.failed()
+    cut = answers_cut_mid_way(service.fronts.nginx("credit").error_log)
+    assert len(failed) <= min(cut, 1), (cut, client.story(at))
+    assert all(detail == "RemoteProtocolError" for _, _, detail in failed), client.story(at)
     recover_s = next(t for t, s, _ in client.answers if t > at and s == 200) - at
     assert recover_s < 60, recover_s
     service.stop_all()

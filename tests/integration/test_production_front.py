@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -189,6 +191,46 @@ def test_a_request_no_model_api_can_take_is_held_until_one_listens_and_not_retri
     finally:
         hold.close()
     assert wait_for_port(hold_port, 0) is False
+
+
+def test_a_connection_dropped_unanswered_by_a_dying_api_is_held_for_the_next_one(fronts):
+    """A killed model API's socket can take a connection and drop it unanswered as its process
+    exits: the hold server waits for the next one instead of answering 502."""
+    slots, hold_port = fronts.get("credit").slots, fronts.get("credit").hold
+    hold = HoldServer(hold_port, lambda slot: slots.get(slot), hold_s=20)
+    dying = socket.create_server(("127.0.0.1", slots["blue"]))
+    dropped = threading.Event()
+
+    def drop_one_then_exit() -> None:
+        conn, _ = dying.accept()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # a reset, no answer
+        dying.close()
+        dropped.set()
+
+    threading.Thread(target=drop_one_then_exit, daemon=True).start()
+    answers: list[httpx.Response] = []
+    asked = threading.Thread(
+        target=lambda: answers.append(
+            httpx.post(
+                f"http://127.0.0.1:{hold_port}/predict",
+                content=b"{}",
+                headers={"X-Fearless-Slot": "blue"},
+                timeout=30,
+            )
+        )
+    )
+    try:
+        asked.start()
+        assert dropped.wait(10)
+        time.sleep(0.3)  # the slot is empty a while, as while the supervisor restarts it
+        seen: list[str] = []
+        with serving(upstream_app("next", seen=seen), slots["blue"]):
+            asked.join(timeout=20)
+            assert [(a.status_code, a.text) for a in answers] == [(200, "next POST /predict")]
+            assert seen == ["/predict"]
+    finally:
+        hold.close()
 
 
 def test_a_front_that_dies_is_started_again_on_the_same_address(fronts):
