@@ -19,7 +19,8 @@ the mirror's answer is discarded, never sent to a client. Both carry the same `X
 (the client's, else nginx's `$request_id`), which the model APIs write in their inference logs,
 so the bake pairs the two versions' predictions of the same records. nginx finishes a request
 once its mirror is answered too, so during the window the logged time is the slower of both.
-Outside a window the mirror costs one internal subrequest answered 204 by nginx itself.
+Only a request that finds the flag is rewritten to the internal location that mirrors: outside a
+window a request costs no subrequest at all. The access log keeps the client's path.
 
 The front has no admin endpoint: what it forwards to is decided by files in its prefix, which
 only the owner of the state dir can change, and a slot only ever holds a model API that
@@ -51,7 +52,7 @@ MAX_BODY = "2m"
 PORTS = range(20000, 32768)
 # Only while a bake window watches: one JSON line per request, what the bake counts.
 LOG_FORMAT = (
-    'escape=json \'{"t":$msec,"method":"$request_method","uri":"$uri",'
+    'escape=json \'{"t":$msec,"method":"$request_method","uri":"$fearless_uri",'
     '"status":$status,"request_time":$request_time,"upstream":"$upstream_addr",'
     '"upstream_status":"$upstream_status","upstream_time":"$upstream_response_time",'
     '"slot":"$fearless_slot"}\''
@@ -160,7 +161,7 @@ class NginxFront:
             upstreams += f"\n    upstream fearless_hold {{ server 127.0.0.1:{hold}; }}"
             held = "error_page 502 = @fearless_hold;"
             hold_location = """location @fearless_hold {
-            proxy_pass http://fearless_hold;
+            proxy_pass http://fearless_hold$request_uri;
             proxy_http_version 1.1;
             proxy_set_header Connection close;
             proxy_set_header Host $fearless_host;
@@ -168,6 +169,27 @@ class NginxFront:
             proxy_set_header X-Fearless-Slot $fearless_slot;
             proxy_read_timeout 120s;
         }"""
+        # Request bodies are read whole before forwarding (bounded by MAX_BODY): a request its
+        # slot refused goes on to the hold server body and all, which a body half-streamed to
+        # the refusing slot could not.
+        forward = "\n".join(
+            f"            {line}"
+            for line in (
+                "proxy_http_version 1.1;",
+                'proxy_set_header Connection "";',
+                "proxy_set_header Host $fearless_host;",
+                "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+                "proxy_set_header X-Request-ID $fearless_request;",
+                "proxy_buffer_size 16k;",
+                "proxy_buffers 8 16k;",
+                "proxy_max_temp_file_size 0;",
+                "proxy_connect_timeout 5s;",
+                "proxy_read_timeout 60s;",
+                "proxy_send_timeout 60s;",
+                held,
+            )
+            if line
+        )
         text = f"""# The production front of one model. Written by Fearless: edits are overwritten.
 worker_processes 1;
 pid {_quoted(self.pid)};
@@ -194,6 +216,7 @@ http {{
             set $fearless_slot green;
             set $fearless_shadow blue;
         }}
+        set $fearless_uri $uri;
         set $fearless_mirror "";
         if (-f {_quoted(self.flags / "shadow")}) {{ set $fearless_mirror 1; }}
         set $fearless_log "";
@@ -201,26 +224,19 @@ http {{
         access_log {_quoted(self.access_log)} fearless buffer=32k flush=500ms if=$fearless_log;
         client_max_body_size {MAX_BODY};
         location / {{
-            mirror /_fearless_shadow;
+            if ($fearless_mirror) {{ rewrite ^ /_fearless_mirrored last; }}
             proxy_pass http://$fearless_slot;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $fearless_host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Request-ID $fearless_request;
-            proxy_request_buffering off;
-            proxy_buffer_size 16k;
-            proxy_buffers 8 16k;
-            proxy_max_temp_file_size 0;
-            proxy_connect_timeout 5s;
-            proxy_read_timeout 60s;
-            proxy_send_timeout 60s;
-            {held}
+{forward}
+        }}
+        location = /_fearless_mirrored {{
+            internal;
+            mirror /_fearless_shadow;
+            proxy_pass http://$fearless_slot$request_uri;
+{forward}
         }}
         {hold_location}
         location = /_fearless_shadow {{
             internal;
-            if ($fearless_mirror = "") {{ return 204; }}
             proxy_pass http://$fearless_shadow$request_uri;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
