@@ -4,6 +4,7 @@ tear down."""
 from __future__ import annotations
 
 from prefect import flow
+from prefect.exceptions import TerminationSignal
 from prefect.states import Failed, State
 
 from fearless.bundles.source import ProjectSource
@@ -14,7 +15,7 @@ from tasks.build import build_bundle
 from tasks.drift import check_drift
 from tasks.load_test import run_load_test
 from tasks.notify import announce_approval, announce_release_end
-from tasks.promote import promote_model
+from tasks.promote import promote_model, withdraw_promotion
 from tasks.provision import provision_env
 from tasks.teardown import teardown_env, teardown_release
 
@@ -67,8 +68,12 @@ def release_pipeline(
             release_id,
             Failed(name="Rejected", message=f"rejected by {decision.approver}: {decision.comment}"),
         )
-    promotion = promote_model(candidate, decision.approver, release_id)
-    baked = bake_release(release_id, candidate, promotion)
+    try:
+        promotion = promote_model(candidate, decision.approver, release_id)
+        baked = bake_release(release_id, candidate, promotion)
+    except TerminationSignal:  # cancelled while promoting or baking: production as it was
+        withdraw_promotion(candidate, release_id)
+        raise
     return end(release_id, bake_end_state(baked, promotion))
 
 

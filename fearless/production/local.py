@@ -161,7 +161,7 @@ class LocalProductionService:
         upstream = f"http://127.0.0.1:{port}"
         try:
             processes.wait_until_ready(f"{upstream}/ready", handle, self.ready_timeout_s)
-        except (RuntimeError, TimeoutError):
+        except BaseException:  # not ready, or the run stopped (a cancel): not left in the slot
             processes.stop(handle)
             raise
         return ProductionInstance(
@@ -178,14 +178,22 @@ class LocalProductionService:
     def switch(self, instance: ProductionInstance) -> ProductionInstance | None:
         """Make `instance` the model's production service; drain, stop and return the previous."""
         previous = self.current(instance.model)
+        nginx = self.fronts.nginx(instance.model)
         with self.fronts.locked(instance.model):
             self._verify(instance, self.front(instance.model))
-            self.fronts.nginx(instance.model).point(instance.slot)
-            self.fronts.running(instance.model)
-        write_json(self._record(instance.model), instance)
+            try:
+                nginx.point(instance.slot)
+                self.fronts.running(instance.model)
+                write_json(self._record(instance.model), instance)
+            except BaseException:  # the front and the record name one version, never two
+                if previous is not None and previous.slot:
+                    nginx.point(previous.slot)
+                raise
         if previous is not None and previous.handle != instance.handle:
-            self._drain(previous)
-            processes.stop(previous.handle)
+            try:
+                self._drain(previous)
+            finally:  # stopped even when the drain was cut short
+                processes.stop(previous.handle)
         return previous
 
     @staticmethod

@@ -5,17 +5,29 @@ removes its queue. Cancelling at the approval gate is in tests/e2e/test_release.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from uuid import UUID
 
+import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.states import Cancelling
 
+from fearless.bundles.bundle import build_bundle
+from fearless.platform import processes
 from fearless.platform.slots import LEASE_TAG
-from tests.e2e.conftest import FAST
+from fearless.production.front import port_is_free
+from fearless.production.promotion import promote
+from fearless.production.slot import promotion_slot
+from tests.e2e.conftest import FAST, fearless_cli
 from tests.faults.matrix import FaultRow, record
-from tests.faults.test_worker_loss import faults_project, leaks, running_step, wait_until
+from tests.faults.test_worker_loss import (
+    faults_project,
+    leaks,
+    running_step,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -93,3 +105,80 @@ def test_cancelling_at_build_provision_or_drift_ends_cancelled_leaving_nothing(
             )
         )
         assert left == [], (label, left)
+
+
+def test_cancelling_at_promote_or_bake_puts_the_champion_back(
+    releases, credit_project, credit_challenger, tmp_path
+):
+    """A champion serves; a challenger is approved, then cancelled while it promotes (one model)
+    or while it bakes (another). A cancelled release leaves production as it found it: the
+    champion serves, the registry names it, no shadow, no mirror, no second model API."""
+    services = releases.services
+    production, registry = services.production, services.registry
+    steps = {"promote": "promote-model", "bake": "bake"}
+
+    def shadow_of(model: str) -> Path:
+        return production.root / "shadows" / f"{model}.json"
+
+    started, champions, cancelled_at = {}, {}, {}
+    overrides = {**FAST, "slos": {"max_regression": 0.9}, "bake": {"window_s": 30}}
+    for label in steps:
+        model = f"credit-cancel-{label}"
+        champion = faults_project(credit_project, tmp_path / "champion", model)
+        champions[label] = build_bundle(champion, registry)
+        promote(champions[label], registry, production, actor="ann", reason="the champion")
+        challenger = faults_project(credit_challenger, tmp_path / "challenger", model)
+        started[label] = releases.start(challenger, overrides)
+    try:
+        for label in steps:
+            assert releases.wait(started[label]).state.is_paused()
+        with get_client(sync_client=True) as client:
+            # The promotion waits on its model's slot, held here, so it is seen running; it
+            # is cancelled once the slot is let go and its new model API listens.
+            with promotion_slot("credit-cancel-promote"):
+                for label in steps:
+                    approved = fearless_cli("approve", started[label].release_id, "--by", "ann")
+                    assert approved.returncode == 0, approved.stderr
+                for label, step in steps.items():
+                    run = UUID(started[label].flow_run_id)
+                    wait_until(lambda r=run, s=step: running_step(client, r, s), label)
+                # Mid-bake: the previous version runs as the shadow, mirrored to.
+                wait_until(lambda: shadow_of("credit-cancel-bake").exists(), "the shadow")
+                cancel(client, started["bake"], cancelled_at, "bake")
+            # Once its model API listens in the idle slot: about to switch, or switching.
+            idle = [port for slot, port in production.front("credit-cancel-promote").slots.items()
+                    if slot != production.current("credit-cancel-promote").slot]  # fmt: skip
+            wait_until(lambda: not port_is_free(idle[0]), "the promoted version started")
+            cancel(client, started["promote"], cancelled_at, "promote")
+        for label in steps:
+            model, champion = f"credit-cancel-{label}", champions[label].digest
+            end = releases.wait(started[label], paused_ok=False)
+            left = leaks(releases, started[label].release_id)
+            serving = production.current(model)
+            slots = production.front(model).slots
+            apis = [slot for slot, port in slots.items() if not port_is_free(port)]
+            record(
+                FaultRow(
+                    fault="cancel",
+                    step=label,
+                    outcome=f"release {end.state.name}; production back on the champion",
+                    leaked=len(left) + len(apis) - 1,
+                    lost_releases=0 if end.state.is_cancelled() else 1,
+                    recover_s=time.time() - cancelled_at[label],
+                )
+            )
+            assert end.state.is_cancelled(), (label, end.state)
+            assert left == [], (label, left)
+            assert (serving.digest, registry.get_alias(model, "production")) == (champion,) * 2
+            assert apis == [serving.slot] and processes.is_alive(serving.handle), apis
+            assert not shadow_of(model).exists()
+            assert not (production.fronts.nginx(model).flags / "shadow").exists()
+            assert httpx.get(f"{serving.url}/metadata").json()["digest"] == champion
+    finally:
+        for label in steps:
+            production.stop(f"credit-cancel-{label}")
+
+
+def cancel(client, started, cancelled_at: dict, label: str) -> None:
+    cancelled_at[label] = time.time()
+    client.set_flow_run_state(UUID(started.flow_run_id), Cancelling(), force=True)

@@ -38,6 +38,9 @@ class FakeProduction:
     def switch(self, instance):
         self.switched.append(instance)
 
+    def current(self, model):
+        return self.switched[-1] if self.switched else None
+
     def discard(self, instance):
         self.discarded.append(instance)
 
@@ -108,3 +111,54 @@ def test_rollback_swaps_production_and_previous(tmp_path: Path):
     assert registry.get_alias("credit", "production") == "sha256:a"
     assert registry.get_alias("credit", "previous") == "sha256:b"
     assert registry.history("credit")[-2].reason == "rollback: errors"
+
+
+class Stopped(BaseException):
+    """What a cancel raises in the run (Prefect's TerminationSignal is a BaseException too)."""
+
+
+@pytest.mark.parametrize("took_effect", [False, True])
+def test_a_promotion_stopped_part_way_leaves_the_registry_naming_what_serves(
+    tmp_path: Path, took_effect
+):
+    registry = LocalRegistry(tmp_path)
+
+    class StoppedInSwitch(FakeProduction):
+        def switch(self, instance):
+            if took_effect:  # the new version serves; the old one's drain is cut short
+                self.switched.append(instance)
+            raise Stopped
+
+    production = StoppedInSwitch()
+    promote(FakeBundle("credit", "sha256:a"), registry, FakeProduction(), actor="a", reason="")
+    production.switched.append(FakeInstance("sha256:a"))
+    with pytest.raises(Stopped):
+        promote(FakeBundle("credit", "sha256:b"), registry, production, actor="bob", reason="r")
+    serving = production.current("credit").digest
+    assert registry.get_alias("credit", "production") == serving
+    assert serving == ("sha256:b" if took_effect else "sha256:a")
+    assert production.discarded == ([] if took_effect else [FakeInstance("sha256:b")])
+    if not took_effect:
+        assert registry.history("credit")[-1].reason == "switch failed: Stopped"
+
+
+def test_withdraw_puts_the_previous_version_back_only_if_the_release_serves(tmp_path: Path):
+    from fearless.production.promotion import withdraw
+
+    class Registry(LocalRegistry):
+        def get_bundle(self, model, digest):
+            return FakeBundle(model, digest)
+
+    registry, production = Registry(tmp_path), FakeProduction()
+    promote(FakeBundle("credit", "sha256:a"), registry, production, actor="a", reason="")
+    first = withdraw("credit", "sha256:a", registry, production, reason="cancelled")
+    assert "keeps serving" in first and registry.get_alias("credit", "production") == "sha256:a"
+    promote(FakeBundle("credit", "sha256:b"), registry, production, actor="b", reason="")
+    assert withdraw("credit", "sha256:c", registry, production, reason="x").startswith(
+        "credit:production is not sha256:c"
+    )
+    done = withdraw("credit", "sha256:b", registry, production, reason="release cancelled")
+    assert done == "rolled back to sha256:a"
+    assert registry.get_alias("credit", "production") == "sha256:a"
+    assert production.current("credit").digest == "sha256:a"
+    assert registry.history("credit")[-1].actor == "fearless-cancel"
