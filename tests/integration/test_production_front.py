@@ -178,7 +178,9 @@ def test_a_request_no_model_api_can_take_is_held_until_one_listens_and_not_retri
         front = start_front(fronts)
         answers: list[httpx.Response] = []
         thread = threading.Thread(
-            target=lambda: answers.append(httpx.post(f"{front}/predict?fail=1", content=b"{}", timeout=30))
+            target=lambda: answers.append(
+                httpx.post(f"{front}/predict?fail=1", content=b"{}", timeout=30)
+            )
         )
         thread.start()  # nothing listens on the slot: the hold server keeps it
         time.sleep(1.0)
