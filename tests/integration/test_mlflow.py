@@ -216,6 +216,9 @@ class RecordingProduction:
             raise RuntimeError("front did not reload")
         self.serving = instance.digest
 
+    def current(self, model: str):
+        return SimpleNamespace(digest=self.serving) if self.serving else None
+
     def discard(self, instance) -> None:
         pass
 
