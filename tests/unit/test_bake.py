@@ -21,7 +21,7 @@ from fearless.production.promotion import PromotionResult, promote
 from fearless.registry.local import LocalRegistry
 from fearless.serving.metrics import Metrics
 from fearless.spec import ModelSpec
-from tests.unit.test_promotion import FakeBundle, FakeProduction
+from tests.unit.test_promotion import BundleRegistry, FakeBundle, FakeProduction
 
 INF = float("inf")
 ZERO = Scrape()
@@ -179,11 +179,7 @@ def test_watch_disabled_and_unreadable_metrics():
 
 
 def test_a_failed_bake_rolls_alias_and_service_back_and_records_why(tmp_path: Path):
-    class Registry(LocalRegistry):
-        def get_bundle(self, model, digest):
-            return FakeBundle(model, digest)
-
-    registry, production = Registry(tmp_path), FakeProduction()
+    registry, production = BundleRegistry(tmp_path), FakeProduction()
     promote(FakeBundle("credit", "sha256:a"), registry, production, actor="ann", reason="r1")
     promotion = promote(
         FakeBundle("credit", "sha256:b"), registry, production, actor="bob", reason="r2"

@@ -20,9 +20,8 @@ from fearless.production.bake import (
 )
 from fearless.production.front_log import AccessLog
 from fearless.production.promotion import promote
-from fearless.registry.local import LocalRegistry
 from tests.unit.test_bake import spec_with
-from tests.unit.test_promotion import FakeBundle, FakeProduction
+from tests.unit.test_promotion import BundleRegistry, FakeBundle, FakeProduction
 
 UP = "127.0.0.1:20001"
 
@@ -108,11 +107,7 @@ class LoggingProduction(FakeProduction):
 
 
 def test_a_bake_reads_the_fronts_log_and_rolls_back_on_its_errors(tmp_path):
-    class Registry(LocalRegistry):
-        def get_bundle(self, model, digest):
-            return FakeBundle(model, digest)
-
-    registry, production = Registry(tmp_path), LoggingProduction()
+    registry, production = BundleRegistry(tmp_path), LoggingProduction()
     promote(FakeBundle("credit", "sha256:a"), registry, production, actor="ann", reason="r1")
     promotion = promote(
         FakeBundle("credit", "sha256:b"), registry, production, actor="bob", reason="r2"

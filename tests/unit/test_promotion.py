@@ -27,6 +27,13 @@ class FakeInstance:
         return f"http://fake/{self.digest}"
 
 
+class BundleRegistry(LocalRegistry):
+    """A local registry whose bundles are stand-ins: what a rollback looks up."""
+
+    def get_bundle(self, model, digest):
+        return FakeBundle(model, digest)
+
+
 class FakeProduction:
     def __init__(self):
         self.started, self.switched, self.discarded = [], [], []
@@ -97,11 +104,7 @@ def test_a_switch_that_fails_puts_the_aliases_back(tmp_path: Path, champion):
 def test_rollback_swaps_production_and_previous(tmp_path: Path):
     from fearless.production.promotion import RollbackError, rollback
 
-    class Registry(LocalRegistry):
-        def get_bundle(self, model, digest):
-            return FakeBundle(model, digest)
-
-    registry, production = Registry(tmp_path), FakeProduction()
+    registry, production = BundleRegistry(tmp_path), FakeProduction()
     with pytest.raises(RollbackError, match="no previous"):
         rollback("credit", registry, production, actor="ann", reason="r")
     promote(FakeBundle("credit", "sha256:a"), registry, production, actor="ann", reason="r1")
@@ -145,11 +148,7 @@ def test_a_promotion_stopped_part_way_leaves_the_registry_naming_what_serves(
 def test_withdraw_puts_the_previous_version_back_only_if_the_release_serves(tmp_path: Path):
     from fearless.production.promotion import withdraw
 
-    class Registry(LocalRegistry):
-        def get_bundle(self, model, digest):
-            return FakeBundle(model, digest)
-
-    registry, production = Registry(tmp_path), FakeProduction()
+    registry, production = BundleRegistry(tmp_path), FakeProduction()
     promote(FakeBundle("credit", "sha256:a"), registry, production, actor="a", reason="")
     first = withdraw("credit", "sha256:a", registry, production, reason="cancelled")
     assert "keeps serving" in first and registry.get_alias("credit", "production") == "sha256:a"
