@@ -77,20 +77,18 @@ def _handler(slot_port: Callable[[str], int | None], hold_s: float):
                 return self._answer(400, b"no such slot")
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             deadline = time.monotonic() + hold_s
-            while True:
-                if not wait_for_port(port, deadline - time.monotonic()):
-                    return self._answer(503, b"production is restarting", retry_after=True)
+            while (left := deadline - time.monotonic()) > 0 and wait_for_port(port, left):
                 try:
                     answer, data = _forward(port, self.command, self.path, body, headers)
                     break
                 except NOT_TAKEN:
                     # The dying process's socket took the connection and dropped it unanswered
                     # (its exit closes what its backlog held): wait for the new one again.
-                    if time.monotonic() >= deadline:
-                        return self._answer(503, b"production is restarting", retry_after=True)
                     time.sleep(0.05)
                 except (OSError, http.client.HTTPException):
                     return self._answer(502, b"production did not answer", retry_after=True)
+            else:
+                return self._answer(503, b"production is restarting", retry_after=True)
             self.send_response(answer.status)
             for key, value in answer.getheaders():
                 if key.lower() not in HOP_BY_HOP:
