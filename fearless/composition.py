@@ -126,15 +126,17 @@ def _aws_services(settings: Settings, launcher: Launcher) -> Services:
         settings.aws_production_max_tasks,
         settings.aws_production_target_cpu_percent,
     )
+    environments = EcsEnvironments(
+        config, ecs, make("servicediscovery"), paths.runs, s3=s3, ecr=make("ecr")
+    )
+    production = EcsProductionService(
+        config, ecs, make("application-autoscaling"), scaling, shadows=environments, s3=s3
+    )
     return Services(
         settings=settings,
         registry=S3Registry(s3, settings.aws_bucket, settings.aws_registry_prefix, paths.registry),
-        environments=EcsEnvironments(
-            config, ecs, make("servicediscovery"), paths.runs, s3=s3, ecr=make("ecr")
-        ),
-        production=AnnouncedProduction(
-            EcsProductionService(config, ecs, make("application-autoscaling"), scaling)
-        ),
+        environments=environments,
+        production=AnnouncedProduction(production),
         launcher=launcher,
         production_logs=ProductionLogSync(
             s3,

@@ -167,6 +167,11 @@ class Bake(_Strict):
         description="mirror production's requests to the previous version during the window "
         "and compare the two versions' predictions on the same records",
     )
+    shadow_sample: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=1.0,
+        description="share of production's requests its model API copies to the shadow where "
+        "no front mirrors (ECS: the ALB cannot); the local front mirrors every request",
+    )
     min_agreement: Annotated[float, Field(ge=0, le=1)] | None = Field(
         default=None,
         description="roll back when a smaller share of records get the same prediction from "

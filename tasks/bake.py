@@ -20,7 +20,13 @@ def bake_release(release_id: str, candidate: Candidate, promotion: PromotionResu
     """
     services = build_services()
     with promotion_slot(candidate.name, wait_s=WAIT_S + candidate.spec.bake.window_s):
-        result = bake(promotion, candidate.spec, services.registry, services.production)
+        result = bake(
+            promotion,
+            candidate.spec,
+            services.registry,
+            services.production,
+            release_id=release_id,
+        )
     create_markdown_artifact(
         key=f"bake-{release_id}",
         markdown=bake_markdown(result, candidate.spec.bake.window_s),

@@ -197,9 +197,15 @@ def shipper_for(settings, root: Path) -> InferenceLogShipper | None:
 
 
 def sync_inference_logs(
-    s3, location: S3Location, dest: Path, model: str | None = None, since_day: str | None = None
+    s3,
+    location: S3Location,
+    dest: Path,
+    model: str | None = None,
+    since_day: str | None = None,
+    modified_since: datetime | None = None,
 ) -> list[Path]:
     """Fetch the objects not yet under `dest` (as `<dest>/<model>/<day>/<name>`); the new files.
+    `modified_since`: only objects uploaded since (a bake's window, not the day before it).
 
     Objects are immutable, so one already here at its full size is skipped, and so are the
     chunks of a segment whose Parquet file is in S3. Each download is checked against the
@@ -217,6 +223,8 @@ def sync_inference_logs(
             continue
         whole = parts[2].endswith(".parquet") and not parts[2].startswith(".")
         if not DAY.match(parts[1]) or not (whole or CHUNK.match(parts[2])):
+            continue
+        if modified_since is not None and obj["LastModified"] < modified_since:
             continue
         if since_day is None or parts[1] >= since_day:
             wanted.append((obj, parts))

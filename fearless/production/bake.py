@@ -15,12 +15,11 @@ and both versions' inference-log rows of the same records are paired by request 
 how far the scores moved (mean absolute difference), and rolls back past the spec's
 `min_agreement` / `max_prediction_shift`, as it does for errors and latency.
 
-On ECS the ALB cannot mirror. The design there: each production task's model API forwards a
-sample of its requests (fire and forget, after answering) to a shadow service of the previous
-version, registered in Cloud Map for the bake only; both write their inference logs to S3 as
-today, where the same pairing by request id runs over the two digests' rows. The comparison
-(`shadow.ShadowPairs`) does not care where rows come from; the forwarding and the shadow
-service are not built yet, so an ECS bake judges errors and latency only.
+On ECS the ALB cannot mirror: each production task's model API copies a sample of its requests
+(fire and forget, after answering) to the previous version, run for the window as the release's
+`shadow` environment under a Cloud Map name production's revisions already carry; both ship
+their inference logs to S3, where the same pairing by request id runs over the two digests'
+rows (see `fearless.production.ecs`).
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -252,13 +252,17 @@ class WindowReader:
     settled: Callable[[], bool] = lambda: True
 
 
-def _watch(url: str, spec: ModelSpec, production, model: str, shadow=None) -> BakeVerdict:
-    """Watch through the production front's log where it keeps one, else `/metrics` at `url`;
-    where the front can mirror, `shadow` (the previous version's bundle) answers a copy."""
+def _watch(
+    url: str, spec: ModelSpec, production, model: str, shadow=None, release_id: str | None = None
+) -> BakeVerdict:
+    """Watch through the production service's window where it has one (the local front's log,
+    ECS's `/metrics`), else `/metrics` at `url`; where it can, `shadow` (the previous version's
+    bundle) answers a copy of the requests, run for `release_id` until the window's end."""
     window = getattr(production, "bake_window", None)
     if window is None or spec.bake.window_s == 0:
         return watch(url, spec)
-    with window(model, shadow=shadow) as reader:
+    until = datetime.now(UTC) + timedelta(seconds=spec.bake.window_s)
+    with window(model, shadow=shadow, release_id=release_id, until=until) as reader:
         if reader is None:  # no front of its own serves the model now
             return watch(url, spec)
         return watch(url, spec, scrape=lambda _url: reader.read(), settled=reader.settled)
@@ -279,8 +283,10 @@ def bake(
     production,
     *,
     watcher: Callable[[str, ModelSpec], BakeVerdict] | None = None,
+    release_id: str | None = None,
 ) -> BakeResult:
-    """Watch a fresh promotion; on a breach put the previous version back (alias and service)."""
+    """Watch a fresh promotion; on a breach put the previous version back (alias and service).
+    `release_id`: whose resources a shadow the window starts are (tagged, torn down)."""
     model, digest = promotion.model, promotion.digest
     if registry.get_alias(model, "production") != digest:
         note = f"not baked: {model}:production moved on from {digest} since its promotion"
@@ -291,7 +297,7 @@ def bake(
         shadow = None
         if spec.bake.shadow and promotion.previous_digest not in (None, digest):
             shadow = registry.get_bundle(model, promotion.previous_digest)
-        verdict = _watch(promotion.url, spec, production, model, shadow)
+        verdict = _watch(promotion.url, spec, production, model, shadow, release_id)
         if shadow is not None and verdict.compared == 0 and spec.bake.window_s:
             verdict.notes.append("no record compared with the previous version")
     else:

@@ -7,23 +7,45 @@ prefix, which the nightly drift check reads), rolls the service to it with ECS's
 circuit breaker (tasks that never get healthy roll the service back by themselves), and
 asserts the same target-tracking autoscaling Terraform declares (`ProductionScaling`'s
 defaults are the module's variable defaults; tests/unit/test_infra.py checks they agree).
+
+Shadow traffic in a bake: the ALB cannot mirror, so each production revision's model API
+copies a sample of its requests (`bake.shadow_sample`) to `<model>-shadow` in the
+environments' Cloud Map namespace (fearless.serving.forwarding), a name that resolves only
+while a bake runs the previous version there: a one-task environment of the release (role
+`shadow`, tagged, torn down when the window ends, swept by the janitor if a worker died).
+Both sides ship their inference logs to S3; the window pairs the rows by request id.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from pydantic import BaseModel
 
 from fearless.aws import TAG_PREFIX, tag_dict
-from fearless.aws.inference_logs import production_logs
+from fearless.aws.inference_logs import production_logs, sync_inference_logs
 from fearless.bundles.bundle import Bundle
+from fearless.environments import EnvironmentError_
 from fearless.environments.ecs import definitions
-from fearless.environments.ecs.config import EcsConfig, production_service_name
+from fearless.environments.ecs.config import (
+    PORT,
+    SHADOW_ROLE,
+    EcsConfig,
+    production_service_name,
+    shadow_dns_name,
+)
 from fearless.environments.ecs.inventory import Inventory
 from fearless.environments.ecs.waiting import wait_stable_and_healthy
+from fearless.production.bake import WindowReader, scrape_metrics
+from fearless.production.shadow import Chunks, ShadowPairs, ShadowStart
+
+log = logging.getLogger(__name__)
 
 URL_TAG = f"{TAG_PREFIX}url"
 SCALING_POLICY_SUFFIX = "-cpu"
@@ -41,6 +63,13 @@ DEPLOYMENT = {
 # then its rollback, with old targets drained (deregistration_delay) each time.
 # tests/unit/test_infra_production.py checks it covers what the Terraform module declares.
 PROMOTION_TIMEOUT_S = 1800
+# How long a window that ended waits for a shadow still being created, before it removes
+# what that creation left (the janitor sweeps anything later, by its tags and expiry).
+SHADOW_STOP_WAIT_S = 60.0
+SHADOW_GRACE = timedelta(minutes=15)  # a shadow's expiry past its window's end
+# S3 keeps upload times to the second, on its own clock: chunks uploaded up to this long
+# before the shadow started are fetched too (other versions' rows are left out by digest).
+UPLOAD_CLOCK_SLACK = timedelta(minutes=1)
 
 
 class ProductionError(RuntimeError):
@@ -89,13 +118,18 @@ class EcsProductionService:
         scaling: ProductionScaling | None = None,
         waiter: Callable[[EcsProductionInstance], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        shadows=None,
+        s3=None,
     ) -> None:
-        """`waiter` blocks until a switch has deployed (default: healthy, not rolled back)."""
+        """`waiter` blocks until a switch has deployed (default: healthy, not rolled back);
+        `shadows` (the ECS environments backend) runs a bake's shadow, and `s3` fetches both
+        sides' inference logs (without both, a bake judges errors and latency only)."""
         self.config, self.ecs, self.autoscaling = config, ecs, autoscaling
         self.scaling = scaling or ProductionScaling()
         self.inventory = Inventory(config, ecs, discovery=None, sleep=sleep)
         self.waiter = waiter or self._wait_deployed
         self.sleep = sleep
+        self.shadows, self.s3 = shadows, s3
 
     def current(self, model: str) -> EcsProductionInstance | None:
         found = self.inventory.production(model)
@@ -119,6 +153,9 @@ class EcsProductionService:
         if self.config.bucket:
             where = production_logs(self.config.bucket, self.config.inference_prefix)
             args = definitions.with_inference_log(args, where.url, "", self.config.region)
+        if self._shadows_possible() and bundle.spec.bake.shadow:
+            url = self.shadow_url(bundle.name)
+            args = definitions.with_shadow_forwarding(args, url, bundle.spec.bake.shadow_sample)
         tags = {
             f"{TAG_PREFIX}model": bundle.name,
             f"{TAG_PREFIX}digest": bundle.digest,
@@ -154,6 +191,67 @@ class EcsProductionService:
 
     def stop_all(self) -> list[str]:
         return []
+
+    def shadow_url(self, model: str) -> str:
+        """Where production's model API copies requests in a bake (resolves only in one)."""
+        return f"http://{shadow_dns_name(model)}.{self.shadows.inventory.namespace_name()}:{PORT}"
+
+    def _shadows_possible(self) -> bool:
+        return self.shadows is not None and self.s3 is not None and bool(self.config.bucket)
+
+    @contextmanager
+    def bake_window(
+        self,
+        model: str,
+        shadow: Bundle | None = None,
+        release_id: str | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[WindowReader | None]:
+        """Production's figures from `/metrics` at its URL; with `shadow` (the previous
+        version) and the release it runs for, also the previous version started as the
+        release's `shadow` environment, and the comparison of both sides' predictions."""
+        serving = self.current(model)
+        if serving is None or not serving.url:
+            yield None
+            return
+        start = ShadowStart()
+        if shadow is not None and release_id and self._shadows_possible():
+            expires = (until or datetime.now(UTC)) + SHADOW_GRACE
+            start.start(lambda: self._compare_with(shadow, serving, release_id, expires))
+        try:
+            yield start.reader(lambda: scrape_metrics(serving.url))
+        finally:
+            if start.thread is not None:
+                self.shadows.teardown_role(release_id, SHADOW_ROLE)
+                start.join(SHADOW_STOP_WAIT_S)
+                self.shadows.teardown_role(release_id, SHADOW_ROLE)  # made while it was removed
+        if start.error is not None:
+            raise start.error
+
+    def _compare_with(
+        self, shadow: Bundle, serving: EcsProductionInstance, release_id: str, expires: datetime
+    ) -> ShadowPairs | None:
+        """Run the shadow, then pair the rows both sides ship from now on; None (no
+        comparison) if it cannot start."""
+        since = datetime.now(UTC) - UPLOAD_CLOCK_SLACK
+        try:
+            env = self.shadows.provision(
+                release_id, SHADOW_ROLE, shadow, expires, dns_name=shadow_dns_name(shadow.name)
+            )
+        except EnvironmentError_ as exc:
+            log.warning("no shadow for the bake of %s: %s", serving.digest, exc)
+            return None
+        live = self.shadows.runs_root / release_id / "inference" / "production"
+        where = production_logs(self.config.bucket, self.config.inference_prefix)
+
+        def fetch_live() -> Path:
+            sync_inference_logs(self.s3, where, live, shadow.name, modified_since=since)
+            return live / shadow.name
+
+        def fetch_shadow() -> Path:
+            return self.shadows.inference_log_dir(env) / shadow.name
+
+        return ShadowPairs(Chunks(serving.digest, fetch_live), Chunks(shadow.digest, fetch_shadow))
 
     def register_autoscaling(self, model: str) -> None:
         """Target tracking on average CPU, as Terraform declares it (re-asserting is harmless)."""

@@ -23,10 +23,10 @@ hold server (`fearless.production.hold`), and are answered by the new process.
 from __future__ import annotations
 
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -39,9 +39,9 @@ from fearless.platform import processes
 from fearless.platform.preload import Launcher
 from fearless.production.bake import WindowReader
 from fearless.production.front import FrontError
-from fearless.production.front_log import AccessLog, Scrape
+from fearless.production.front_log import AccessLog
 from fearless.production.fronts import Front, Fronts, write_json
-from fearless.production.shadow import ShadowPairs
+from fearless.production.shadow import ShadowPairs, ShadowStart
 
 # How long requests that chose the old slot just before a switch may take to reach it.
 SWITCH_GRACE_S = 0.1
@@ -233,12 +233,17 @@ class LocalProductionService:
 
     @contextmanager
     def bake_window(
-        self, model: str, shadow: Bundle | None = None
+        self,
+        model: str,
+        shadow: Bundle | None = None,
+        release_id: str | None = None,
+        until: datetime | None = None,
     ) -> Iterator[WindowReader | None]:
         """Log the front's requests while a bake watches; yield a reader of what the version
         serving now answered since (the cumulative counts a bake compares), or None with no front.
         With `shadow` (the previous version), also mirror the requests to it and count how
-        its predictions compare with production's on the same records."""
+        its predictions compare with production's on the same records. (`release_id` and
+        `until` go unused: the shadow is this window's own process, stopped when it ends.)"""
         instance, front = self.current(model), self.front(model)
         if instance is None or instance.upstream is None or front.handle is None:
             yield None
@@ -246,7 +251,7 @@ class LocalProductionService:
         nginx = self.fronts.nginx(model)
         upstream = instance.upstream.removeprefix("http://")
         log = AccessLog(nginx.access_log, upstream, reopen=lambda: nginx.reopen_logs(front.handle))
-        mirror = _Mirror()
+        mirror = ShadowStart()
         try:
             nginx.log_requests(True)
             if shadow is not None:
@@ -330,45 +335,3 @@ class LocalProductionService:
     def stop_all(self) -> list[str]:
         models = {r.stem for r in self.root.glob("*.json")} | set(self.fronts.models())
         return [name for model in sorted(models) for name in self.stop(model)]
-
-
-class _Mirror:
-    """The shadow, started beside the bake's watch rather than before it: a model API takes a
-    second or so to be ready, and the window (production's figures) need not wait for it. Its
-    comparison counts what was mirrored once it was."""
-
-    def __init__(self) -> None:
-        self.pairs: ShadowPairs | None = None
-        self.thread: threading.Thread | None = None
-        self.error: BaseException | None = None
-
-    def start(self, mirror: Callable[[], ShadowPairs | None]) -> None:
-        def run() -> None:
-            try:
-                self.pairs = mirror()
-            except BaseException as exc:  # noqa: BLE001 (raised where the window ends)
-                self.error = exc
-
-        self.thread = threading.Thread(target=run, name="bake-shadow", daemon=True)
-        self.thread.start()
-
-    def settled(self) -> bool:
-        """No shadow is starting: it compares (or never will)."""
-        return self.thread is None or not self.thread.is_alive()
-
-    def reader(self, scrape: Callable[[], Scrape]) -> WindowReader:
-        """`scrape` with the comparison so far (none until the shadow answers), and whether a
-        comparison may still begin."""
-
-        def read() -> Scrape:
-            seen = scrape()
-            if self.pairs is None:
-                return seen
-            compared, agreed, shift = self.pairs.read()
-            return seen.model_copy(update={"compared": compared, "agreed": agreed, "shift": shift})
-
-        return WindowReader(read=read, settled=self.settled)
-
-    def join(self) -> None:
-        if self.thread is not None:
-            self.thread.join()

@@ -11,18 +11,28 @@ Rows of one side still waiting for the other are kept up to `MAX_PENDING`, oldes
 A segment is read while it is written (an open file stays readable once compacted and removed);
 one written and compacted between two reads (64 MiB in a few seconds) would be skipped: the
 comparison is of a sample, never a count clients depend on.
+
+Where the rows come from S3 instead (ECS: every production task ships its own, see
+`fearless.aws.inference_logs`), `Chunks` reads each immutable chunk fetched into a folder once,
+keeping only one version's rows (production's prefix holds the previous version's rows too).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
+from fearless.production.bake import Scrape, WindowReader
 from fearless.production.front_log import _Tail
+
+log = logging.getLogger(__name__)
 
 MAX_PENDING = 100_000
 
@@ -59,6 +69,43 @@ class _Rows:
             tail.file.close()
 
 
+class Chunks:
+    """Rows of one digest in the chunks `fetch` brings into a folder (`<folder>/<day>/`), each
+    file read once, whole: a chunk gets its final name only once complete. A fetch that fails
+    (S3 unreachable) leaves this read empty; the next one catches up."""
+
+    def __init__(self, digest: str, fetch: Callable[[], Path]) -> None:
+        self.digest, self.fetch = digest, fetch
+        self.seen: set[Path] = set()
+
+    def read(self) -> list[dict[str, Any]]:
+        try:
+            folder = self.fetch()
+        except Exception as exc:  # noqa: BLE001 (a comparison of a sample waits a round)
+            log.warning("cannot fetch inference log rows of %s: %s", self.digest, exc)
+            return []
+        rows = []
+        for path in sorted(set(folder.glob("*/*.jsonl")) - self.seen):
+            self.seen.add(path)
+            for line in path.read_bytes().splitlines():
+                try:
+                    row = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(row, dict) and row.get("digest") == self.digest:
+                    rows.append(row)
+        return rows
+
+    def close(self) -> None:
+        """Nothing is held open between reads."""
+
+
+class RowSource(Protocol):
+    def read(self) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
 def _key(row: dict[str, Any]) -> tuple[str, bytes] | None:
     request = row.get("request_id")
     if not isinstance(request, str) or "inputs" not in row:
@@ -77,7 +124,7 @@ def _number(row: dict[str, Any]) -> float | None:
 class ShadowPairs:
     """Cumulative counts of the records both sides scored: compared, agreed, sum of shifts."""
 
-    def __init__(self, live: _Rows, shadow: _Rows) -> None:
+    def __init__(self, live: RowSource, shadow: RowSource) -> None:
         self.sides = (live, shadow)
         self.pending: tuple[OrderedDict, OrderedDict] = (OrderedDict(), OrderedDict())
         self.compared = self.agreed = 0
@@ -114,3 +161,45 @@ class ShadowPairs:
     def close(self) -> None:
         for source in self.sides:
             source.close()
+
+
+class ShadowStart:
+    """The shadow, started beside the bake's watch rather than before it: a model API takes a
+    second (a process) to minutes (an ECS task) to be ready, and the window (production's
+    figures) need not wait for it. Its comparison counts what was mirrored once it was."""
+
+    def __init__(self) -> None:
+        self.pairs: ShadowPairs | None = None
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def start(self, mirror: Callable[[], ShadowPairs | None]) -> None:
+        def run() -> None:
+            try:
+                self.pairs = mirror()
+            except BaseException as exc:  # noqa: BLE001 (raised where the window ends)
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, name="bake-shadow", daemon=True)
+        self.thread.start()
+
+    def settled(self) -> bool:
+        """No shadow is starting: it compares (or never will)."""
+        return self.thread is None or not self.thread.is_alive()
+
+    def reader(self, scrape: Callable[[], Scrape]) -> WindowReader:
+        """`scrape` with the comparison so far (none until the shadow answers), and whether a
+        comparison may still begin."""
+
+        def read() -> Scrape:
+            seen = scrape()
+            if self.pairs is None:
+                return seen
+            compared, agreed, shift = self.pairs.read()
+            return seen.model_copy(update={"compared": compared, "agreed": agreed, "shift": shift})
+
+        return WindowReader(read=read, settled=self.settled)
+
+    def join(self, timeout_s: float | None = None) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout_s)

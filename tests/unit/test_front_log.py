@@ -100,7 +100,7 @@ class LoggingProduction(FakeProduction):
         self.windows = []
 
     @contextmanager
-    def bake_window(self, model, shadow=None):
+    def bake_window(self, model, shadow=None, **_release):
         self.windows.append(model)
         scrapes = iter([Scrape(), Scrape(requests=50, server_errors=10)])
         yield WindowReader(read=lambda: next(scrapes))

@@ -72,9 +72,15 @@ class EcsEnvironments:
         return self.config.image_uri(bundle.short_digest)
 
     def provision(
-        self, release_id: str, role: str, bundle: Bundle, expires_at: datetime
+        self,
+        release_id: str,
+        role: str,
+        bundle: Bundle,
+        expires_at: datetime,
+        dns_name: str | None = None,
     ) -> Environment:
-        """Run the bundle's image as a one-task service; safe to repeat (returns the live one)."""
+        """Run the bundle's image as a one-task service; safe to repeat (returns the live one).
+        `dns_name`: its Cloud Map name, when not `<role>-<release>` (a bake's shadow)."""
         found = [e for e in self.inventory.found(release_id) if e.role == role]
         if found and "service_arn" in found[0].handle:
             return found[0]
@@ -87,7 +93,9 @@ class EcsEnvironments:
         handle: dict = {}
         try:
             production = self.inventory.production(bundle.name)
-            handle["discovery_service_id"], dns = self._create_discovery(release_id, role, tags)
+            handle["discovery_service_id"], dns = self._create_discovery(
+                dns_name or environment_names(release_id, role)[1], tags
+            )
             handle["task_definition_arn"] = self._register_task_definition(
                 release_id, role, bundle, tags, production and production[1]
             )
@@ -188,8 +196,7 @@ class EcsEnvironments:
                 f"workflow's image step (set the FEARLESS_AWS_ECR_REPOSITORY secret)"
             )
 
-    def _create_discovery(self, release_id: str, role: str, tags: dict) -> tuple[str, str]:
-        _, dns_name = environment_names(release_id, role)
+    def _create_discovery(self, dns_name: str, tags: dict) -> tuple[str, str]:
         service = self.discovery.create_service(
             Name=dns_name,
             NamespaceId=self.config.namespace_id,

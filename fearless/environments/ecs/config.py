@@ -22,6 +22,11 @@ DIGEST_VARIABLE = "FEARLESS_BUNDLE_DIGEST"
 LOG_VARIABLE = "FEARLESS_INFERENCE_LOG_S3"
 RUN_VARIABLE = "FEARLESS_RUN_ID"
 REGION_VARIABLE = "FEARLESS_AWS_REGION"
+# Where (and how much of its traffic) a production model API copies to its shadow in a bake
+# (fearless.serving.forwarding); only production revisions carry them.
+SHADOW_URL_VARIABLE = "FEARLESS_SHADOW_URL"
+SHADOW_SAMPLE_VARIABLE = "FEARLESS_SHADOW_SAMPLE"
+SHADOW_ROLE = "shadow"
 # Where a model API task logs each prediction before shipping it: a volume of its own, because
 # the root filesystem is read-only, at a path the image declares a VOLUME and gives its user.
 LOG_DIR = image.LOG_DIR
@@ -59,6 +64,12 @@ def environment_names(release_id: str, role: str) -> tuple[str, str]:
 
 def production_service_name(model: str) -> str:
     return f"{model}{PRODUCTION_SUFFIX}"
+
+
+def shadow_dns_name(model: str) -> str:
+    """The Cloud Map name of a model's shadow in a bake: one per model, so production's
+    revisions can name it before any bake starts one (it resolves only while one runs)."""
+    return f"{model}-{SHADOW_ROLE}"
 
 
 def environment_from_tags(

@@ -25,6 +25,8 @@ from fearless.environments.ecs.config import (
     PORT,
     REGION_VARIABLE,
     RUN_VARIABLE,
+    SHADOW_SAMPLE_VARIABLE,
+    SHADOW_URL_VARIABLE,
     EcsConfig,
 )
 
@@ -46,7 +48,9 @@ REGISTERED = (
 COMPARED = (*REGISTERED, "cpu", "memory")
 # Run-scoped by design, so never reported as a difference.
 STREAM_PREFIX = "awslogs-stream-prefix"
-RUN_SCOPED_VARIABLES = (DIGEST_VARIABLE, LOG_VARIABLE, RUN_VARIABLE)
+SHADOW_VARIABLES = (SHADOW_URL_VARIABLE, SHADOW_SAMPLE_VARIABLE)
+# (a production revision's shadow variables too: no test environment or shadow copies them.)
+RUN_SCOPED_VARIABLES = (DIGEST_VARIABLE, LOG_VARIABLE, RUN_VARIABLE, *SHADOW_VARIABLES)
 # The image's CMD (fearless.bundles.image.dockerfile_for), used when a definition names no command.
 SERVE_COMMAND = ("python", "-m", "fearless.serving", "--bundle", "/bundle", "--host", "0.0.0.0")
 SERVE_COMMAND += ("--port", str(PORT))
@@ -128,7 +132,8 @@ def derived_definition(
             options[STREAM_PREFIX] = stream
         if container["name"] == CONTAINER:
             container["image"] = image
-            others = [e for e in container.get("environment", []) if e["name"] != DIGEST_VARIABLE]
+            dropped = (DIGEST_VARIABLE, *SHADOW_VARIABLES)  # copies to nothing unless re-added
+            others = [e for e in container.get("environment", []) if e["name"] not in dropped]
             container["environment"] = [*others, {"name": DIGEST_VARIABLE, "value": digest}]
     return {**args, "family": family, "cpu": str(size.cpu_units), "memory": str(size.memory_mib)}
 
@@ -160,6 +165,20 @@ def with_inference_log(args: dict, location: str, run_id: str, region: str) -> d
     values = {LOG_VARIABLE: location, RUN_VARIABLE: run_id, REGION_VARIABLE: region}
     kept = [e for e in container.get("environment", []) if e["name"] not in values]
     container["environment"] = [*kept, *({"name": k, "value": v} for k, v in values.items() if v)]
+    return args
+
+
+def with_shadow_forwarding(args: dict, url: str, sample: float) -> dict:
+    """`args` whose model API copies `sample` of its prediction requests to `url` (a bake's
+    shadow of the previous version, on ECS where the ALB cannot mirror)."""
+    args = copy.deepcopy(args)
+    container = next(c for c in args["containerDefinitions"] if c["name"] == CONTAINER)
+    kept = [e for e in container.get("environment", []) if e["name"] not in SHADOW_VARIABLES]
+    container["environment"] = [
+        *kept,
+        {"name": SHADOW_URL_VARIABLE, "value": url},
+        {"name": SHADOW_SAMPLE_VARIABLE, "value": f"{sample:g}"},
+    ]
     return args
 
 

@@ -14,6 +14,7 @@ from fearless.aws import TAG_PREFIX, tag_dict
 from fearless.environments import Environment
 from fearless.environments.ecs.config import (
     NAME_PREFIX,
+    SHADOW_ROLE,
     EcsConfig,
     environment_from_tags,
     environment_names,
@@ -112,14 +113,16 @@ class Inventory:
             self._delete_discovery(handle["discovery_service_id"])
 
     def _discovery_services(self, release_id: str | None) -> list[dict]:
-        """The namespace's services (of one release: by their name, `<role>-<release>`)."""
+        """The namespace's services (of one release: by their name, `<role>-<release>`, or
+        `<model>-shadow`, a bake's shadow, whose tags then say whose it is)."""
         pages = self.discovery.get_paginator("list_services").paginate(
             Filters=[{"Name": "NAMESPACE_ID", "Values": [self.config.namespace_id]}]
         )
         services = [s for page in pages for s in page["Services"]]
         if release_id is None:
             return services
-        return [s for s in services if s["Name"].endswith(f"-{release_id}")]
+        ours = (f"-{release_id}", f"-{SHADOW_ROLE}")
+        return [s for s in services if s["Name"].endswith(ours)]
 
     def _ecs_services(self, release_id: str | None) -> list[dict]:
         """The cluster's active services (of one release: by their name, before describing)."""
