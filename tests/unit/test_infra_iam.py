@@ -8,9 +8,14 @@ import warnings
 
 import pytest
 
+from fearless.environments.ecs.config import SHADOW_ROLE, environment_names, shadow_dns_name
 from tests.unit.iam_policies import (
+    ACCOUNT,
+    NAME,
+    REGION,
     RESOURCE_POLICIES,
     ROLE_DOCUMENTS,
+    SAMPLE,
     as_json,
     documents,
     grants,
@@ -109,3 +114,38 @@ def test_the_auth_secret_policy_waits_for_the_execution_role_and_the_worker_for_
     worker = INFRA / "modules" / "prefect_worker"
     service = resource(worker, "aws_ecs_service")
     assert "${aws_iam_role_policy.read_auth_secret}" in one(service["depends_on"])
+
+
+def test_the_worker_may_run_and_remove_a_bakes_shadow_under_its_own_names():
+    """The shadow is a test environment named `fearless-<release>-shadow` in ECS and
+    `<model>-shadow` in Cloud Map (fearless.production.ecs); no statement may name-filter it out.
+    A Cloud Map service's ARN carries its id, not its name, so only the namespace confines it."""
+    service, _ = environment_names("rel-1", SHADOW_ROLE)
+    assert shadow_dns_name("credit") == "credit-shadow"  # not `<role>-<release>`: any name passes
+    ecs = f"arn:aws:ecs:{REGION}:{ACCOUNT}"
+    calls = {
+        f"{ecs}:service/{NAME}/{service}": [
+            "ecs:CreateService",
+            "ecs:UpdateService",
+            "ecs:DeleteService",
+            "ecs:DescribeServices",
+            "ecs:TagResource",
+        ],
+        f"{ecs}:task-definition/{service}:1": [
+            "ecs:RegisterTaskDefinition",
+            "ecs:DeleteTaskDefinitions",
+            "ecs:TagResource",
+        ],
+        SAMPLE["var.namespace_arn"]: ["servicediscovery:CreateService"],
+        f"arn:aws:servicediscovery:{REGION}:{ACCOUNT}:service/srv-0123456789abcdef": [
+            "servicediscovery:CreateService",
+            "servicediscovery:GetService",
+            "servicediscovery:DeregisterInstance",
+            "servicediscovery:DeleteService",
+        ],
+        SAMPLE["var.execution_role_arn"]: ["iam:PassRole"],
+        SAMPLE["var.task_role_arn"]: ["iam:PassRole"],
+    }
+    worker = role_statements("worker")
+    missing = [(a, r) for r, actions in calls.items() for a in actions if not grants(worker, a, r)]
+    assert not missing, missing

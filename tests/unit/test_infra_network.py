@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from tests.unit.test_infra import INFRA, blocks, one
+from fearless.environments.ecs.config import PORT
+from tests.unit.test_infra import INFRA, blocks, one, parsed, resource
 
 NETWORK = INFRA / "modules" / "network"
 
@@ -48,6 +49,9 @@ def test_each_path_a_release_needs_is_open_and_none_other():
         ("out", "alb", "environments", 8080),
         ("in", "environments", "alb", 8080),
         ("in", "alb", "vpc", 443),
+        # production's model API -> a bake's shadow, which runs in production's own group
+        ("out", "environments", "environments", 8080),
+        ("in", "environments", "environments", 8080),
         # flow-run tasks and model APIs -> S3, ECR, CloudWatch Logs, the Prefect API
         ("out", "worker", "0.0.0.0/0", 443),
         ("out", "environments", "0.0.0.0/0", 443),
@@ -61,3 +65,22 @@ def test_flow_run_tasks_are_given_the_worker_group():
         r"worker_security_group_id\]\)",
         outputs,
     )
+
+
+def test_production_tasks_reach_a_bakes_shadow_in_their_own_group_and_resolve_its_name():
+    """The shadow runs with production's network configuration (EcsEnvironments.provision), so
+    production's group must admit itself on the container port, both ways (SGs check egress
+    too); its Cloud Map name resolves in the VPC the namespace is associated with."""
+    both_ways = {(d, "environments", "environments", PORT) for d in ("in", "out")}
+    assert both_ways <= rules()
+    example = {
+        n: b for m in parsed(INFRA / "examples" / "complete")["module"] for n, b in m.items()
+    }
+    production = example["production_service"]
+    assert one(production["security_group_ids"]) == [
+        "${module.network.environments_security_group_id}"
+    ]
+    assert one(example["network"]["vpc_id"]) == one(production["vpc_id"]) == "${var.vpc_id}"
+    assert one(example["network"]["private_subnet_ids"]) == one(production["subnet_ids"])
+    namespace = resource(NETWORK, "aws_service_discovery_private_dns_namespace")
+    assert one(namespace["vpc"]) == "${var.vpc_id}"

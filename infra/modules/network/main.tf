@@ -48,6 +48,29 @@ resource "aws_vpc_security_group_ingress_rule" "environments_from_alb" {
   tags                         = var.tags
 }
 
+# A bake's shadow (the previous version, `<model>-shadow` in the namespace) runs with the
+# production service's network configuration, so in this same group: production's model API
+# forwards its sample of requests to it on 8080. Security groups check egress too, hence both.
+resource "aws_vpc_security_group_ingress_rule" "environments_from_environments" {
+  security_group_id            = aws_security_group.environments.id
+  referenced_security_group_id = aws_security_group.environments.id
+  description                  = "production model API to a bake's shadow"
+  ip_protocol                  = "tcp"
+  from_port                    = 8080
+  to_port                      = 8080
+  tags                         = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "environments_to_environments" {
+  security_group_id            = aws_security_group.environments.id
+  referenced_security_group_id = aws_security_group.environments.id
+  description                  = "production model API to a bake's shadow"
+  ip_protocol                  = "tcp"
+  from_port                    = 8080
+  to_port                      = 8080
+  tags                         = var.tags
+}
+
 resource "aws_vpc_security_group_ingress_rule" "alb_from_vpc" {
   security_group_id = aws_security_group.alb.id
   cidr_ipv4         = var.vpc_cidr
