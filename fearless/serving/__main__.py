@@ -99,6 +99,12 @@ def _source(args: argparse.Namespace) -> tuple[ModelSpec, Path, Path, str]:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
+    from fearless.serving.forwarding import shadow_config
+
+    try:
+        shadow = shadow_config(os.environ)
+    except ValueError as exc:
+        sys.exit(f"fearless.serving: {exc}")
     try:
         spec, model_path, reference_path, digest = _source(args)
     except (OSError, ValueError, KeyError) as exc:  # SpecError and BundleError are ValueErrors
@@ -117,10 +123,12 @@ def main(argv: list[str] | None = None) -> None:
         fast_path=args.fast_path,
         log_segment_bytes=args.log_segment_bytes,
     )
-    app = create_app(spec, model_path, digest, args.log_dir, options, reference_path)
+    app = create_app(spec, model_path, digest, args.log_dir, options, reference_path, shadow)
     shipper = _log_shipper(args.log_dir)
     # One line at start (uvicorn logs only warnings): a crash's log tail then says what ran.
     print(f"model API {spec.name} {digest} on http://{args.host}:{args.port}", flush=True)
+    if shadow is not None:
+        print(f"forwarding {shadow.sample * 100:g}% of its predictions to {shadow.url}", flush=True)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", workers=1)
     finally:

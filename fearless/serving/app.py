@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from fearless.serving.body_limit import BodyLimitMiddleware
+from fearless.serving.forwarding import Forwarder, ShadowConfig
 from fearless.serving.inference_log import InferenceLog
 from fearless.serving.lane import PredictLane, validation_detail
 from fearless.serving.metrics import Metrics, MetricsMiddleware
@@ -33,6 +34,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 @asynccontextmanager
 async def _load_model(app: FastAPI) -> AsyncIterator[None]:
     served: ServedModel = app.state.served
+    forwarder: Forwarder | None = app.state.forwarder
     predictor = served.load()
     # The model and the app are long-lived: keep them out of the garbage collector's passes,
     # which otherwise walk them all and pause every request in flight (p99).
@@ -40,10 +42,14 @@ async def _load_model(app: FastAPI) -> AsyncIterator[None]:
     gc.freeze()
     await served.batcher.start()
     served.predictor = predictor
+    if forwarder is not None:
+        forwarder.open()
     try:
         yield
     finally:
         served.predictor = None
+        if forwarder is not None:
+            await forwarder.close()
         await served.batcher.stop()
         if served.log is not None:
             served.log.close()  # its last segment compacted, so a last shipping pass sends it
@@ -56,12 +62,14 @@ def create_app(
     log_dir: Path | None,
     options: ServingOptions | None = None,
     reference_path: Path | None = None,
+    shadow: ShadowConfig | None = None,
 ) -> FastAPI:
     """The API for one model; the model file is loaded at startup, not per request.
 
     With `log_dir`, every scored record is appended to the inference log under it. The
     reference data (default: `spec.reference_data` beside the model file) is the sample the
-    model's fast path is checked on before it is used.
+    model's fast path is checked on before it is used. With `shadow`, a sample of the
+    predictions answered is forwarded there (`fearless.serving.forwarding`).
     """
     model_path = Path(model_path)
     options = options or ServingOptions()
@@ -85,11 +93,14 @@ def create_app(
         metrics=Metrics(),
     )
     app.state.served = served
+    app.state.forwarder = forwarder = (
+        Forwarder(shadow, served.metrics.shadow_forwards) if shadow is not None else None
+    )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(probes)
     app.include_router(predict_router(spec))
     app.include_router(oip_router(spec))
-    app.add_middleware(PredictLane, served=served)
+    app.add_middleware(PredictLane, served=served, forwarder=forwarder)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=options.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=served.metrics)
     return app

@@ -3,8 +3,9 @@
 FastAPI's per-request machinery (routing, dependency solving, exit stacks, exception
 middleware) costs more than scoring a request does once requests are batched, so the lane
 answers POST /predict itself, with the same validation, errors and answer as the documented
-route in `routes` (both call `ServedModel.validate` and `ServedModel.answer`). It sits inside
-the body-limit and metrics middleware, so 413s and metrics are the same either way.
+route in `routes` (both call `ServedModel.validate` and `ServedModel.answer`, and both forward
+an answered request to a shadow, if any). It sits inside the body-limit and metrics
+middleware, so 413s and metrics are the same either way.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi import HTTPException, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 
+from fearless.serving.forwarding import Forwarder
 from fearless.serving.routes import new_request_id
 from fearless.serving.served import ServedModel
 
@@ -43,9 +45,10 @@ def validation_detail(exc: RequestValidationError) -> Any:
 class PredictLane:
     """Pure ASGI: POST /predict answered here; everything else passed on to the app."""
 
-    def __init__(self, app, served: ServedModel) -> None:
+    def __init__(self, app, served: ServedModel, forwarder: Forwarder | None = None) -> None:
         self.app = app
         self.served = served
+        self.forwarder = forwarder
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
@@ -79,6 +82,8 @@ class PredictLane:
         ]
         await send({"type": "http.response.start", "status": code, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        if self.forwarder is not None and code == 200:
+            await self.forwarder.forward(scope, raw, request_id)
 
 
 def _json(content: Any) -> bytes:

@@ -1,5 +1,5 @@
-"""Prometheus metrics of the model API: requests, errors and latency per route, and the size
-of each predict call (how much micro-batching is saving)."""
+"""Prometheus metrics of the model API: requests, errors and latency per route, the size of
+each predict call (how much micro-batching is saving) and forwards to a shadow."""
 
 from __future__ import annotations
 
@@ -47,6 +47,13 @@ class Metrics:
         )
         self.records = Counter(
             "fearless_predicted_records", "Records scored by the model.", registry=self.registry
+        )
+        self.shadow_forwards = Counter(
+            "fearless_shadow_forwards",
+            "Answered prediction requests forwarded to the shadow model API, by outcome "
+            "(see fearless.serving.forwarding).",
+            ["outcome"],
+            registry=self.registry,
         )
 
     def render(self) -> bytes:

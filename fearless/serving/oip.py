@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from fearless.serving.forwarding import forward_after
 from fearless.serving.oip_codec import (
     DATATYPE,
     HEADER_LENGTH,
@@ -138,6 +139,10 @@ def oip_router(spec: ModelSpec) -> APIRouter:
             "id": request_id,
             "outputs": outputs,
         }
-        return Response(orjson.dumps(answer), media_type="application/json")
+        return Response(
+            orjson.dumps(answer),
+            media_type="application/json",
+            background=forward_after(request, body, request_id),
+        )
 
     return router

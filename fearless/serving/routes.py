@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from fearless.serving.forwarding import ShadowConfig, forward_after
 from fearless.serving.openapi import inline_schema
 from fearless.serving.records import request_model
 from fearless.serving.served import ServedDep, ServedModel
@@ -44,6 +45,10 @@ class Metadata(BaseModel):
         description="Records seen per category column with a value outside the spec's values."
     )
     scoring: Scoring | None = Field(description="How records are scored; null before loading.")
+    shadow: ShadowConfig | None = Field(
+        description="Where a sample of the predictions answered is forwarded (url) and which "
+        "fraction of them (sample); null when none is (`fearless.serving.forwarding`)."
+    )
 
 
 _PROCESS = os.urandom(6).hex()
@@ -74,8 +79,9 @@ def ready(served: ServedDep) -> JSONResponse:
 
 
 @probes.get("/metadata")
-def metadata(served: ServedDep) -> Metadata:
+def metadata(served: ServedDep, request: Request) -> Metadata:
     predictor = served.predictor
+    forwarder = request.app.state.forwarder
     return Metadata(
         name=served.spec.name,
         digest=served.digest,
@@ -84,6 +90,7 @@ def metadata(served: ServedDep) -> Metadata:
         scoring=None
         if predictor is None
         else Scoring(path=predictor.path, detail=predictor.path_detail),
+        shadow=None if forwarder is None else forwarder.config,
     )
 
 
@@ -127,13 +134,15 @@ def predict_router(spec: ModelSpec) -> APIRouter:
         request_id = request.headers.get("x-request-id") or new_request_id()
         served.batcher.receiving += 1
         try:
-            records = served.validate(await request.body())
+            raw = await request.body()
+            records = served.validate(raw)
         finally:
             served.batcher.receiving -= 1
         return Response(
             await served.answer(request_id, records),
             media_type="application/json",
             headers={"X-Request-ID": request_id},
+            background=forward_after(request, raw, request_id),
         )
 
     return router
