@@ -123,17 +123,17 @@ def main(argv: list[str] | None = None) -> None:
         fast_path=args.fast_path,
         log_segment_bytes=args.log_segment_bytes,
     )
-    app = create_app(spec, model_path, digest, args.log_dir, options, reference_path, shadow)
     shipper = _log_shipper(args.log_dir)
+    # A last shipping pass, so what was logged before a stop (ECS: SIGTERM) reaches S3 too.
+    last_pass = [shipper.stop] if shipper is not None else []
+    app = create_app(
+        spec, model_path, digest, args.log_dir, options, reference_path, shadow, last_pass
+    )
     # One line at start (uvicorn logs only warnings): a crash's log tail then says what ran.
     print(f"model API {spec.name} {digest} on http://{args.host}:{args.port}", flush=True)
     if shadow is not None:
         print(f"forwarding {shadow.sample * 100:g}% of its predictions to {shadow.url}", flush=True)
-    try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", workers=1)
-    finally:
-        if shipper is not None:
-            shipper.stop()  # a last pass: what was logged before the stop reaches S3 too
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", workers=1)
 
 
 def _log_shipper(log_dir: Path | None):

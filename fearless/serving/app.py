@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -53,6 +53,8 @@ async def _load_model(app: FastAPI) -> AsyncIterator[None]:
         await served.batcher.stop()
         if served.log is not None:
             served.log.close()  # its last segment compacted, so a last shipping pass sends it
+        for stopped in app.state.after_stop:
+            stopped()
 
 
 def create_app(
@@ -63,13 +65,16 @@ def create_app(
     options: ServingOptions | None = None,
     reference_path: Path | None = None,
     shadow: ShadowConfig | None = None,
+    after_stop: Sequence[Callable[[], object]] = (),
 ) -> FastAPI:
     """The API for one model; the model file is loaded at startup, not per request.
 
     With `log_dir`, every scored record is appended to the inference log under it. The
     reference data (default: `spec.reference_data` beside the model file) is the sample the
     model's fast path is checked on before it is used. With `shadow`, a sample of the
-    predictions answered is forwarded there (`fearless.serving.forwarding`).
+    predictions answered is forwarded there (`fearless.serving.forwarding`). `after_stop` runs
+    once the app has stopped serving and closed its log, inside the server's shutdown: uvicorn
+    re-raises the SIGTERM it shut down on, so code after `uvicorn.run` never runs then.
     """
     model_path = Path(model_path)
     options = options or ServingOptions()
@@ -93,6 +98,7 @@ def create_app(
         metrics=Metrics(),
     )
     app.state.served = served
+    app.state.after_stop = list(after_stop)
     app.state.forwarder = forwarder = (
         Forwarder(shadow, served.metrics.shadow_forwards) if shadow is not None else None
     )

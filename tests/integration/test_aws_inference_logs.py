@@ -16,6 +16,7 @@ from fearless.aws.inference_logs import (
 )
 from fearless.serving.inference_log import InferenceLog, read_inference_log
 from fearless.settings import Settings
+from tests.conftest import CREDIT_RECORD
 from tests.integration.conftest import s3_bucket
 
 REGION = "us-east-1"
@@ -197,3 +198,46 @@ def test_a_chunk_changed_in_s3_fails_the_sync(kms_bucket, tmp_path):
     kms_bucket.put_object(Bucket=where.bucket, Key=key, Body=b'{"ts": "forged"}\n')
     with pytest.raises(OSError, match="checksum"):
         sync_inference_logs(kms_bucket, where, tmp_path / "back")
+
+
+def test_a_model_api_stopped_by_sigterm_ships_what_it_logged(
+    s3, where, credit_project, moto_endpoint, tmp_path
+):
+    """ECS stops a task with SIGTERM, and uvicorn raises it again once it has shut down: the
+    last shipping pass must run inside the shutdown, not after it, or the rows are lost."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.integration.conftest import stop_processes
+    from tests.integration.test_serving_process import _free_port, _wait_ready
+
+    port, output = _free_port(), tmp_path / "api.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "fearless.serving",
+        "--spec",
+        str(credit_project / "fearless.yaml"),
+    ]
+    argv += ["--port", str(port), "--log-dir", str(tmp_path / "logs")]
+    env = {
+        **os.environ,
+        "FEARLESS_AWS_ENDPOINT_URL": moto_endpoint,
+        "FEARLESS_INFERENCE_LOG_S3": f"s3://{BUCKET}/{where.prefix}",
+    }
+    with output.open("wb") as out:
+        api = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, api, output)
+        records = [CREDIT_RECORD, CREDIT_RECORD]
+        answer = httpx.post(f"{url}/predict", json={"records": records}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        api.terminate()  # SIGTERM, as ECS sends it
+        api.wait(timeout=60)
+    finally:
+        stop_processes(api)
+    assert len(read_inference_log(_synced(s3, where, tmp_path / "back"), "credit")) == 2
