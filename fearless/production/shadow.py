@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from fearless.log_files import INPUT_PREFIX, read_log_file
 from fearless.production.bake import Scrape, WindowReader
 from fearless.production.front_log import _Tail
 
@@ -70,8 +71,9 @@ class _Rows:
 
 
 class Chunks:
-    """Rows of one digest in the chunks `fetch` brings into a folder (`<folder>/<day>/`), each
-    file read once, whole: a chunk gets its final name only once complete. A fetch that fails
+    """Rows of one digest in what `fetch` brings into a folder (`<folder>/<day>/`): chunks,
+    and a model API's segments compacted whole (a stopped task ships its last one so), each
+    file read once, whole: a file gets its final name only once complete. A fetch that fails
     (S3 unreachable) leaves this read empty; the next one catches up."""
 
     def __init__(self, digest: str, fetch: Callable[[], Path]) -> None:
@@ -84,20 +86,36 @@ class Chunks:
         except Exception as exc:  # noqa: BLE001 (a comparison of a sample waits a round)
             log.warning("cannot fetch inference log rows of %s: %s", self.digest, exc)
             return []
+        found = {*folder.glob("*/*.jsonl"), *folder.glob("*/*.parquet")}
         rows = []
-        for path in sorted(set(folder.glob("*/*.jsonl")) - self.seen):
+        for path in sorted(found - self.seen):
             self.seen.add(path)
-            for line in path.read_bytes().splitlines():
-                try:
-                    row = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(row, dict) and row.get("digest") == self.digest:
-                    rows.append(row)
+            rows += [r for r in _file_rows(path) if r.get("digest") == self.digest]
         return rows
 
     def close(self) -> None:
         """Nothing is held open between reads."""
+
+
+def _file_rows(path: Path) -> list[dict[str, Any]]:
+    """A log file's rows as the model API wrote them (a compacted one's `inputs.<name>`
+    columns folded back into `inputs`)."""
+    if path.suffix == ".parquet":
+        rows = []
+        for flat in read_log_file(path).to_pylist():
+            names = [k for k in flat if k.startswith(INPUT_PREFIX)]
+            inputs = {k.removeprefix(INPUT_PREFIX): flat.pop(k) for k in names}
+            rows.append({**flat, "inputs": inputs})
+        return rows
+    rows = []
+    for line in path.read_bytes().splitlines():
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 class RowSource(Protocol):
@@ -110,7 +128,10 @@ def _key(row: dict[str, Any]) -> tuple[str, bytes] | None:
     request = row.get("request_id")
     if not isinstance(request, str) or "inputs" not in row:
         return None
-    return request, orjson.dumps(row["inputs"], option=orjson.OPT_SORT_KEYS)
+    inputs = row["inputs"]
+    if isinstance(inputs, dict):  # an absent input and a null one are the same record
+        inputs = {name: value for name, value in inputs.items() if value is not None}
+    return request, orjson.dumps(inputs, option=orjson.OPT_SORT_KEYS)
 
 
 def _number(row: dict[str, Any]) -> float | None:

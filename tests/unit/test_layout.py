@@ -31,7 +31,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     },
     "loadtest": {"spec", "settings", "aws", "bundles", "environments", "registry", "serving"},
     "production": {
-        *("ids", "staging", "spec", "settings", "aws", "bundles"),
+        *("ids", "log_files", "staging", "spec", "settings", "aws", "bundles"),
         *("platform", "registry", "environments"),
     },
     "release": {
