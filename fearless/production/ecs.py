@@ -222,11 +222,19 @@ class EcsProductionService:
             yield start.reader(lambda: scrape_metrics(serving.url))
         finally:
             if start.thread is not None:
-                self.shadows.teardown_role(release_id, SHADOW_ROLE)
+                self._remove_shadow(release_id)
                 start.join(SHADOW_STOP_WAIT_S)
-                self.shadows.teardown_role(release_id, SHADOW_ROLE)  # made while it was removed
+                self._remove_shadow(release_id)  # what its start made while it was removed
         if start.error is not None:
             raise start.error
+
+    def _remove_shadow(self, release_id: str) -> None:
+        """Remove the release's shadow; on failure say so and go on: the bake's verdict stands,
+        and the release's teardown (or the janitor, by its tags) removes it later."""
+        try:
+            self.shadows.teardown_role(release_id, SHADOW_ROLE)
+        except Exception as exc:  # noqa: BLE001 (anything boto3 raises)
+            log.warning("the shadow of %s is left for the release's teardown: %s", release_id, exc)
 
     def _compare_with(
         self, shadow: Bundle, serving: EcsProductionInstance, release_id: str, expires: datetime

@@ -290,3 +290,39 @@ def test_real_model_apis_forward_and_ship_and_the_ecs_bake_judges_their_drift(
     [reason] = verdict.reasons
     assert reason.startswith("prediction drift from the previous version: mean score shift")
     assert environments.inventory.found(release) == []
+
+
+class _FailingRemoval(EcsEnvironments):
+    """ECS refuses the shadow's removal (throttled, say) while the window ends."""
+
+    def teardown_role(self, release_id: str, role: str):
+        raise RuntimeError("Rate exceeded")
+
+
+def test_a_shadow_that_cannot_be_removed_at_the_windows_end_is_left_to_the_releases_teardown(
+    aws, production, s3, metrics_url, tmp_path, caplog
+):
+    config, ecs, discovery, autoscaling = aws
+    config = dataclasses.replace(config, bucket=BUCKET)
+    failing = _FailingRemoval(
+        config, ecs, discovery, tmp_path / "runs", waiter=lambda env: None, s3=s3
+    )
+    service = EcsProductionService(
+        config, ecs, autoscaling, waiter=lambda instance: None, shadows=failing, s3=s3
+    )
+    service.switch(service.start(bundle(tmp_path)))
+    arn = ecs.describe_services(cluster=CLUSTER, services=["credit-production"])["services"][0]
+    ecs.tag_resource(
+        resourceArn=arn["serviceArn"], tags=[{"key": "fearless:url", "value": metrics_url}]
+    )
+    release = "credit-0305"
+    with service.bake_window(
+        "credit", shadow=bundle(tmp_path, digest=PREVIOUS), release_id=release, until=in_hour()
+    ) as reader:
+        _wait(reader.settled)
+        assert reader.read().requests == 40
+    assert "left for the release's teardown: Rate exceeded" in caplog.text
+    [left] = failing.inventory.found(release)
+    assert left.role == "shadow"
+    assert [e.role for e in failing.teardown(release)] == ["shadow"]
+    assert failing.inventory.found(release) == []
