@@ -1,5 +1,5 @@
 """A process killed (SIGKILL) at each place: the production model API, the production front, the
-candidate and the champion.
+candidate and the champion (in the load test, and in the drift check after it).
 
 Production's own processes are started again by the supervisor `fearless server up` runs (here
 started the same way, `python -m fearless.production.fronts`), while a client sends
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Self
 
 import httpx
+import pandas as pd
 import psutil
 import pytest
 
@@ -37,7 +38,7 @@ from fearless.production.local import LocalProductionService
 from fearless.production.promotion import promote
 from fearless.registry.local import LocalRegistry
 from fearless.release.candidate import TestEnvironments
-from fearless.release.gates import run_load_test_gate
+from fearless.release.gates import run_drift_gate, run_load_test_gate, score_records
 from tests.conftest import CREDIT_RECORD, ROOT
 from tests.faults.matrix import FaultRow, record
 from tests.integration.test_loadtest_crash import candidate_of, kill_later
@@ -277,13 +278,7 @@ def test_test_environments_killed_in_the_load_test_are_named_and_torn_down(
     """One load test, both killed (the champion early, the candidate later): each is named by
     the gate (the integration tests kill each alone, `test_loadtest_crash`)."""
     candidate = candidate_of(credit_project, tmp_path, slos={"max_regression": 0.5})
-    expires = datetime.now(UTC) + timedelta(hours=1)
-    envs = TestEnvironments(
-        **{
-            role: environments.provision(RELEASE, role, candidate.bundle(), expires)
-            for role in ("candidate", "champion")
-        }
-    )
+    envs = provision_both(environments, candidate)
     started = time.monotonic()
     after_s = {"champion": 0.5, "candidate": 3.0}
     for role, delay in after_s.items():
@@ -301,11 +296,7 @@ def test_test_environments_killed_in_the_load_test_are_named_and_torn_down(
     }
     torn = {env.role for env in environments.teardown(RELEASE)}
     assert torn == {"candidate", "champion"}
-    leaked = [
-        env.role
-        for env in (envs.candidate, envs.champion)
-        if processes.is_alive(processes.ProcessHandle(**env.handle))
-    ]
+    leaked = still_running(envs)
     for role in ("candidate", "champion"):
         record(
             FaultRow(
@@ -316,3 +307,73 @@ def test_test_environments_killed_in_the_load_test_are_named_and_torn_down(
                 recover_s=round(named_s - after_s[role], 2),  # from the kill to the verdict
             )
         )
+
+
+def test_test_environments_killed_in_the_drift_check_are_named_and_torn_down(
+    environments, credit_project, tmp_path
+):
+    """The drift check after a load test: the champion already gone, the candidate killed
+    while Evidently runs; the gate names the candidate and skips the comparison."""
+    candidate = candidate_of(credit_project, tmp_path)
+    envs = provision_both(environments, candidate)
+    reference = pd.read_parquet(candidate.bundle().reference_path).head(200)
+    records = reference[candidate.spec.column_names].to_dict("records")
+    score_records(envs.candidate.url, records)  # what the load test left in its log
+    champion = processes.ProcessHandle(**envs.champion.handle)
+    os.kill(champion.pid, signal.SIGKILL)
+    wait_until(lambda: not processes.is_alive(champion), "the champion is gone")
+    started = time.monotonic()
+    kill_later(envs.candidate, 1.0)
+    served = environments.inference_log_dir(envs.candidate)
+    outcome = run_drift_gate(candidate, envs, served, tmp_path / "drift", environments)
+    named_s = time.monotonic() - started
+    assert not outcome.passed, outcome
+    assert re.fullmatch(
+        r"candidate model API exited( \(signal 9\))? \d+ s into the drift check",
+        outcome.reasons[0],
+    )
+    assert outcome.notes[0].startswith("comparison with the champion skipped: champion")
+    assert outcome.scores.prediction_drift is None  # no champion predictions compared
+    torn = {env.role for env in environments.teardown(RELEASE)}
+    assert torn == {"candidate", "champion"}
+    leaked = still_running(envs)
+    said = {
+        "candidate": f"GateFailed: drift gate: {outcome.reasons[0]}",
+        "champion": f"candidate judged without it, noted: {outcome.notes[0]}",
+    }
+    for role, recover_s in (("candidate", named_s - 1.0), ("champion", named_s)):
+        record(
+            FaultRow(
+                fault=f"{role} model API SIGKILL",
+                step="drift",
+                outcome=f"{said[role]}; environments torn down",
+                leaked=leaked.count(role),
+                recover_s=round(recover_s, 2),  # from the kill to the verdict
+            )
+        )
+
+
+def wait_until(done, what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, f"not within {timeout_s:.0f} s: {what}"
+        time.sleep(0.05)
+
+
+def provision_both(environments: LocalEnvironments, candidate) -> TestEnvironments:
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    return TestEnvironments(
+        **{
+            role: environments.provision(RELEASE, role, candidate.bundle(), expires)
+            for role in ("candidate", "champion")
+        }
+    )
+
+
+def still_running(envs: TestEnvironments) -> list[str]:
+    """The roles whose model API process is still alive (after a teardown: leaked)."""
+    return [
+        env.role
+        for env in (envs.candidate, envs.champion)
+        if processes.is_alive(processes.ProcessHandle(**env.handle))
+    ]
