@@ -130,7 +130,7 @@ def _aws_services(settings: Settings, launcher: Launcher) -> Services:
         config, ecs, make("servicediscovery"), paths.runs, s3=s3, ecr=make("ecr")
     )
     production = EcsProductionService(
-        config, ecs, make("application-autoscaling"), scaling, shadows=environments, s3=s3
+        config, ecs, make("application-autoscaling"), scaling, shadows=environments
     )
     return Services(
         settings=settings,

@@ -119,17 +119,16 @@ class EcsProductionService:
         waiter: Callable[[EcsProductionInstance], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         shadows=None,
-        s3=None,
     ) -> None:
         """`waiter` blocks until a switch has deployed (default: healthy, not rolled back);
-        `shadows` (the ECS environments backend) runs a bake's shadow, and `s3` fetches both
-        sides' inference logs (without both, a bake judges errors and latency only)."""
+        `shadows` (the ECS environments backend, with its S3 client) runs a bake's shadow and
+        fetches both sides' inference logs (without it, a bake judges errors and latency only)."""
         self.config, self.ecs, self.autoscaling = config, ecs, autoscaling
         self.scaling = scaling or ProductionScaling()
         self.inventory = Inventory(config, ecs, discovery=None, sleep=sleep)
         self.waiter = waiter or self._wait_deployed
         self.sleep = sleep
-        self.shadows, self.s3 = shadows, s3
+        self.shadows = shadows
 
     def current(self, model: str) -> EcsProductionInstance | None:
         found = self.inventory.production(model)
@@ -197,7 +196,7 @@ class EcsProductionService:
         return f"http://{shadow_dns_name(model)}.{self.shadows.inventory.namespace_name()}:{PORT}"
 
     def _shadows_possible(self) -> bool:
-        return self.shadows is not None and self.s3 is not None and bool(self.config.bucket)
+        return self.shadows is not None and self.shadows.s3 is not None and bool(self.config.bucket)
 
     @contextmanager
     def bake_window(
@@ -253,7 +252,7 @@ class EcsProductionService:
         where = production_logs(self.config.bucket, self.config.inference_prefix)
 
         def fetch_live() -> Path:
-            sync_inference_logs(self.s3, where, live, shadow.name, modified_since=since)
+            sync_inference_logs(self.shadows.s3, where, live, shadow.name, modified_since=since)
             return live / shadow.name
 
         def fetch_shadow() -> Path:

@@ -23,7 +23,7 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -56,14 +56,7 @@ class _Rows:
                     self.tails[path] = _Tail(path.open("rb"))
                 except FileNotFoundError:
                     continue  # compacted since it was listed
-        rows = []
-        for tail in self.tails.values():
-            for line in tail.lines():
-                try:
-                    rows.append(orjson.loads(line))
-                except orjson.JSONDecodeError:
-                    continue  # not a row (a torn last line is kept by the tail until whole)
-        return rows
+        return [row for tail in self.tails.values() for row in _parsed(tail.lines())]
 
     def close(self) -> None:
         for tail in self.tails.values():
@@ -107,8 +100,13 @@ def _file_rows(path: Path) -> list[dict[str, Any]]:
             inputs = {k.removeprefix(INPUT_PREFIX): flat.pop(k) for k in names}
             rows.append({**flat, "inputs": inputs})
         return rows
+    return _parsed(path.read_bytes().splitlines())
+
+
+def _parsed(lines: Iterable[bytes]) -> list[dict[str, Any]]:
+    """The rows among JSON lines (a torn or foreign line is no row)."""
     rows = []
-    for line in path.read_bytes().splitlines():
+    for line in lines:
         try:
             row = orjson.loads(line)
         except orjson.JSONDecodeError:

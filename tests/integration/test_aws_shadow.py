@@ -90,16 +90,26 @@ def metrics_url():
     server.server_close()
 
 
-@pytest.fixture
-def shadows(aws, s3, tmp_path):
+def production_with_shadows(aws, s3, runs, backend=EcsEnvironments):
+    """(environments, production service) logging to BUCKET; moto starts no task to wait for."""
     config, ecs, discovery, autoscaling = aws
     config = dataclasses.replace(config, bucket=BUCKET)
-    environments = EcsEnvironments(
-        config, ecs, discovery, tmp_path / "runs", waiter=lambda env: None, s3=s3
-    )
+    environments = backend(config, ecs, discovery, runs, waiter=lambda env: None, s3=s3)
     service = EcsProductionService(
-        config, ecs, autoscaling, waiter=lambda instance: None, shadows=environments, s3=s3
+        config, ecs, autoscaling, waiter=lambda instance: None, shadows=environments
     )
+    return environments, service
+
+
+def serve_metrics_at(ecs, url: str) -> None:
+    """Production's service says its model API answers at `url` (a real /metrics here)."""
+    arn = ecs.describe_services(cluster=CLUSTER, services=["credit-production"])["services"][0]
+    ecs.tag_resource(resourceArn=arn["serviceArn"], tags=[{"key": "fearless:url", "value": url}])
+
+
+@pytest.fixture
+def shadows(aws, s3, tmp_path):
+    environments, service = production_with_shadows(aws, s3, tmp_path / "runs")
     yield environments, service
     for env in environments.list():
         environments.teardown(env.release_id)
@@ -147,10 +157,7 @@ def test_a_bake_window_runs_the_previous_version_as_the_releases_shadow_and_pair
     config, ecs, discovery, _ = aws
     environments, service = shadows
     service.switch(service.start(bundle(tmp_path)))
-    arn = ecs.describe_services(cluster=CLUSTER, services=["credit-production"])["services"][0]
-    ecs.tag_resource(
-        resourceArn=arn["serviceArn"], tags=[{"key": "fearless:url", "value": metrics_url}]
-    )
+    serve_metrics_at(ecs, metrics_url)
     release = "credit-0302"
     until = datetime.now(UTC) + timedelta(seconds=60)
     with service.bake_window(
@@ -254,10 +261,7 @@ def test_real_model_apis_forward_and_ship_and_the_ecs_bake_judges_their_drift(
     environments, service = shadows
     champion, challenger = versions
     service.switch(service.start(challenger))
-    arn = ecs.describe_services(cluster=CLUSTER, services=["credit-production"])["services"][0]
-    ecs.tag_resource(
-        resourceArn=arn["serviceArn"], tags=[{"key": "fearless:url", "value": metrics_url}]
-    )
+    serve_metrics_at(ecs, metrics_url)
     release = "credit-0304"
     copied = environment_logs(BUCKET, config.inference_prefix, release, "shadow")
     live = production_logs(BUCKET, config.inference_prefix)
@@ -302,19 +306,10 @@ class _FailingRemoval(EcsEnvironments):
 def test_a_shadow_that_cannot_be_removed_at_the_windows_end_is_left_to_the_releases_teardown(
     aws, production, s3, metrics_url, tmp_path, caplog
 ):
-    config, ecs, discovery, autoscaling = aws
-    config = dataclasses.replace(config, bucket=BUCKET)
-    failing = _FailingRemoval(
-        config, ecs, discovery, tmp_path / "runs", waiter=lambda env: None, s3=s3
-    )
-    service = EcsProductionService(
-        config, ecs, autoscaling, waiter=lambda instance: None, shadows=failing, s3=s3
-    )
+    ecs = aws[1]
+    failing, service = production_with_shadows(aws, s3, tmp_path / "runs", _FailingRemoval)
     service.switch(service.start(bundle(tmp_path)))
-    arn = ecs.describe_services(cluster=CLUSTER, services=["credit-production"])["services"][0]
-    ecs.tag_resource(
-        resourceArn=arn["serviceArn"], tags=[{"key": "fearless:url", "value": metrics_url}]
-    )
+    serve_metrics_at(ecs, metrics_url)
     release = "credit-0305"
     with service.bake_window(
         "credit", shadow=bundle(tmp_path, digest=PREVIOUS), release_id=release, until=in_hour()
