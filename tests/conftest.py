@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from fearless.platform.processes import free_port as _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "credit"
@@ -32,12 +33,6 @@ CREDIT_RECORD = {
 }
 
 _STATE = Path(tempfile.mkdtemp(prefix="fearless-test-"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 os.environ["FEARLESS_STATE_DIR"] = str(_STATE)

@@ -12,6 +12,9 @@ from fearless.ids import checked_id, path_inside
 from fearless.platform import processes
 from fearless.platform.preload import Launcher
 
+PORT_ATTEMPTS = 3
+PORT_TAKEN = "address already in use"  # how uvicorn says its bind failed (it then exits 3)
+
 
 class LocalEnvironments:
     def __init__(
@@ -43,6 +46,27 @@ class LocalEnvironments:
             existing = Environment.model_validate_json(record.read_text())
             if processes.is_alive(processes.ProcessHandle(**existing.handle)):
                 return existing
+        attempt = 1
+        while True:
+            env = self._start(release_id, role, bundle, expires_at, record)
+            try:
+                processes.wait_until_ready(
+                    f"{env.url}/ready", processes.ProcessHandle(**env.handle), self.ready_timeout_s
+                )
+                return env
+            except (RuntimeError, TimeoutError) as exc:  # RuntimeError: it exited
+                port_taken = isinstance(exc, RuntimeError) and PORT_TAKEN in str(exc)
+                if port_taken and attempt < PORT_ATTEMPTS:  # another server bound it first
+                    attempt += 1
+                    continue
+                self.teardown(release_id)
+                raise EnvironmentError_(
+                    f"{role} model API for {release_id} did not start: {exc}"
+                ) from exc
+
+    def _start(
+        self, release_id: str, role: str, bundle: Bundle, expires_at: datetime, record: Path
+    ) -> Environment:
         port = processes.free_port()
         log_dir = self.runs_root / release_id / "inference" / role
         log_path = self.runs_root / release_id / "logs" / f"{role}-api.log"
@@ -65,13 +89,6 @@ class LocalEnvironments:
         )
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(env.model_dump_json(indent=2))
-        try:
-            processes.wait_until_ready(f"{env.url}/ready", handle, self.ready_timeout_s)
-        except (RuntimeError, TimeoutError) as exc:
-            self.teardown(release_id)
-            raise EnvironmentError_(
-                f"{role} model API for {release_id} did not start: {exc}"
-            ) from exc
         return env
 
     def teardown(self, release_id: str) -> list[Environment]:

@@ -11,7 +11,6 @@ our locustfile; `EcsFleetTasks` turns it into ECS RunTask requests for the AWS b
 from __future__ import annotations
 
 import shlex
-import socket
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Protocol
 
 from fearless.aws import tag_list
 from fearless.loadtest.runner import LOCUSTFILE, LoadTestResult, locust_env, run_load_test
+from fearless.platform.processes import free_port
 from fearless.spec import LoadProfile
 
 MASTER_PORT = 5557  # Locust's default; workers also use port + 1 on older versions
@@ -87,12 +87,6 @@ class LocustFleet:
         ]  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass(frozen=True)
 class LocalFleet:
     """A fleet on this machine: one shell starts the workers, then becomes the master, so
@@ -106,7 +100,7 @@ class LocalFleet:
         return self.workers
 
     def command(self, argv: list[str]) -> list[str]:
-        plan = LocustFleet(self.workers, "127.0.0.1", _free_port(), self.wait_for_workers_s)
+        plan = LocustFleet(self.workers, "127.0.0.1", free_port(), self.wait_for_workers_s)
         master = [*argv, *plan.master_args(), "--master-bind-host", "127.0.0.1"]
         workers = " ".join(f"{shlex.join(plan.worker_argv())} &" for _ in range(self.workers))
         return ["/bin/sh", "-c", f"{workers} exec {shlex.join(master)}"]

@@ -17,11 +17,12 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from fearless.platform import processes
 
 DATABASE = "prefect"
 ROLE = "prefect"
@@ -115,21 +116,6 @@ def _reachable_by_owner(root: Path) -> None:
                 ) from exc
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def initialise(root: Path) -> str:
     """Make the cluster in `root` unless one is there; return its password."""
     password_file = root / "password"
@@ -194,7 +180,7 @@ def start_postgres(root: Path, port: int | None = None, timeout_s: float = 60) -
     port_file = root / "port"
     if port is None:
         recorded = int(port_file.read_text()) if port_file.is_file() else None
-        port = recorded if recorded and _port_free(recorded) else _free_port()
+        port = recorded if recorded and processes.port_free(recorded) else processes.free_port()
     port_file.write_text(str(port))
     options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories="
     _run(

@@ -8,6 +8,7 @@ stopping it later can never hit an unrelated process that reused the pid.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -63,10 +64,41 @@ def how_it_exited(handle: ProcessHandle, exit_path: Path | None = None) -> str:
     return f"exited (signal {-code})" if code < 0 else f"exited (code {code})"
 
 
+PORT_FLOOR = 20000  # above the well-known and registered ports local services tend to use
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
+    """A port free to listen on, chosen below the kernel's ephemeral range where it can.
+
+    A port the kernel hands out for bind(0) comes from the ephemeral range, so any outgoing
+    connection (a client of the Prefect API, say) may take it between this check and the
+    server's own bind, and the server then exits "address already in use". Ports below that
+    range are only ever taken by an explicit bind.
+    """
+    low = _ephemeral_low()
+    for _ in range(64 if low - PORT_FLOOR >= 1000 else 0):
+        port = random.randrange(PORT_FLOOR, low)
+        if port_free(port, host):
+            return port
+    with socket.socket() as sock:  # no room below the range: the kernel's choice
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _ephemeral_low(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> int:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152  # IANA's dynamic range, which BSD and macOS use
 
 
 def spawn(

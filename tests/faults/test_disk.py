@@ -56,10 +56,12 @@ def fill(path) -> None:
             assert exc.errno == errno.ENOSPC, exc
 
 
-def _wait_ready(url: str, server: subprocess.Popen) -> None:
+def _wait_ready(url: str, server: subprocess.Popen, output) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        assert server.poll() is None, f"model API exited with {server.returncode}"
+        if server.poll() is not None:
+            tail = output.read_text(errors="replace")[-2000:]
+            raise AssertionError(f"model API exited with {server.returncode}:\n{tail}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
                 return
@@ -83,11 +85,13 @@ def test_a_full_log_disk_is_not_ready_answers_503_and_recovers(credit_project, t
         argv = [sys.executable, "-m", "fearless.serving", "--spec", str(credit_project)]
         # Small segments: compactions also meet the full disk, and retry once it has space
         argv += ["--port", str(port), "--log-dir", str(log_dir), "--log-segment-bytes", "8000"]
-        server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        output = tmp_path / "api.log"  # on the test's own disk, not the full one
+        with output.open("wb") as sink:
+            server = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT)
         acknowledged: dict[str, list] = {}
         try:
             url = f"http://127.0.0.1:{port}"
-            _wait_ready(url, server)
+            _wait_ready(url, server, output)
             with httpx.Client(base_url=url, timeout=10) as http:
                 sent = iter(range(10**6))
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from fearless.loadtest import runner
 from fearless.loadtest.runner import LoadTestError, LoadTestResult, run_load_test
 from fearless.loadtest.traffic import write_traffic
 from fearless.loadtest.verdict import evaluate_load_test
+from fearless.platform.processes import free_port as _free_port
 from fearless.spec import LoadProfile, SLOs
 
 app = FastAPI()
@@ -54,12 +54,6 @@ async def predict(request: Request):
 HERE = Path(__file__).resolve().parent
 SHORT = LoadProfile(profile="steady", users=4, spawn_rate=100, duration_s=3, batch_size=2)
 SLOS = SLOs(p95_ms=250, p99_ms=500, max_error_rate=0.01, min_rps=1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _start_standin(**env: str) -> tuple[subprocess.Popen, str]:

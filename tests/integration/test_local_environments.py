@@ -75,3 +75,29 @@ def test_production_switch_stops_the_old_instance(tmp_path, bundles):
     assert list((tmp_path / "inference" / "credit").rglob("*.jsonl"))
     assert service.stop_all() == ["credit", "credit (front)"]
     assert service.current("credit") is None
+
+
+def test_a_port_taken_before_the_model_api_binds_it_is_replaced(tmp_path, bundles, monkeypatch):
+    """Another server binds the chosen port between the check and the model API's own bind:
+    the model API exits "address already in use" and provisioning starts it on a new port."""
+    import socket
+
+    from fearless.platform import processes
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    chosen = iter([taken])
+    real_free_port = processes.free_port
+    monkeypatch.setattr(processes, "free_port", lambda: next(chosen, None) or real_free_port())
+    backend = LocalEnvironments(tmp_path / "envs", tmp_path / "runs")
+    try:
+        env = backend.provision("credit-port", "candidate", bundles[0], datetime.now(UTC))
+        assert not env.url.endswith(f":{taken}")
+        assert httpx.get(f"{env.url}/ready").status_code == 200
+        log = (tmp_path / "runs" / "credit-port" / "logs" / "candidate-api.log").read_text()
+        assert "address already in use" in log  # the first start did meet the taken port
+    finally:
+        backend.teardown("credit-port")
+        squatter.close()

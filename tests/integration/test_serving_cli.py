@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,11 @@ import httpx
 import pandas as pd
 
 from fearless.aws.inference_logs import S3Location, sync_inference_logs
+from fearless.platform.processes import free_port as _free_port
 from fearless.serving.inference_log import read_inference_log
 
 READY_TIMEOUT_S = 60
 FEARLESS = Path(sys.executable).with_name("fearless")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def serve_and_predict(project: Path, tmp_path: Path, env: dict | None = None):

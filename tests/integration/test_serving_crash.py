@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +13,11 @@ import httpx
 import pandas as pd
 
 from fearless.log_files import log_files, read_log_file
+from fearless.platform.processes import free_port as _free_port
 from fearless.serving.inference_log import InferenceLog
 
 READY_TIMEOUT_S = 60
 CLIENTS = 16
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_ready(url: str, process: subprocess.Popen) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from fearless.platform.processes import free_port as _free_port
 from fearless.serving.inference_log import read_inference_log
 from tests.integration.conftest import stop_processes
 
@@ -26,12 +26,6 @@ class Served:
     process: subprocess.Popen
     log_dir: Path
     output: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_ready(url: str, process: subprocess.Popen, output: Path) -> float:

@@ -29,7 +29,10 @@ MAY_IMPORT: dict[str, set[str]] = {
         *("ids", "log_files", "spec", "settings", "aws", "bundles"),
         *("platform", "registry", "serving"),
     },
-    "loadtest": {"spec", "settings", "aws", "bundles", "environments", "registry", "serving"},
+    "loadtest": {
+        *("spec", "settings", "aws", "bundles", "platform", "environments"),
+        *("registry", "serving"),
+    },
     "production": {
         *("ids", "log_files", "staging", "spec", "settings", "aws", "bundles"),
         *("platform", "registry", "environments"),
