@@ -9,6 +9,7 @@ from prefect.states import Failed, State
 
 from fearless.bundles.source import ProjectSource
 from fearless.evidence import EvidenceError
+from fearless.release.liveness import WHILE_AWAITING_APPROVAL, CandidateDown
 from tasks.approval import await_approval, publish_evidence, record_decision
 from tasks.bake import bake_end_state, bake_release
 from tasks.build import build_bundle
@@ -16,7 +17,7 @@ from tasks.drift import check_drift
 from tasks.load_test import run_load_test
 from tasks.notify import announce_approval, announce_release_end
 from tasks.promote import promote_model, withdraw_promotion
-from tasks.provision import provision_env
+from tasks.provision import check_environments, provision_env
 from tasks.teardown import teardown_env, teardown_release
 
 FINAL_HOOKS = [teardown_release, announce_release_end]
@@ -38,7 +39,10 @@ def release_pipeline(
     """Put one candidate through every gate; its source pack and its own work queue were made
     for it by the starter (`fearless.release.runs.start_release`)."""
     candidate = build_bundle(release_id, source, overrides)
-    envs = provision_env(release_id, candidate)
+    try:
+        envs = provision_env(release_id, candidate)
+    except CandidateDown as exc:
+        return end(release_id, Failed(name="GateFailed", message=f"provisioning: {exc}"))
     load = run_load_test(release_id, candidate, envs)
     if load.inconclusive:
         return end(
@@ -68,6 +72,10 @@ def release_pipeline(
             release_id,
             Failed(name="Rejected", message=f"rejected by {decision.approver}: {decision.comment}"),
         )
+    stopped = check_environments(release_id, envs, WHILE_AWAITING_APPROVAL)
+    if stopped is not None:  # approved on evidence that no longer holds: test it anew
+        said = f"approval: {stopped.describe()}; not promoted, start the release again"
+        return end(release_id, Failed(name="GateFailed", message=said))
     try:
         promotion = promote_model(candidate, decision.approver, release_id)
         baked = bake_release(release_id, candidate, promotion)

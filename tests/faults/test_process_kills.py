@@ -1,5 +1,6 @@
 """A process killed (SIGKILL) at each place: the production model API, the production front, the
-candidate and the champion (in the load test, and in the drift check after it).
+candidate and the champion (while provisioning, in the load test, in the drift check after it,
+and while the release waits for approval).
 
 Production's own processes are started again by the supervisor `fearless server up` runs (here
 started the same way, `python -m fearless.production.fronts`), while a client sends
@@ -12,6 +13,7 @@ the release's environments are torn down with nothing left running.
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import signal
 import sys
@@ -20,6 +22,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Self
 
 import httpx
@@ -39,9 +42,17 @@ from fearless.production.promotion import promote
 from fearless.registry.local import LocalRegistry
 from fearless.release.candidate import TestEnvironments
 from fearless.release.gates import run_drift_gate, run_load_test_gate, score_records
+from fearless.release.liveness import (
+    WHILE_AWAITING_APPROVAL,
+    CandidateDown,
+    candidate_of,
+    environments_down,
+)
+from fearless.release.provisioning import provision_test_environments
 from tests.conftest import CREDIT_RECORD, ROOT
 from tests.faults.matrix import FaultRow, record
-from tests.integration.test_loadtest_crash import candidate_of, kill_later
+from tests.integration.test_loadtest_crash import candidate_of as candidate_in
+from tests.integration.test_loadtest_crash import kill_later
 from tests.integration.test_production import preloaded
 from tests.integration.test_production_front import nginx_in_group
 
@@ -277,7 +288,7 @@ def test_test_environments_killed_in_the_load_test_are_named_and_torn_down(
 ):
     """One load test, both killed (the champion early, the candidate later): each is named by
     the gate (the integration tests kill each alone, `test_loadtest_crash`)."""
-    candidate = candidate_of(credit_project, tmp_path, slos={"max_regression": 0.5})
+    candidate = candidate_in(credit_project, tmp_path, slos={"max_regression": 0.5})
     envs = provision_both(environments, candidate)
     started = time.monotonic()
     after_s = {"champion": 0.5, "candidate": 3.0}
@@ -314,7 +325,7 @@ def test_test_environments_killed_in_the_drift_check_are_named_and_torn_down(
 ):
     """The drift check after a load test: the champion already gone, the candidate killed
     while Evidently runs; the gate names the candidate and skips the comparison."""
-    candidate = candidate_of(credit_project, tmp_path)
+    candidate = candidate_in(credit_project, tmp_path)
     envs = provision_both(environments, candidate)
     reference = pd.read_parquet(candidate.bundle().reference_path).head(200)
     records = reference[candidate.spec.column_names].to_dict("records")
@@ -377,3 +388,175 @@ def still_running(envs: TestEnvironments) -> list[str]:
         for env in (envs.candidate, envs.champion)
         if processes.is_alive(processes.ProcessHandle(**env.handle))
     ]
+
+
+class KillsWhileProvisioning:
+    """The local backend, with a SIGKILL at a point of provisioning: the candidate's model API
+    as the champion's provisioning begins, or the champion's as soon as it is up."""
+
+    def __init__(self, backend: LocalEnvironments, victim: str) -> None:
+        self.backend, self.victim = backend, victim
+
+    def provision(self, release_id, role, bundle, expires_at):
+        if role == "champion" and self.victim == "candidate":
+            kill_and_wait(self.backend.list()[0])
+        env = self.backend.provision(release_id, role, bundle, expires_at)
+        if role == "champion" and self.victim == "champion":
+            kill_and_wait(env)
+        return env
+
+    def __getattr__(self, name: str):
+        return getattr(self.backend, name)
+
+
+def kill_and_wait(env) -> None:
+    handle = processes.ProcessHandle(**env.handle)
+    os.kill(handle.pid, signal.SIGKILL)
+    wait_until(lambda: not processes.is_alive(handle), f"the {env.role} is gone")
+
+
+def with_champion(environments, credit_project, credit_challenger, tmp_path, victim: str):
+    """Services as `provision_test_environments` reads them: the example in production, its
+    challenger the candidate, and a backend that kills `victim` while provisioning."""
+    candidate = candidate_in(credit_challenger, tmp_path)
+    registry = LocalRegistry(tmp_path / "registry")
+    champion = build_bundle(credit_project, registry)
+    registry.set_alias(
+        champion.spec.name, "production", champion.digest, expected=None, actor="t", reason="test"
+    )
+    return candidate, SimpleNamespace(
+        settings=SimpleNamespace(env_grace_s=60),
+        environments=KillsWhileProvisioning(environments, victim),
+        registry=registry,
+    )
+
+
+def test_a_candidate_killed_while_provisioning_fails_the_release_named(
+    environments, credit_project, credit_challenger, tmp_path
+):
+    candidate, services = with_champion(
+        environments, credit_project, credit_challenger, tmp_path, "candidate"
+    )
+    started = time.monotonic()
+    with pytest.raises(CandidateDown) as raised:
+        provision_test_environments(services, RELEASE, candidate)
+    named_s = time.monotonic() - started
+    assert re.fullmatch(
+        r"candidate model API exited( \(signal 9\))? while its test environments were "
+        r"provisioned",
+        str(raised.value),
+    )
+    assert pickle.loads(pickle.dumps(raised.value)).down == raised.value.down  # kept by Prefect
+    # The flow ends GateFailed on it (release_pipeline); its end tears both down.
+    listed = environments.list()
+    assert {env.role for env in listed} == {"candidate", "champion"}
+    torn = environments.teardown(RELEASE)
+    leaked = still_running(TestEnvironments(candidate=torn[0], champion=torn[1]))
+    record(
+        FaultRow(
+            fault="candidate model API SIGKILL",
+            step="provision",
+            outcome=f"GateFailed: provisioning: {raised.value}; environments torn down",
+            leaked=len(leaked),
+            recover_s=round(named_s, 2),  # the kill came first: to the verdict
+        )
+    )
+
+
+def test_a_champion_killed_while_provisioning_is_noted_by_the_load_test(
+    environments, credit_project, credit_challenger, tmp_path
+):
+    candidate, services = with_champion(
+        environments, credit_project, credit_challenger, tmp_path, "champion"
+    )
+    started = time.monotonic()
+    envs = provision_test_environments(services, RELEASE, candidate)  # no candidate lost
+    assert envs.champion is not None
+    outcome = run_load_test_gate(candidate, envs, tmp_path, environments)
+    named_s = time.monotonic() - started
+    assert outcome.candidate_down is None and outcome.result is not None
+    assert outcome.notes[0].startswith("comparison with the champion skipped: champion model API")
+    assert outcome.regression is None
+    torn = {env.role for env in environments.teardown(RELEASE)}
+    assert torn == {"candidate", "champion"}
+    record(
+        FaultRow(
+            fault="champion model API SIGKILL",
+            step="provision",
+            outcome=f"candidate judged without it, noted: {outcome.notes[0]}; torn down",
+            leaked=len(still_running(envs)),
+            recover_s=round(named_s, 2),
+        )
+    )
+
+
+def test_test_environments_stopped_during_the_approval_wait_are_found_when_it_ends(
+    environments, credit_project, tmp_path
+):
+    """Nothing watches a release suspended for approval; the look after the decision finds
+    each model API that stopped meanwhile, and the candidate's stop is what fails a release
+    (the e2e row below goes through the flow)."""
+    candidate = candidate_in(credit_project, tmp_path)
+    envs = provision_both(environments, candidate)
+    assert environments_down(environments, envs, WHILE_AWAITING_APPROVAL) == []
+    kill_and_wait(envs.champion)
+    down = environments_down(environments, envs, WHILE_AWAITING_APPROVAL)
+    assert [d.role for d in down] == ["champion"] and candidate_of(down) is None  # promotable
+    assert down[0].describe().endswith("while the release waited for approval")
+    kill_and_wait(envs.candidate)
+    down = environments_down(environments, envs, WHILE_AWAITING_APPROVAL)
+    assert re.fullmatch(  # the signal, once the preloaded parent that reaped it wrote it
+        r"candidate model API exited( \(signal 9\))? while the release waited for approval",
+        candidate_of(down).describe(),
+    )
+    environments.teardown(RELEASE)
+    assert still_running(envs) == []
+
+
+@pytest.mark.e2e
+def test_a_candidate_killed_during_the_approval_wait_is_not_promoted(
+    releases, credit_project, tmp_path
+):
+    """Approved after its candidate's model API died while the run was suspended: the flow's
+    look after the decision fails the release, named, before promotion, and tears it down."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from tests.e2e.conftest import fearless_cli
+    from tests.faults.test_worker_loss import faults_project, leaks
+
+    project = faults_project(credit_project, tmp_path, "credit-kill-approval")
+    started = releases.start(project)
+    waiting = releases.wait(started)
+    assert waiting.state.name == "Suspended", waiting.state
+    (env,) = [
+        e for e in releases.services.environments.list() if e.release_id == started.release_id
+    ]
+    kill_and_wait(env)
+    killed_at = time.monotonic()
+    approved = fearless_cli("approve", started.release_id, "--by", "ann")
+    assert approved.returncode == 0, approved.stderr
+    end = releases.wait(started, paused_ok=False)
+    recover_s = time.monotonic() - killed_at
+    left = leaks(releases, started.release_id)
+    assert end.state.name == "GateFailed", end.state
+    assert re.fullmatch(
+        r"approval: candidate model API exited( \(signal 9\))? while the release waited for "
+        r"approval; not promoted, start the release again",
+        end.state.message,
+    )
+    mine = FlowRunFilter(id=FlowRunFilterId(any_=[end.id]))
+    with get_client(sync_client=True) as client:
+        names = {run.name for run in client.read_task_runs(flow_run_filter=mine)}
+    assert not any(name.startswith("promote-model") for name in names), names
+    assert releases.services.registry.get_alias("credit-kill-approval", "production") is None
+    record(
+        FaultRow(
+            fault="candidate model API SIGKILL",
+            step="approval wait",
+            outcome=f"{end.state.name}: {end.state.message}; torn down",
+            leaked=len(left),
+            recover_s=round(recover_s, 2),  # from the kill (then the approval) to the end
+        )
+    )
+    assert left == []
