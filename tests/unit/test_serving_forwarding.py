@@ -282,3 +282,13 @@ def test_closing_cancels_the_forwards_still_under_way():
 
     assert cancelled and not in_flight and client is None
     assert counted(metrics) == {"sent": 0, "failed": 0, "dropped": 0, "skipped": 0}
+
+
+def test_production_revisions_set_the_variables_the_model_api_reads():
+    """The ECS backend and the model API may not import each other (layers), so each spells
+    the two names; a rename on one side alone would silently turn shadowing off."""
+    from fearless.environments.ecs import config
+    from fearless.serving import forwarding
+
+    assert config.SHADOW_URL_VARIABLE == forwarding.URL_VARIABLE
+    assert config.SHADOW_SAMPLE_VARIABLE == forwarding.SAMPLE_VARIABLE
