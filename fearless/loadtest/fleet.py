@@ -5,24 +5,22 @@
 headless master that waits for N workers, and N workers that connect to it, all with the same
 locustfile and environment (the master plays the LoadTestShape and gathers the figures).
 `LocalFleet` starts that plan on this machine, which proves the master/worker protocol with
-our locustfile; `EcsFleetTasks` turns it into ECS RunTask requests for the AWS backend.
+our locustfile; `fearless.loadtest.ecs_fleet` runs it as ECS tasks on the AWS backend.
 """
 
 from __future__ import annotations
 
 import shlex
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from fearless.aws import tag_list
-from fearless.loadtest.runner import LOCUSTFILE, LoadTestResult, locust_env, run_load_test
+from fearless.loadtest.runner import LOCUSTFILE, LoadTestResult, run_load_test
 from fearless.platform.processes import free_port
 from fearless.spec import LoadProfile
 
 MASTER_PORT = 5557  # Locust's default; workers also use port + 1 on older versions
-RUN_TASK_MAX = 10  # ECS starts at most 10 tasks per RunTask call
 
 
 class LoadGenerator(Protocol):
@@ -109,66 +107,3 @@ class LocalFleet:
         self, url: str, profile: LoadProfile, traffic_path: Path, out_dir: Path
     ) -> LoadTestResult:
         return run_load_test(url, profile, traffic_path, out_dir, launcher=self)
-
-
-@dataclass(frozen=True)
-class EcsFleetTasks:
-    """How the AWS backend would start a fleet: ECS RunTask requests for the master, then (once
-    its private IP is known) the workers. The image holds this project (the flow image); the
-    traffic file must be at `traffic_path` inside it (e.g. fetched from the artifact store)."""
-
-    cluster: str
-    task_definition: str
-    subnets: list[str]
-    security_groups: list[str]
-    container: str = "locust"
-    project_dir: str = "/opt/fearless"
-    report_prefix: str = "/tmp/locust/locust"
-    tags: dict[str, str] = field(default_factory=dict)
-
-    def _plan(self, fleet: LocustFleet, master_host: str = "127.0.0.1") -> LocustFleet:
-        locustfile = f"{self.project_dir}/simulations/locustfile.py"
-        return replace(fleet, master_host=master_host, locustfile=locustfile, python="python")
-
-    def _request(self, role: str, command: list[str], env: dict[str, str], count: int) -> dict:
-        return {
-            "cluster": self.cluster,
-            "taskDefinition": self.task_definition,
-            "launchType": "FARGATE",
-            "count": count,
-            "networkConfiguration": {
-                "awsvpcConfiguration": {
-                    "subnets": self.subnets,
-                    "securityGroups": self.security_groups,
-                    "assignPublicIp": "DISABLED",
-                }
-            },
-            "overrides": {
-                "containerOverrides": [
-                    {
-                        "name": self.container,
-                        "command": command,
-                        "environment": [{"name": k, "value": v} for k, v in sorted(env.items())],
-                    }
-                ]
-            },
-            "tags": tag_list({**self.tags, "fearless:role": role}),
-            "startedBy": "fearless-loadtest",
-        }
-
-    def master_request(
-        self, fleet: LocustFleet, url: str, load: LoadProfile, traffic_path: str
-    ) -> dict:
-        env = locust_env(load, Path(traffic_path))
-        command = self._plan(fleet).master_argv(url, self.report_prefix)
-        return self._request("loadgen-master", command, env, 1)
-
-    def worker_requests(
-        self, fleet: LocustFleet, master_ip: str, load: LoadProfile, traffic_path: str
-    ) -> list[dict]:
-        """One request per 10 workers (RunTask's limit), all pointing at the master."""
-        env = locust_env(load, Path(traffic_path))
-        command = self._plan(fleet, master_ip).worker_argv()
-        counts = [RUN_TASK_MAX] * (fleet.workers // RUN_TASK_MAX)
-        counts += [fleet.workers % RUN_TASK_MAX] if fleet.workers % RUN_TASK_MAX else []
-        return [self._request("loadgen-worker", command, env, n) for n in counts]

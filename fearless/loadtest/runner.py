@@ -212,7 +212,8 @@ def read_top_errors(failures_csv: Path, limit: int = 3) -> list[str]:
     return [f"{r['Method']} {r['Name']}: {r['Error']} (x{r['Occurrences']})" for r in rows[:limit]]
 
 
-def _check_target(url: str) -> None:
+def check_target(url: str) -> None:
+    """Raise LoadTestError unless `url` answers GET /ready with 200."""
     try:
         response = httpx.get(f"{url}/ready", timeout=5.0)
     except httpx.HTTPError as exc:
@@ -302,7 +303,7 @@ def run_load_test(
     if replay_speed is not None and (processes or launcher):
         raise ValueError("a timed replay runs in one Locust process; drop processes/launcher")
     url = target_url.rstrip("/")
-    _check_target(url)
+    check_target(url)
     out_dir.mkdir(parents=True, exist_ok=True)
     prefix = out_dir / "locust"
     json_path, html_path, log_path = (prefix.with_suffix(s) for s in (".json", ".html", ".log"))
@@ -330,14 +331,50 @@ def run_load_test(
     wall_s = time.monotonic() - started
     if not json_path.is_file():
         raise LoadTestError(f"locust wrote no results ({json_path}):\n{_tail(log_path)}")
-    stats = summarize_stats(json.loads(json_path.read_text()))
-    stats.update(finer_percentiles(latency_path, stats["requests"]) or {})
+    stats = read_stats(prefix)
     start_ts, end_ts = stats.pop("start_ts"), stats.pop("end_ts")
     # Only samples from within the test itself: Locust's start-up burns a core too.
     during = [s for s in samples if start_ts + SAMPLE_S <= s[0] <= end_ts] or samples
     cpu = [s[1] / cores for s in during] or [0.0]
     waited = [s[2] / cores for s in during] or [0.0]
     generator_core_pct = sum(s[1] for s in during) / max(len(during), 1)
+    return result_from_reports(
+        load,
+        stats,
+        prefix,
+        replay_speed=replay_speed,
+        wall_s=wall_s,
+        generator_cpu_pct=sum(cpu) / len(cpu),
+        generator_cpu_max_pct=max(cpu),
+        generator_cpu_wait_pct=sum(waited) / len(waited),
+        generator_cores=cores,
+        host=host.summary([s[3:] for s in during], generator_core_pct, generator_pids),
+    )
+
+
+def read_stats(prefix: Path) -> dict:
+    """The figures of Locust's reports at `prefix` (`<prefix>.json`, and `<prefix>_latency.json`
+    for finer percentiles when it saw every request): `summarize_stats`' fields."""
+    stats = summarize_stats(json.loads(prefix.with_suffix(".json").read_text()))
+    stats.update(finer_percentiles(Path(f"{prefix}_latency.json"), stats["requests"]) or {})
+    return stats
+
+
+def result_from_reports(
+    load: LoadProfile,
+    stats: dict,
+    prefix: Path,
+    *,
+    replay_speed: float | None,
+    wall_s: float,
+    generator_cpu_pct: float,
+    generator_cpu_max_pct: float,
+    generator_cpu_wait_pct: float,
+    generator_cores: int,
+    host: HostLoad | None,
+) -> LoadTestResult:
+    """The result of a run whose reports are at `prefix` (`read_stats` without its clock)
+    under `load`, with what was measured of the generator and its host."""
     from simulations.profiles import expected_requests, stages_for
 
     paced = load.target_rate is not None and replay_speed is None
@@ -349,14 +386,14 @@ def run_load_test(
         expected_requests=expected_requests(stages_for(load)) if paced else None,
         **stats,
         wall_s=wall_s,
-        generator_cpu_pct=sum(cpu) / len(cpu),
-        generator_cpu_max_pct=max(cpu),
-        generator_cpu_wait_pct=sum(waited) / len(waited),
-        generator_cores=cores,
+        generator_cpu_pct=generator_cpu_pct,
+        generator_cpu_max_pct=generator_cpu_max_pct,
+        generator_cpu_wait_pct=generator_cpu_wait_pct,
+        generator_cores=generator_cores,
         top_errors=read_top_errors(Path(f"{prefix}_failures.csv")),
-        host=host.summary([s[3:] for s in during], generator_core_pct, generator_pids),
-        report_html=str(html_path),
+        host=host,
+        report_html=str(prefix.with_suffix(".html")),
         csv_prefix=str(prefix),
-        json_path=str(json_path),
-        log_path=str(log_path),
+        json_path=str(prefix.with_suffix(".json")),
+        log_path=str(prefix.with_suffix(".log")),
     )

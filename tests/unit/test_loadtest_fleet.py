@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fearless.loadtest.fleet import EcsFleetTasks, LocalFleet, LocalLocust, LocustFleet
+from fearless.loadtest import fleet_task
+from fearless.loadtest.ecs_fleet import EcsFleetTasks, private_ip, stopped_reason
+from fearless.loadtest.fleet import LocalFleet, LocalLocust, LocustFleet
 from fearless.loadtest.runner import LOCUSTFILE
 from fearless.spec import LoadProfile
 
@@ -19,6 +21,8 @@ TASKS = EcsFleetTasks(
     security_groups=["sg-1"],
     tags={"fearless:release-id": "credit-1"},
 )
+TRAFFIC_URL = "s3://artifacts/loadgen/credit-1/run/traffic.jsonl"
+REPORTS_URL = "s3://artifacts/loadgen/credit-1/run/reports"
 
 
 def _flag(argv: list[str], name: str) -> str:
@@ -64,27 +68,103 @@ def test_local_fleet_starts_its_workers_then_becomes_the_master():
     assert LocalFleet(workers=2).cores == 2
 
 
+def _locust_part(command: list[str]) -> list[str]:
+    """The Locust command the task entrypoint runs (after its `--`)."""
+    return command[command.index("--") + 1 :]
+
+
 def test_ecs_master_request_carries_the_same_environment_as_a_local_run():
-    request = TASKS.master_request(LocustFleet(4), "http://c.ns:8080", LOAD, "/data/traffic.jsonl")
+    request = TASKS.master_request(
+        LocustFleet(4), "http://c.ns:8080", LOAD, TRAFFIC_URL, REPORTS_URL
+    )
     (override,) = request["overrides"]["containerOverrides"]
     env = {e["name"]: e["value"] for e in override["environment"]}
-    assert env["FEARLESS_TRAFFIC"] == "/data/traffic.jsonl"
+    assert env["FEARLESS_TRAFFIC"] == TASKS.traffic_path
     assert (env["FEARLESS_PROFILE"], env["FEARLESS_USERS"]) == ("spike", "40")
-    assert override["command"][0] == "python"
-    assert _flag(override["command"], "-f") == "/opt/fearless/simulations/locustfile.py"
-    assert _flag(override["command"], "--expect-workers") == "4"
+    assert env["FEARLESS_LATENCY_PATH"] == f"{TASKS.report_prefix}_latency.json"
+    assert env["PYTHONPATH"] == "/opt/fearless"  # the locustfile imports simulations.*
+    locust = _locust_part(override["command"])
+    assert locust[0] == "python" and "--master" in locust
+    assert _flag(locust, "-f") == "/opt/fearless/simulations/locustfile.py"
+    assert _flag(locust, "--expect-workers") == "4"
+    assert _flag(locust, "--json-file") == TASKS.report_prefix
     assert request["count"] == 1 and request["launchType"] == "FARGATE"
+    assert request["taskDefinition"] == "fearless-loadgen:3"
     assert {"key": "fearless:role", "value": "loadgen-master"} in request["tags"]
     assert {"key": "fearless:release-id", "value": "credit-1"} in request["tags"]
 
 
+def test_ecs_master_fetches_the_traffic_and_uploads_its_reports_through_the_entrypoint():
+    request = TASKS.master_request(
+        LocustFleet(4), "http://c.ns:8080", LOAD, TRAFFIC_URL, REPORTS_URL
+    )
+    command = request["overrides"]["containerOverrides"][0]["command"]
+    entry = command[: command.index("--")]
+    assert entry[:4] == ["python", "-m", "fearless.loadtest.fleet_task", "master"]
+    assert (_flag(entry, "--traffic"), _flag(entry, "--reports")) == (TRAFFIC_URL, REPORTS_URL)
+    assert _flag(entry, "--report-prefix") == TASKS.report_prefix
+
+
 def test_ecs_workers_point_at_the_master_in_batches_of_ten():
-    requests = TASKS.worker_requests(LocustFleet(23), "10.0.1.7", LOAD, "/data/traffic.jsonl")
+    requests = TASKS.worker_requests(LocustFleet(23), "10.0.1.7", LOAD, TRAFFIC_URL)
     assert [r["count"] for r in requests] == [10, 10, 3]
     command = requests[0]["overrides"]["containerOverrides"][0]["command"]
-    assert "--worker" in command and _flag(command, "--master-host") == "10.0.1.7"
-    assert TASKS.worker_requests(LocustFleet(10), "10.0.1.7", LOAD, "/t")[0]["count"] == 10
-    assert len(TASKS.worker_requests(LocustFleet(10), "10.0.1.7", LOAD, "/t")) == 1
+    assert command[:4] == ["python", "-m", "fearless.loadtest.fleet_task", "worker"]
+    assert _flag(command, "--traffic") == TRAFFIC_URL and "--reports" not in command
+    locust = _locust_part(command)
+    assert "--worker" in locust and _flag(locust, "--master-host") == "10.0.1.7"
+    assert {"key": "fearless:role", "value": "loadgen-worker"} in requests[0]["tags"]
+    assert TASKS.worker_requests(LocustFleet(10), "10.0.1.7", LOAD, "s3://b/t")[0]["count"] == 10
+    assert len(TASKS.worker_requests(LocustFleet(10), "10.0.1.7", LOAD, "s3://b/t")) == 1
+
+
+ENI = {
+    "type": "ElasticNetworkInterface",
+    "details": [
+        {"name": "subnetId", "value": "subnet-1"},
+        {"name": "privateIPv4Address", "value": "10.0.1.7"},
+    ],
+}
+
+
+def test_a_task_ip_is_read_from_its_network_interface():
+    assert private_ip({"attachments": [ENI]}) == "10.0.1.7"
+    assert private_ip({"attachments": [{"type": "ElasticNetworkInterface", "details": []}]}) is None
+    assert private_ip({}) is None
+
+
+EXITED = "Essential container in task exited"
+
+
+@pytest.mark.parametrize(
+    ("containers", "reason", "expected"),
+    [
+        ([{"name": "locust", "exitCode": 0}], EXITED, None),
+        ([{"name": "locust", "exitCode": 1}], EXITED, f"exited with code 1 ({EXITED})"),
+        ([{"name": "locust"}], "CannotPull", "stopped before Locust ran: CannotPull"),
+        ([{"name": "sidecar", "exitCode": 0}], "", "stopped before Locust ran: no reason given"),
+    ],
+)  # fmt: skip
+def test_a_stopped_master_ended_well_only_when_its_container_exited_with_zero(
+    containers, reason, expected
+):
+    task = {"containers": containers, "stoppedReason": reason}
+    assert stopped_reason(task, "locust") == expected
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["master", "--traffic", "s3://b/t", "--", "python", "-m", "locust"],  # no --reports
+        ["worker", "--traffic", "s3://b/t"],  # no Locust command
+        ["driver", "--traffic", "s3://b/t", "--", "python"],
+    ],
+)
+def test_the_task_entrypoint_refuses_an_incomplete_command(args, monkeypatch, capsys):
+    monkeypatch.setenv("FEARLESS_TRAFFIC", "/tmp/t.jsonl")
+    with pytest.raises(SystemExit) as exited:
+        fleet_task.main(args)
+    assert exited.value.code == 2 and "usage:" in capsys.readouterr().err
 
 
 def test_the_local_generator_is_the_runner(monkeypatch):
