@@ -13,6 +13,7 @@ from fearless.settings import PROJECT_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:  # imported where built: a command reading the registry pays for no more
     from fearless.environments import EnvironmentBackend
+    from fearless.loadtest.fleet import LoadGenerator
     from fearless.platform.preload import Launcher
     from fearless.platform.reports import Reports
     from fearless.production.service import ProductionService
@@ -20,6 +21,8 @@ if TYPE_CHECKING:  # imported where built: a command reading the registry pays f
 
 # (model, since) -> a local folder holding that model's production inference log since then.
 ProductionLogs = Callable[[str, datetime], Path]
+# (release id) -> what drives that release's load tests.
+LoadGenerators = Callable[[str], "LoadGenerator"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Services:
     launcher: Launcher
     production_logs: ProductionLogs
     reports: Reports
+    load_generator: LoadGenerators
 
 
 def build_services(settings: Settings | None = None) -> Services:
@@ -55,7 +59,42 @@ def build_services(settings: Settings | None = None) -> Services:
         launcher=launcher,
         production_logs=lambda model, since: paths.inference_logs,  # written right there
         reports=build_reports(settings),
+        load_generator=lambda release_id: local_load_generator(settings),
     )
+
+
+def local_load_generator(settings: Settings) -> LoadGenerator:
+    """Locust on this host, as many processes as the rate needs from its calibrated cost per
+    request; the model APIs under test share the host, so they keep a core of their own."""
+    from fearless.loadtest.sizing import SizedLocust, available_cores
+
+    return SizedLocust(settings.paths.loadgen, cores=max(1, available_cores() - 1))
+
+
+def ecs_load_generator(settings: Settings, ecs, s3, release_id: str) -> LoadGenerator:
+    """A Locust master and its workers as ECS tasks (`fearless.loadtest.ecs_fleet`), as many
+    workers as the rate needs at this host's calibrated cost (the tasks run the same image)."""
+    from fearless.loadtest.ecs_fleet import EcsFleet, EcsFleetTasks
+    from fearless.loadtest.fleet import LocustFleet
+    from fearless.loadtest.sizing import SizedLocust
+
+    sizing = SizedLocust(settings.paths.loadgen, cores=settings.aws_loadgen_max_workers)
+    tasks = EcsFleetTasks(
+        cluster=settings.aws_cluster,
+        task_definition=settings.aws_loadgen_task_definition,
+        subnets=settings.aws_subnets,
+        security_groups=settings.aws_flow_security_groups,
+        project_dir=settings.aws_flow_project_dir,
+        tags={"fearless:creator": settings.aws_creator},
+    )
+    return EcsFleet(
+        tasks, LocustFleet(workers=1, wait_for_workers_s=FARGATE_START_S), ecs, s3,
+        settings.aws_bucket, release_id,
+        workers_for=lambda profile, traffic: max(1, sizing.plan(profile, traffic).processes),
+    )  # fmt: skip
+
+
+FARGATE_START_S = 300  # what the master waits for its workers: a Fargate task starts in 1-2 min
 
 
 def build_registry(settings: Settings) -> Registry:
@@ -149,5 +188,10 @@ def _aws_services(settings: Settings, launcher: Launcher) -> Services:
             settings.aws_reports_prefix,
             paths.runs,
             settings.report_link_expiry_s,
+        ),
+        load_generator=lambda release_id: (
+            ecs_load_generator(settings, ecs, s3, release_id)
+            if settings.aws_loadgen_task_definition
+            else local_load_generator(settings)
         ),
     )

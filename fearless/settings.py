@@ -144,6 +144,14 @@ class Settings(BaseSettings):
     aws_inference_prefix: str = Field(
         default="inference", description="S3 key prefix of the model APIs' inference logs."
     )
+    aws_loadgen_task_definition: str = Field(
+        default="",
+        description="Task definition (family) of the load generator's ECS tasks; empty: "
+        "Locust runs in the flow-run task.",
+    )
+    aws_loadgen_max_workers: int = Field(
+        default=20, ge=1, description="Most Locust worker tasks one load test starts on ECS."
+    )
     aws_production_min_tasks: int = Field(
         default=2, ge=1, description="Fewest tasks of a production service (production_min_tasks)."
     )
@@ -228,6 +236,7 @@ class StatePaths:
         self.production = root / "production"
         self.inference_logs = root / "inference"
         self.processes = root / "processes"
+        self.loadgen = root / "loadgen"  # this host's Locust cost per request (sizing)
 
     def run_dir(self, release_id: str) -> Path:
         return self.runs / checked_id(release_id, "release id")

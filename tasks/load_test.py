@@ -23,7 +23,8 @@ def run_load_test(release_id: str, candidate: Candidate, envs: TestEnvironments)
     out_dir = services.settings.paths.run_dir(release_id) / "loadtest"
     flow_run_id = UUID(runtime.flow_run.id)
     with load_test_slot(kind_for(services.settings), flow_run_id, logger.info) as slot:
-        outcome = run_load_test_gate(candidate, envs, out_dir, services.environments)
+        generator = services.load_generator(release_id)
+        outcome = run_load_test_gate(candidate, envs, out_dir, services.environments, generator)
     outcome.slot = slot
     logger.info(slot.describe())
     log_down(logger, outcome)

@@ -165,7 +165,8 @@ class EcsFleet:
 
     The generator's CPU is not measured: these processes run on other machines. The result says
     0% busy and no host, so the verdict never calls the run inconclusive for its generator;
-    size the workers (`plan.workers`) so that they cannot be the bottleneck.
+    size the workers so that they cannot be the bottleneck: `workers_for(profile, traffic)`
+    sizes each run (composition passes this host's calibrated cost), else `plan.workers`.
     """
 
     def __init__(
@@ -182,6 +183,7 @@ class EcsFleet:
         start_timeout_s: float = 600.0,
         stop_margin_s: float = 120.0,
         started: Callable[[FleetRun], None] | None = None,
+        workers_for: Callable[[LoadProfile, Path], int] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         tags = {**tasks.tags, f"{TAG_PREFIX}release-id": release_id}
@@ -189,7 +191,7 @@ class EcsFleet:
         self.ecs, self.s3, self.bucket, self.release_id = ecs, s3, bucket, release_id
         self.prefix, self.poll_s, self.sleep = prefix.strip("/"), poll_s, sleep
         self.start_timeout_s, self.stop_margin_s = start_timeout_s, stop_margin_s
-        self.started = started
+        self.started, self.workers_for = started, workers_for
 
     @property
     def cores(self) -> int:
@@ -200,6 +202,9 @@ class EcsFleet:
     ) -> LoadTestResult:
         url = url.rstrip("/")
         check_target(url)
+        plan = self.plan
+        if self.workers_for is not None:  # sized to the profile's rate
+            plan = replace(plan, workers=self.workers_for(profile, traffic_path))
         out_dir.mkdir(parents=True, exist_ok=True)
         prefix = out_dir / "locust"
         for stale in (prefix.with_suffix(".json"), Path(f"{prefix}_latency.json")):
@@ -211,14 +216,14 @@ class EcsFleet:
         arns: list[str] = []
         begun = time.monotonic()
         try:
-            master = self.tasks.master_request(self.plan, url, profile, traffic_url, reports.url)
+            master = self.tasks.master_request(plan, url, profile, traffic_url, reports.url)
             arns += self._start(master)
             ip = self._wait(arns[0], "RUNNING", self.start_timeout_s)
-            for request in self.tasks.worker_requests(self.plan, ip, profile, traffic_url):
+            for request in self.tasks.worker_requests(plan, ip, profile, traffic_url):
                 arns += self._start(request)
             if self.started is not None:
                 self.started(FleetRun(self.tasks.cluster, arns[0], arns[1:]))
-            timeout = self.plan.wait_for_workers_s + profile.duration_s + self.stop_margin_s
+            timeout = plan.wait_for_workers_s + profile.duration_s + self.stop_margin_s
             failure = self._wait(arns[0], "STOPPED", timeout)
             self._download(reports, out_dir)
         finally:
@@ -241,7 +246,7 @@ class EcsFleet:
             generator_cpu_pct=0.0,  # not measured (see the class): never "saturated"
             generator_cpu_max_pct=0.0,
             generator_cpu_wait_pct=0.0,
-            generator_cores=self.cores,
+            generator_cores=plan.workers,
             host=None,
         )
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from fearless.drift.verdict import DriftScores, DriftVerdict, evaluate_drift
 from fearless.environments import Environment, EnvironmentBackend, EnvironmentDown
 from fearless.loadtest.compare import RegressionVerdict, compare_to_champion
+from fearless.loadtest.fleet import LoadGenerator, LocalLocust
 from fearless.loadtest.runner import LoadTestError, LoadTestResult
 from fearless.loadtest.verdict import LoadTestVerdict, evaluate_load_test
 from fearless.platform.slots import SlotWait
@@ -127,9 +128,16 @@ class DriftOutcome(BaseModel):
 
 
 def run_load_test_gate(
-    candidate: Candidate, envs: TestEnvironments, out_dir: Path, backend: EnvironmentBackend
+    candidate: Candidate,
+    envs: TestEnvironments,
+    out_dir: Path,
+    backend: EnvironmentBackend,
+    generator: LoadGenerator | None = None,
 ) -> LoadTestOutcome:
     """Drive the candidate's API with traffic drawn from its reference data; judge the SLOs.
+
+    `generator` is the release's (`Services.load_generator`): Locust here, sized to the rate,
+    or a fleet of ECS tasks; by default one Locust process here.
 
     A candidate whose model API stops meanwhile fails the gate, named; a champion that stops
     leaves the candidate judged on its own, without the comparison.
@@ -138,7 +146,7 @@ def run_load_test_gate(
     failure: LoadTestError | None = None
     with Watch(backend, watched, "load test") as watch:
         try:
-            outcome = _measure_load(candidate, envs, out_dir, watch)
+            outcome = _measure_load(candidate, envs, out_dir, watch, generator or LocalLocust())
         except LoadTestError as exc:  # Locust could not measure: was the target gone?
             failure = exc
     if failure is not None:
@@ -155,11 +163,14 @@ def run_load_test_gate(
 
 
 def _measure_load(
-    candidate: Candidate, envs: TestEnvironments, out_dir: Path, watch: Watch
+    candidate: Candidate,
+    envs: TestEnvironments,
+    out_dir: Path,
+    watch: Watch,
+    generator: LoadGenerator,
 ) -> LoadTestOutcome:
     from fearless.bundles.bundle import read_reference
     from fearless.loadtest.paired import run_paired_load_test
-    from fearless.loadtest.runner import run_load_test
     from fearless.loadtest.traffic import synthesize_traffic, write_traffic
 
     bundle = candidate.bundle()
@@ -174,8 +185,9 @@ def _measure_load(
     if not alone:
         try:
             paired = run_paired_load_test(
-                envs.candidate.url, envs.champion.url, load, traffic_path, out_dir
-            )
+                envs.candidate.url, envs.champion.url, load, traffic_path, out_dir,
+                generator=generator,
+            )  # fmt: skip
         except LoadTestError:
             watch.look()
             if "champion" not in watch.down:
@@ -187,7 +199,7 @@ def _measure_load(
             if envs.champion is None or slos.max_regression is None
             else out_dir / "candidate"
         )
-        result = run_load_test(envs.candidate.url, load, traffic_path, reports)
+        result = generator.run(envs.candidate.url, load, traffic_path, reports)
         return LoadTestOutcome(result=result, verdict=evaluate_load_test(result, slos))
     return LoadTestOutcome(
         result=paired.candidate,

@@ -121,6 +121,27 @@ def test_settings_build_ecs_services_that_share_one_ecs_client(services):
     assert (scaling.min_tasks, scaling.max_tasks, scaling.target_cpu_percent) == (3, 7, 55.0)
 
 
+def test_the_load_generator_is_an_ecs_fleet_once_its_task_definition_is_set(settings):
+    from fearless.loadtest.ecs_fleet import EcsFleet
+    from fearless.loadtest.sizing import SizedLocust
+
+    assert isinstance(build_services(settings).load_generator("credit-1"), SizedLocust)
+    values = {
+        **settings.model_dump(),
+        "aws_loadgen_task_definition": "fearless-loadgen",
+        "aws_flow_security_groups": ["sg-flow"],
+    }
+    services = build_services(Settings.model_validate(values))
+    fleet = services.load_generator("credit-1")
+    assert isinstance(fleet, EcsFleet) and fleet.release_id == "credit-1"
+    assert fleet.ecs is services.environments.ecs and fleet.s3 is services.registry.s3
+    tasks = fleet.tasks
+    assert (tasks.cluster, tasks.task_definition) == (CLUSTER, "fearless-loadgen")
+    assert (tasks.subnets, tasks.security_groups) == (settings.aws_subnets, ["sg-flow"])
+    assert tasks.tags["fearless:release-id"] == "credit-1"
+    assert fleet.workers_for is not None  # sized per run from the rate
+
+
 def test_min_tasks_above_max_tasks_is_refused_naming_both(settings):
     values = {**settings.model_dump(), "aws_production_min_tasks": 8}
     with pytest.raises(ValueError, match="MIN_TASKS \\(8\\) is more than .*MAX_TASKS \\(7\\)"):

@@ -292,18 +292,25 @@ def test_a_master_that_does_not_end_in_time_is_stopped_with_its_workers(
         polls.append(seconds)
         time.sleep(seconds)
 
-    fleet = _fleet(
-        account, local, workers=12, wait_s=1, stop_margin_s=1, sleep=sleep,
-        traffic_path=tmp_path / "t.jsonl", report_prefix=tmp_path / "r",
-    )  # fmt: skip
     one_second = SHORT.model_copy(update={"duration_s": 1})
+    sized: list = []
+
+    def workers_for(profile, traffic_file) -> int:  # as composition sizes it, from the rate
+        sized.append((profile, traffic_file))
+        return 12
+
+    fleet = _fleet(
+        account, local, workers=1, wait_s=1, stop_margin_s=1, sleep=sleep,
+        traffic_path=tmp_path / "t.jsonl", report_prefix=tmp_path / "r", workers_for=workers_for,
+    )  # fmt: skip
 
     with pytest.raises(FleetTimedOut, match="did not end within 3 s"):
         fleet.run(api, one_second, traffic, tmp_path / "out")
 
     # It gave up at its deadline: 3 s of 0.1-s pauses (fewer when the machine is slow).
     assert len(polls) <= 3 / 0.1 + 5
-    assert len(local.run.workers) == 12  # in two RunTask calls, 10 and 2
+    assert sized == [(one_second, traffic)]
+    assert len(local.run.workers) == 12  # sized per run, in two RunTask calls, 10 and 2
     assert set(_statuses(ecs, local.run).values()) == {"STOPPED"}
 
 

@@ -23,13 +23,16 @@ SHORT = LoadProfile(
 )
 
 
+def credit_traffic(project, folder, records: int):
+    """A traffic file of `records` drawn from the example's reference data."""
+    spec = load_spec(project / "fearless.yaml")
+    reference = read_reference(spec, project / spec.reference_data)
+    return write_traffic(synthesize_traffic(reference, spec, records, 0), folder / "traffic.jsonl")
+
+
 @pytest.fixture(scope="module")
 def traffic(credit_project, tmp_path_factory):
-    spec = load_spec(credit_project / "fearless.yaml")
-    records = synthesize_traffic(
-        read_reference(spec, credit_project / spec.reference_data), spec, 100, 0
-    )
-    return write_traffic(records, tmp_path_factory.mktemp("traffic") / "traffic.jsonl")
+    return credit_traffic(credit_project, tmp_path_factory.mktemp("traffic"), 100)
 
 
 def _locust_left() -> list[psutil.Process]:

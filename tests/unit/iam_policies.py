@@ -18,7 +18,7 @@ from tests.unit.test_infra import INFRA, blocks, one, parsed
 ACCOUNT, REGION, NAME = "123456789012", "us-east-1", "fearless"
 LOG_GROUPS = [
     f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/{NAME}/{g}"
-    for g in ("environments", "production", "flow-runs", "worker", "server")
+    for g in ("environments", "production", "flow-runs", "worker", "server", "loadgen")
 ]
 SAMPLE: dict[str, str | list[str]] = {
     "var.name": NAME,
@@ -27,6 +27,7 @@ SAMPLE: dict[str, str | list[str]] = {
     "var.execution_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{NAME}-execution",
     "var.task_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{NAME}-model-api",
     "aws_iam_role.worker.arn": f"arn:aws:iam::{ACCOUNT}:role/{NAME}-worker",
+    "var.loadgen_task_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{NAME}-loadgen",
     "var.namespace_arn": f"arn:aws:servicediscovery:{REGION}:{ACCOUNT}:namespace/ns-0123456789",
     "var.bucket_arn": f"arn:aws:s3:::{NAME}-registry-0123",
     "aws_s3_bucket.this.arn": f"arn:aws:s3:::{NAME}-registry-0123",
@@ -51,6 +52,7 @@ SAMPLE: dict[str, str | list[str]] = {
     ),
     "var.inference_prefix": "inference",
     "var.registry_prefix": "registry",
+    "var.s3_prefix": "loadgen",
     "data.aws_region.this.name": REGION,
     "data.aws_caller_identity.this.account_id": ACCOUNT,
     '[for g in aws_cloudwatch_log_group.this : "${g.arn}:*"]': [f"{g}:*" for g in LOG_GROUPS],
@@ -68,6 +70,8 @@ ROLE_DOCUMENTS = {
     ],
     # the model API (test environments and production)
     "model-api": [("ecs", "task")],
+    # the load generator's tasks (fearless.loadtest.fleet_task: Locust master and workers)
+    "loadgen": [("load_generator", "task")],
     # CI's OIDC role, which attaches the registry module's ci_push_policy_json output
     "ci": [("registry", "ci_push")],
 }

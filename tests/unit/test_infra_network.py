@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from fearless.environments.ecs.config import PORT
+from fearless.loadtest.fleet import MASTER_PORT
 from tests.unit.test_infra import INFRA, blocks, one, parsed, resource
 
 NETWORK = INFRA / "modules" / "network"
@@ -52,6 +53,9 @@ def test_each_path_a_release_needs_is_open_and_none_other():
         # production's model API -> a bake's shadow, which runs in production's own group
         ("out", "environments", "environments", 8080),
         ("in", "environments", "environments", 8080),
+        # the load generator's workers -> its master, both flow-run tasks (worker group)
+        ("out", "worker", "worker", 5557),
+        ("in", "worker", "worker", 5557),
         # flow-run tasks and model APIs -> S3, ECR, CloudWatch Logs, the Prefect API
         ("out", "worker", "0.0.0.0/0", 443),
         ("out", "environments", "0.0.0.0/0", 443),
@@ -84,3 +88,13 @@ def test_production_tasks_reach_a_bakes_shadow_in_their_own_group_and_resolve_it
     assert one(example["network"]["private_subnet_ids"]) == one(production["subnet_ids"])
     namespace = resource(NETWORK, "aws_service_discovery_private_dns_namespace")
     assert one(namespace["vpc"]) == "${var.vpc_id}"
+
+
+def test_load_generator_workers_reach_their_master_within_the_worker_group_alone():
+    """EcsFleet starts the master and its workers with the flow-run tasks' security groups;
+    a worker connects to the master's private IP on Locust's port, which no other group may
+    reach, and the group reaches nothing else on it."""
+    on_locust_port = {r for r in rules() if r[3] == MASTER_PORT}
+    assert on_locust_port == {(d, "worker", "worker", MASTER_PORT) for d in ("in", "out")}
+    loadgen = parsed(INFRA / "modules" / "load_generator")
+    assert one(one(loadgen["locals"])["master_port"]) == MASTER_PORT

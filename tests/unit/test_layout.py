@@ -45,7 +45,10 @@ MAY_IMPORT: dict[str, set[str]] = {
         *("staging", "spec", "settings", "aws", "bundles", "environments"),
         *("loadtest", "drift", "release"),
     },
-    "composition": {"settings", "aws", "platform", "registry", "environments", "production"},
+    "composition": {
+        *("settings", "aws", "platform", "registry", "environments", "production"),
+        "loadtest",
+    },
 }
 TOP = {"cli", "commands", "__init__"}
 

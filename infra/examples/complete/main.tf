@@ -69,6 +69,18 @@ check "prefect_api" {
   }
 }
 
+# The load generator's tasks (Locust master and workers) run the flow image.
+module "load_generator" {
+  source             = "../../modules/load_generator"
+  name               = var.name
+  image              = var.flow_image
+  execution_role_arn = module.ecs.execution_role_arn
+  log_group_name     = module.ecs.log_group_names["loadgen"]
+  bucket_arn         = module.registry.bucket_arn
+  kms_key_arn        = module.registry.kms_key_arn
+  tags               = local.tags
+}
+
 module "prefect_worker" {
   source                  = "../../modules/prefect_worker"
   name                    = var.name
@@ -81,6 +93,7 @@ module "prefect_worker" {
   execution_role_arn      = module.ecs.execution_role_arn
   execution_role_name     = module.ecs.execution_role_name
   task_role_arn           = module.ecs.task_role_arn
+  loadgen_task_role_arn   = module.load_generator.task_role_arn
   log_group_name          = module.ecs.log_group_names["worker"]
   bucket_arn              = module.registry.bucket_arn
   repository_arn          = module.registry.repository_arn

@@ -20,6 +20,8 @@ output "fearless_env" {
     FEARLESS_AWS_FLOW_SECURITY_GROUPS    = jsonencode([module.network.worker_security_group_id])
     FEARLESS_AWS_PREFECT_AUTH_SECRET_ARN = var.prefect_auth_secret_arn
     FEARLESS_AWS_INFERENCE_PREFIX        = var.inference_prefix
+    # the load generator's ECS tasks (fearless.loadtest.ecs_fleet); empty until flow_image is set
+    FEARLESS_AWS_LOADGEN_TASK_DEFINITION = module.load_generator.task_definition_family == null ? "" : module.load_generator.task_definition_family
     # the production services' target tracking, so promotions assert what Terraform declared
     FEARLESS_AWS_PRODUCTION_MIN_TASKS          = var.production_min_tasks
     FEARLESS_AWS_PRODUCTION_MAX_TASKS          = var.production_max_tasks

@@ -17,7 +17,7 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
 }
 
 resource "aws_cloudwatch_log_group" "this" {
-  for_each          = toset(["environments", "production", "flow-runs", "worker", "server"])
+  for_each          = toset(["environments", "production", "flow-runs", "worker", "server", "loadgen"])
   name              = "/${var.name}/${each.key}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn

@@ -101,6 +101,28 @@ resource "aws_vpc_security_group_egress_rule" "worker_to_environments" {
   tags                         = var.tags
 }
 
+# The load generator's master and workers (fearless.loadtest.ecs_fleet) run in this group:
+# each worker connects to the master's private IP on Locust's port (egress is checked too).
+resource "aws_vpc_security_group_ingress_rule" "worker_from_worker_locust" {
+  security_group_id            = aws_security_group.worker.id
+  referenced_security_group_id = aws_security_group.worker.id
+  description                  = "load generator workers to their Locust master"
+  ip_protocol                  = "tcp"
+  from_port                    = 5557
+  to_port                      = 5557
+  tags                         = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "worker_to_worker_locust" {
+  security_group_id            = aws_security_group.worker.id
+  referenced_security_group_id = aws_security_group.worker.id
+  description                  = "load generator workers to their Locust master"
+  ip_protocol                  = "tcp"
+  from_port                    = 5557
+  to_port                      = 5557
+  tags                         = var.tags
+}
+
 resource "aws_vpc_security_group_egress_rule" "https" {
   for_each          = { worker = aws_security_group.worker.id, environments = aws_security_group.environments.id }
   security_group_id = each.value

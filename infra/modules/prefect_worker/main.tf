@@ -161,9 +161,12 @@ data "aws_iam_policy_document" "worker" {
     resources = ["arn:aws:cloudwatch:*:*:alarm:TargetTracking-service/${var.cluster_name}/*"]
   }
   statement {
-    sid       = "PassOnlyOurRoles"
-    actions   = ["iam:PassRole"]
-    resources = [var.execution_role_arn, var.task_role_arn, aws_iam_role.worker.arn]
+    # The load generator's role too: RunTask passes a task definition's roles to ECS.
+    sid     = "PassOnlyOurRoles"
+    actions = ["iam:PassRole"]
+    resources = [
+      var.execution_role_arn, var.task_role_arn, aws_iam_role.worker.arn, var.loadgen_task_role_arn,
+    ]
     condition {
       test     = "StringEquals"
       variable = "iam:PassedToService"

@@ -66,6 +66,11 @@ variable "task_role_arn" {
   type        = string
 }
 
+variable "loadgen_task_role_arn" {
+  description = "Role of the load generator's tasks; the flows may pass it when they start them."
+  type        = string
+}
+
 variable "log_group_name" {
   description = "CloudWatch log group of the worker."
   type        = string
