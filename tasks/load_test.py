@@ -62,6 +62,6 @@ def figures(role: str, result: LoadTestResult) -> dict:
         "p50 ms": result.p50_ms,
         "p95 ms": result.p95_ms,
         "p99 ms": result.p99_ms,
-        "generator busy %": round(result.generator_busy_pct),
+        "generator busy %": round(result.generator_busy_pct) if result.generator_measured else "",
         "host others + steal %": round(result.host.disturbance_pct) if result.host else "",
     }

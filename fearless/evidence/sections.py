@@ -58,6 +58,7 @@ def _checks(checks) -> Table:
 
 
 def _figures(r, report: str) -> str:
+    cpu = f"{r.generator_cpu_pct:.0f}%" if r.generator_measured else "not measured (ECS tasks)"
     if r.held_share is not None:
         load = f"{r.target_rps:g} req/s asked ({r.profile}), {r.held_share:.0%} of it sent: "
     else:
@@ -65,7 +66,7 @@ def _figures(r, report: str) -> str:
     return load + (
         f"{r.requests} requests, {r.rps:.1f} req/s, errors {r.error_rate:.2%}, "
         f"p50/p95/p99 {r.p50_ms:.0f}/{r.p95_ms:.0f}/{r.p99_ms:.0f} ms, "
-        f"generator CPU {r.generator_cpu_pct:.0f}%. Report: {report}"
+        f"generator CPU {cpu}. Report: {report}"
     )
 
 

@@ -237,7 +237,7 @@ class EcsFleet:
             )
         stats = read_stats(prefix)
         del stats["start_ts"], stats["end_ts"]
-        return result_from_reports(
+        result = result_from_reports(
             profile,
             stats,
             prefix,
@@ -249,6 +249,7 @@ class EcsFleet:
             generator_cores=plan.workers,
             host=None,
         )
+        return result.model_copy(update={"generator_measured": False})
 
     def _start(self, request: dict) -> list[str]:
         answer = self.ecs.run_task(**request)

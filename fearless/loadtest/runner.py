@@ -76,6 +76,7 @@ class LoadTestResult(BaseModel):
     generator_cpu_wait_pct: float = 0.0  # ready to run but waiting for a CPU (shared machine)
     top_errors: list[str] = []
     host: HostLoad | None = None  # what else the generator's host did meanwhile
+    generator_measured: bool = True  # False: it ran elsewhere (ECS tasks), its CPU unknown
     report_html: str
     csv_prefix: str
     json_path: str

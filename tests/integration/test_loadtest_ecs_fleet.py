@@ -243,6 +243,7 @@ def test_a_master_and_two_workers_on_ecs_drive_the_api_and_report_through_s3(
     # The generator's CPU is not measured on ECS: it must not make the run inconclusive.
     assert result.host is None and result.generator_cores == 2
     assert generator_reason(result, 90.0) is None
+    assert not result.generator_measured  # said so in the evidence, not "0%"
 
 
 def test_a_master_whose_locust_fails_is_a_named_error_with_its_log(

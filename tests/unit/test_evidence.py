@@ -288,3 +288,14 @@ def test_a_missing_history_leaves_a_note_instead_of_a_chart(tmp_path):
     page = write_evidence(tmp_path, ev).html.read_text()
     assert f"No per-second history at {tmp_path}/gone/locust_stats_history.csv." in page
     assert '"chart-load"' not in page and '"chart-drift"' in page
+
+
+def test_a_generator_that_ran_as_ecs_tasks_is_not_reported_as_idle(tmp_path):
+    """Its CPU was not measured (another machine's): the figures say so instead of "0%"."""
+    measured = write_evidence(tmp_path / "local", evidence()).markdown.read_text()
+    assert measured.count("generator CPU 30%") == 2  # the fixture's, candidate and champion
+    ev = evidence()
+    ev.load.result = ev.load.result.model_copy(update={"generator_measured": False})
+    remote = write_evidence(tmp_path / "ecs", ev).markdown.read_text()
+    assert "generator CPU not measured (ECS tasks)" in remote
+    assert remote.count("generator CPU 30%") == 1  # the champion's, measured here
