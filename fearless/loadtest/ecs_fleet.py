@@ -17,6 +17,7 @@ from uuid import uuid4
 
 from fearless.aws import TAG_PREFIX, tag_list
 from fearless.aws.inference_logs import S3Location
+from fearless.environments.ecs.config import LOADGEN_STARTED_BY
 from fearless.loadtest.fleet import LocustFleet
 from fearless.loadtest.runner import (
     LOG_TAIL_CHARS,
@@ -84,7 +85,7 @@ class EcsFleetTasks:
                 ]
             },
             "tags": tag_list({**self.tags, f"{TAG_PREFIX}role": role}),
-            "startedBy": "fearless-loadtest",
+            "startedBy": LOADGEN_STARTED_BY,  # how a release's teardown finds those left
         }
 
     def master_request(

@@ -330,3 +330,38 @@ def test_the_task_entrypoint_without_its_traffic_fails_naming_it(moto_endpoint, 
     assert done.returncode == 2, done.stderr
     assert f"fleet_task worker: cannot fetch the traffic {missing}" in done.stderr
     assert "locust ran" not in done.stdout
+
+
+def test_a_releases_teardown_stops_the_load_generator_tasks_a_lost_run_left(
+    account, moto_endpoint, tmp_path
+):
+    """The flow run was lost mid-test, so `EcsFleet` never stopped its tasks: the release's
+    teardown (the ECS environments backend) finds them by who started them and their release
+    tag, and leaves another release's running."""
+    from fearless.environments.ecs.backend import EcsEnvironments
+    from fearless.environments.ecs.config import LOADGEN_STARTED_BY, EcsConfig
+
+    ecs, _, tasks = account
+    plan = LocustFleet(1)
+
+    def started(release_id: str) -> str:
+        fleet = EcsFleet(tasks, plan, ecs, None, BUCKET, release_id)
+        request = fleet.tasks.master_request(plan, "http://api", SHORT, "s3://b/t", "s3://b/r")
+        assert request["startedBy"] == LOADGEN_STARTED_BY  # the name the teardown looks for
+        return ecs.run_task(**request)["tasks"][0]["taskArn"]
+
+    mine, other = started("credit-lost"), started("credit-other")
+    discovery = boto3.client("servicediscovery", region_name=AWS_REGION, endpoint_url=moto_endpoint)
+    config = EcsConfig(
+        region=AWS_REGION, cluster=CLUSTER, subnets=tasks.subnets,
+        security_groups=tasks.security_groups, image_repository="r", namespace_id="ns",
+        execution_role_arn="arn:aws:iam::123456789012:role/x",
+        task_role_arn="arn:aws:iam::123456789012:role/y", log_group="/l", creator="tests",
+    )  # fmt: skip
+    try:
+        EcsEnvironments(config, ecs, discovery, tmp_path).teardown("credit-lost")
+        described = ecs.describe_tasks(cluster=CLUSTER, tasks=[mine, other])["tasks"]
+        status = {t["taskArn"]: t["lastStatus"] for t in described}
+        assert status == {mine: "STOPPED", other: "RUNNING"}
+    finally:
+        ecs.stop_task(cluster=CLUSTER, task=other, reason="test over")

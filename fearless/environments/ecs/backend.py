@@ -15,14 +15,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fearless.aws import environment_tags, tag_list
+from fearless.aws import TAG_PREFIX, environment_tags, tag_list
 from fearless.aws.ecr import image_exists
 from fearless.aws.inference_logs import environment_logs, sync_inference_logs
 from fearless.aws.prices import ComputeCost, compute_cost
 from fearless.bundles.bundle import Bundle
 from fearless.environments import Environment, EnvironmentDown, EnvironmentError_
 from fearless.environments.ecs import definitions
-from fearless.environments.ecs.config import EcsConfig, environment_from_tags, environment_names
+from fearless.environments.ecs.config import (
+    LOADGEN_STARTED_BY,
+    EcsConfig,
+    environment_from_tags,
+    environment_names,
+)
 from fearless.environments.ecs.inventory import Inventory
 from fearless.environments.ecs.waiting import wait_stable_and_healthy
 from fearless.ids import checked_id
@@ -114,7 +119,25 @@ class EcsEnvironments:
         found = self.inventory.found(release_id)
         for env in found:
             self.inventory.remove(env)
+        self._stop_load_generators(release_id)
         return found
+
+    def _stop_load_generators(self, release_id: str) -> None:
+        """Stop the release's load-generator tasks still running: a load test stops its own,
+        but not when its flow run was lost mid-test (a worker with no master waits on)."""
+        cluster = self.config.cluster
+        pages = self.ecs.get_paginator("list_tasks").paginate(
+            cluster=cluster, startedBy=LOADGEN_STARTED_BY, desiredStatus="RUNNING"
+        )
+        arns = [arn for page in pages for arn in page["taskArns"]]
+        for start in range(0, len(arns), 100):  # DescribeTasks takes 100 at most
+            batch = arns[start : start + 100]
+            described = self.ecs.describe_tasks(cluster=cluster, tasks=batch, include=["TAGS"])
+            for task in described["tasks"]:
+                tags = {t["key"]: t["value"] for t in task.get("tags", [])}
+                if tags.get(f"{TAG_PREFIX}release-id") == release_id:
+                    reason = f"fearless: release {release_id} torn down"
+                    self.ecs.stop_task(cluster=cluster, task=task["taskArn"], reason=reason)
 
     def teardown_role(self, release_id: str, role: str) -> list[Environment]:
         found = [e for e in self.inventory.found(release_id) if e.role == role]

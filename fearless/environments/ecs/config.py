@@ -27,6 +27,9 @@ REGION_VARIABLE = "FEARLESS_AWS_REGION"
 SHADOW_URL_VARIABLE = "FEARLESS_SHADOW_URL"
 SHADOW_SAMPLE_VARIABLE = "FEARLESS_SHADOW_SAMPLE"
 SHADOW_ROLE = "shadow"
+# What a load test's ECS tasks are started by (fearless.loadtest.ecs_fleet), so a teardown
+# finds those a lost flow run left running.
+LOADGEN_STARTED_BY = "fearless-loadtest"
 # Where a model API task logs each prediction before shipping it: a volume of its own, because
 # the root filesystem is read-only, at a path the image declares a VOLUME and gives its user.
 LOG_DIR = image.LOG_DIR
