@@ -9,10 +9,13 @@ PYTEST_ARGS ?=
 # where PYTHONDONTWRITEBYTECODE is set), which halves the start of Prefect, Evidently, sklearn.
 # The fast-trees extra (ONNX Runtime) is how tree models serve at the speed of linear ones;
 # the boosters extra brings XGBoost and LightGBM, whose models are then trusted and served.
+# Reinstalling bc-python-hcl2 mends a venv made when python-hcl2 was installed beside it: both
+# install the package `hcl2`, and taking python-hcl2 out removed files the two shared.
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
 		|| python3 -m pip install --quiet uv
-	$(UV) sync --frozen --compile-bytecode --extra fast-trees --extra mlflow --extra boosters
+	$(UV) sync --frozen --compile-bytecode --extra fast-trees --extra mlflow --extra boosters \
+		--reinstall-package bc-python-hcl2
 	.venv/bin/python -m compileall -q -j 0 fearless flows tasks simulations
 
 # Debian packages some steps need, installed only when missing (CI machines start fresh, as root).
