@@ -2,10 +2,9 @@
 services, as `prefect server start` runs them) with one route more, the read-only report
 route of `fearless.platform.reports`, so reports are reached on the host and port a person
 already opens the UI on. Every request addressed to a Host name it does not know is refused
-first (`fearless.platform.hosts`), on SQLite its write transactions take turns
-(`fearless.platform.sqlite_writes`), and a change SQLite refused as busy anyway is tried
-again before its answer leaves (`fearless.platform.busy_retry`). Before it serves, each
-Fearless slot is recounted from its leases (`fearless.platform.slot_recount`)."""
+first (`fearless.platform.hosts`), and a change SQLite refused as busy is tried again before
+its answer leaves (`fearless.platform.busy_retry`). Before it serves, each Fearless slot is
+recounted from its leases (`fearless.platform.slot_recount`)."""
 
 from __future__ import annotations
 
@@ -20,7 +19,6 @@ from fearless.platform.busy_retry import (
 from fearless.platform.hosts import HostCheck
 from fearless.platform.reports import report_route
 from fearless.platform.slot_recount import recount_before_serving
-from fearless.platform.sqlite_writes import serialize_sqlite_writes
 
 
 def build_app(runs: Path, allowed_hosts: list[str]):
@@ -31,7 +29,6 @@ def build_app(runs: Path, allowed_hosts: list[str]):
 
     retry_automation_triggers_when_busy()
     cap_sqlite_busy_wait()
-    serialize_sqlite_writes()
     app = create_app(final=True)
     auth = prefect.settings.get_current_settings().server.api.auth_string
     app.router.routes.insert(0, report_route(runs, auth.get_secret_value() if auth else None))

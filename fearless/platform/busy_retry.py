@@ -7,9 +7,7 @@ failed with an error toast that vanished after a few seconds, and the release ke
 Prefect has no server-side retry, so this ASGI middleware replays such a request, a few times
 with a short backoff, before any of its answer leaves; every other answer streams through.
 Its automations meet the same refusal: `retry_automation_triggers_when_busy`. And no write waits
-more than SQLITE_BUSY_WAIT_MS for the lock (`cap_sqlite_busy_wait`). Since the server's own
-transactions take turns (`fearless.platform.sqlite_writes`) such refusals are rare: these stay
-for a write that still meets one (another process's, or one that waited too long for its turn).
+more than SQLITE_BUSY_WAIT_MS for the lock (`cap_sqlite_busy_wait`).
 """
 
 from __future__ import annotations
