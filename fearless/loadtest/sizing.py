@@ -8,13 +8,14 @@ timed replay keep one process: the closed model lets the generator set the pace 
 replay's every worker would replay the whole log.
 
 The calibration is the open model (paced users cost more per request than as-fast-as-answered
-ones: ~165 against 95-135 µs on a 2-core Xeon) with our locustfile and the test's own traffic, in
-one process, against a stub API started here that answers at once with the model API's headers
-and body shape. Not the target: the stub gave the same cost with answers delayed 0, 1 or 10 ms
-and on a quiet or a busy host (152-171 µs), while a target adds its own noise, takes load
-meant for the test, puts the calibration's requests in the inference log the drift gate reads,
-and must be up. The real model API on the same host cost Locust ~230 µs per request (cause not
-isolated): HEADROOM leaves room for that.
+ones: 126-129 against 46-62 µs on this project's 2-core machine, with the locustfile's own
+client) with our locustfile and the test's own traffic, in one process, against a stub API
+started here that answers at once with the model API's headers and body shape. Not the target:
+with the earlier client (FastHttpUser) the stub gave the same cost with answers delayed 0, 1 or
+10 ms and on a quiet or a busy host, while a target adds its own noise, takes load meant for
+the test, puts the calibration's requests in the inference log the drift gate reads, and must
+be up. The real model API on the same host cost Locust more per request than the stub (cause
+not isolated): HEADROOM leaves room for that.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ValidationError
 
 from fearless.loadtest.runner import LOCUSTFILE, LoadTestError, LoadTestResult, run_load_test
 from fearless.loadtest.stub_api import stub_api
+from fearless.platform import http1
 from fearless.spec import LoadProfile
 
 # Of a core per Locust process: under it latencies are the API's (LOCUST_EVIDENTLY_NOTES: keep
@@ -66,14 +68,18 @@ class Calibration(BaseModel):
 
 def cost_key(batch_size: int) -> str:
     """What changes Locust's cost per request: its, gevent's and Python's versions, our
-    locustfile, the batch size, the CPU model and the method; one readable line."""
+    locustfile and the code it sends with (the simulations package, the platform's HTTP client),
+    the batch size, the CPU model and the method; one readable line."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = f"{line.partition(':')[2].strip()} {platform.machine()}"
                 break
-    locustfile = hashlib.sha256(LOCUSTFILE.read_bytes()).hexdigest()[:12]
+    sources = hashlib.sha256()
+    for path in (*sorted(LOCUSTFILE.parent.glob("*.py")), Path(http1.__file__)):
+        sources.update(path.read_bytes())
+    locustfile = sources.hexdigest()[:12]
     return (
         f"locust={version('locust')} gevent={version('gevent')} "
         f"python={platform.python_implementation()}-{platform.python_version()} "
