@@ -190,7 +190,7 @@ def cheap_server():
 
 def test_a_saturated_generator_makes_the_verdict_inconclusive(cheap_server, tmp_path):
     traffic = write_traffic([{"x": 1}], tmp_path / "traffic.jsonl")
-    load = LoadProfile(mode="closed", users=32, spawn_rate=1000, duration_s=4)
+    load = LoadProfile(mode="closed", users=256, spawn_rate=10_000, duration_s=4)
     result = run_load_test(cheap_server, load, traffic, tmp_path / "out")
 
     cpu, wait = result.generator_cpu_pct, result.generator_cpu_wait_pct
