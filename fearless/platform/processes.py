@@ -3,6 +3,12 @@
 Each is started in its own session (so it outlives the flow run that started it, which matters
 while a run is suspended for approval) and recorded with its pid and start time, so that
 stopping it later can never hit an unrelated process that reused the pid.
+
+The start time that identifies a process is counted in clock ticks after boot, as the kernel
+keeps it. psutil's `create_time` adds the boot time to it, and Linux derives the boot time
+from the wall clock: when that clock is stepped (NTP, a resumed VM) every process's
+`create_time` moves with it, and a check against the spawn-time value declared live processes
+dead (the Prefect server "exited before ready" while it was serving).
 """
 
 from __future__ import annotations
@@ -22,15 +28,51 @@ from pydantic import BaseModel
 
 class ProcessHandle(BaseModel):
     pid: int
-    create_time: float
+    create_time: float  # seconds since the epoch, for people; moves with the wall clock
     log_path: str
+    start_ticks: int | None = None  # clock ticks after boot (Linux); None in older records
 
 
 _children: dict[int, subprocess.Popen] = {}
 
 
 def handle_of(pid: int, log_path: str) -> ProcessHandle:
-    return ProcessHandle(pid=pid, create_time=psutil.Process(pid).create_time(), log_path=log_path)
+    return ProcessHandle(
+        pid=pid,
+        create_time=psutil.Process(pid).create_time(),
+        log_path=log_path,
+        start_ticks=start_ticks_of(pid),
+    )
+
+
+def start_ticks_of(pid: int, proc_root: Path = Path("/proc")) -> int | None:
+    """When the process started, in clock ticks after boot: field 22 of /proc/<pid>/stat.
+
+    None where there is no such file (not Linux, or the process is gone).
+    """
+    try:
+        stat = (proc_root / str(pid) / "stat").read_bytes()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may itself hold spaces or ')'.
+    fields_after_name = stat[stat.rfind(b")") + 2 :].split()
+    try:
+        return int(fields_after_name[19])  # fields 3 onwards, so field 22 is the 20th
+    except (IndexError, ValueError):
+        return None
+
+
+def started_when(proc: psutil.Process, handle: ProcessHandle) -> int:
+    """0 if `proc` started when `handle`'s process did, 1 if later, -1 if earlier.
+
+    Compared in ticks after boot when both are known, else (an older record, or not Linux)
+    in wall-clock seconds with a hundredth of a second of slack.
+    """
+    ticks = start_ticks_of(proc.pid) if handle.start_ticks is not None else None
+    if ticks is not None:
+        return (ticks > handle.start_ticks) - (ticks < handle.start_ticks)
+    delta = proc.create_time() - handle.create_time
+    return 0 if abs(delta) < 0.01 else (1 if delta > 0 else -1)
 
 
 def exit_code_of(handle: ProcessHandle) -> int | None:
@@ -127,10 +169,7 @@ def spawn(
 def is_alive(handle: ProcessHandle) -> bool:
     try:
         proc = psutil.Process(handle.pid)
-        return (
-            abs(proc.create_time() - handle.create_time) < 0.01
-            and proc.status() != psutil.STATUS_ZOMBIE
-        )
+        return started_when(proc, handle) == 0 and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
 

@@ -314,7 +314,7 @@ http {{
                 if (
                     proc.info["name"] == "nginx"
                     and os.getpgid(proc.pid) == handle.pid
-                    and proc.info["create_time"] >= handle.create_time - 0.01
+                    and processes.started_when(proc, handle) >= 0
                 ):
                     proc.kill()
             except (psutil.Error, ProcessLookupError):
