@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -78,4 +79,43 @@ def test_a_lost_answer_is_an_os_error():
         conn.request("GET", "/", None, {})
     _, truncated = serve([b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"])
     with Connection(urlsplit(truncated), timeout_s=5) as conn, pytest.raises(OSError):
+        conn.request("GET", "/", None, {})
+
+
+def serve_in_pieces(answer: bytes, piece: int):
+    """A server that sends `answer` to one request `piece` bytes at a time, then closes."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def run() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.recv(65536)
+            for start in range(0, len(answer), piece):
+                conn.sendall(answer[start : start + piece])
+                time.sleep(0.001)
+        listener.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("answer", [LENGTH, CHUNKED], ids=["by-length", "chunked"])
+def test_an_answer_that_arrives_a_few_bytes_at_a_time_is_read_whole(answer):
+    with Connection(urlsplit(serve_in_pieces(answer, 3)), timeout_s=5) as conn:
+        assert conn.request("GET", "/", None, {})[1] in (b"[1,2,3]", b'["ab",1]')
+
+
+def test_an_answer_with_bare_line_feeds_is_read():
+    bare = b"HTTP/1.1 200 OK\nContent-Length: 2\nConnection: close\n\n{}"
+    _, url = serve([bare])
+    with Connection(urlsplit(url), timeout_s=5) as conn:
+        assert conn.request("GET", "/", None, {}) == (200, b"{}")
+        assert conn.sock is None  # it said Connection: close
+
+
+def test_headers_past_the_limit_are_refused_not_read_forever():
+    endless = b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 70_000 + b"\r\n\r\n"
+    _, url = serve([endless])
+    with Connection(urlsplit(url), timeout_s=5) as conn, pytest.raises(ConnectionError):
         conn.request("GET", "/", None, {})
