@@ -9,7 +9,13 @@ rate (`--rate`; wrk paced by a per-request delay, Fearless in the open model), f
 and p99: wrk's in microseconds, Fearless's to a tenth of a millisecond.
 
     python bench/loadgen.py [--connections 8] [--duration 10] [--processes 0] [--rounds 2]
-                            [--rate 500]
+                            [--rate 500] [--max-batch N]
+
+The `recs/call` column is the records the model API scored per predict call in that run. Its
+micro-batching scores requests that arrive together in one call, so its cost per request
+depends on how bunched the arrivals are: wrk's connections answer in lock step and send
+together. `--max-batch 1` turns the batching off, so both tools meet the same cost per
+request and the ratio measures the generators alone.
 
 Run it on a quiet machine: both generators share the cores with the API they measure.
 """
@@ -153,9 +159,10 @@ def run_fearless(
     }
 
 
-def _serve(project: Path, log: Path) -> tuple[subprocess.Popen, str]:
+def _serve(project: Path, log: Path, max_batch: int | None) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     argv = [sys.executable, "-m", "fearless.serving", "--spec", str(project / "fearless.yaml")]
+    argv += ["--max-batch", str(max_batch)] if max_batch else []
     with log.open("wb") as out:  # wrk drops connections mid-request at its end: noisy, harmless
         proc = subprocess.Popen([*argv, "--port", str(port)], cwd=ROOT, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
@@ -171,6 +178,22 @@ def _serve(project: Path, log: Path) -> tuple[subprocess.Popen, str]:
         time.sleep(0.2)
     proc.kill()
     sys.exit("the model API never became ready")
+
+
+def _batching(url: str) -> tuple[float, float]:
+    """(records scored, predict calls) so far, from the model API's metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    found = [re.search(rf"^fearless_predict_batch_records_{k} (\S+)$", text, re.MULTILINE)
+             for k in ("sum", "count")]  # fmt: skip
+    return float(found[0][1]), float(found[1][1])
+
+
+def _measured(url: str, run, *args) -> dict:
+    """`run(url, *args)`'s figures, with the records per predict call the API scored then."""
+    before = _batching(url)
+    result = run(url, *args)
+    records, calls = (after - then for after, then in zip(_batching(url), before, strict=True))
+    return {**result, "records_per_call": records / calls if calls else 0.0}
 
 
 def _traffic(project: Path, into: Path) -> tuple[Path, Path]:
@@ -196,6 +219,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each tool")
     parser.add_argument("--rate", type=float, default=500, help="req/s of the fixed-rate runs")
+    parser.add_argument(
+        "--max-batch", type=int, help="the model API's records per predict call (1: no batching)"
+    )
     args = parser.parse_args()
     if not Path(WRK).is_file():
         sys.exit("wrk is not installed (/usr/bin/wrk). Install it with: apt-get install -y wrk")
@@ -211,7 +237,7 @@ def main() -> None:
         ]
         subprocess.run(train, check=True, capture_output=True)
         traffic, bodies = _traffic(project, scratch)
-        api, url = _serve(project, scratch / "api.log")
+        api, url = _serve(project, scratch / "api.log", args.max_batch)
         try:
             run_wrk(url, bodies, args.connections, 2, args.threads, api.pid)  # warm-up
             rows: list[tuple[str, dict]] = []
@@ -221,12 +247,12 @@ def main() -> None:
                 order = ["wrk", "fearless"] if round_ % 2 == 0 else ["fearless", "wrk"]
                 for tool in order:
                     if tool == "wrk":
-                        r = run_wrk(
-                            url, bodies, args.connections, args.duration, args.threads, api.pid
-                        )
+                        r = _measured(url, run_wrk, bodies, args.connections, args.duration,
+                                      args.threads, api.pid)  # fmt: skip
                     else:
-                        r = run_fearless(url, traffic, args.connections, args.duration,
-                                         args.processes, api.pid, scratch / f"locust-{round_}")  # fmt: skip
+                        r = _measured(url, run_fearless, traffic, args.connections,
+                                      args.duration, args.processes, api.pid,
+                                      scratch / f"locust-{round_}")  # fmt: skip
                     rows.append((tool, r))
             paced = [
                 ("wrk", run_wrk(url, bodies, args.connections, args.duration, args.threads,
@@ -238,15 +264,17 @@ def main() -> None:
             api.terminate()
             api.wait(timeout=10)
 
-    print(f"\n{args.connections} connections, {args.duration} s, POST /predict (1 record), "
-          f"{psutil.cpu_count()} cores; CPU in % of one core")  # fmt: skip
+    batching = f"at most {args.max_batch} a call" if args.max_batch else "micro-batched"
+    print(f"\n{args.connections} connections, {args.duration} s, POST /predict (1 record, "
+          f"{batching}), {psutil.cpu_count()} cores; CPU in % of one core")  # fmt: skip
     print(f"| {'tool':<9}| {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6} "
-          f"| {'gen cpu':>7} | {'gen wait':>8} | {'procs':>5} | {'api cpu':>7} |")  # fmt: skip
-    print("|" + "|".join("-" * w for w in (10, 10, 9, 9, 8, 9, 10, 7, 9)) + "|")
+          f"| {'gen cpu':>7} | {'gen wait':>8} | {'procs':>5} | {'api cpu':>7} "
+          f"| {'recs/call':>9} |")  # fmt: skip
+    print("|" + "|".join("-" * w for w in (10, 10, 9, 9, 8, 9, 10, 7, 9, 11)) + "|")
     for tool, r in rows:
         print(f"| {tool:<9}| {r['rps']:8.0f} | {r['p50_ms']:7.2f} | {r['p99_ms']:7.2f} "
               f"| {r['errors']:6d} | {r['cpu']:6.0f}% | {r['wait']:7.0f}% | {r['cores']:5d} "
-              f"| {r['api_cpu']:6.0f}% |")  # fmt: skip
+              f"| {r['api_cpu']:6.0f}% | {r['records_per_call']:9.2f} |")  # fmt: skip
     print(f"\nat a fixed rate of {args.rate:g} req/s, {args.connections} connections:")
     print(f"| {'tool':<9}| {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'gen cpu':>7} |")
     print("|" + "|".join("-" * w for w in (10, 10, 9, 9, 9)) + "|")
