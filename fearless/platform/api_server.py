@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fearless.platform.busy_retry import (
     BusyRetry,
+    begin_sqlite_writes_immediately,
     cap_sqlite_busy_wait,
     retry_automation_triggers_when_busy,
 )
@@ -29,6 +30,7 @@ def build_app(runs: Path, allowed_hosts: list[str]):
 
     retry_automation_triggers_when_busy()
     cap_sqlite_busy_wait()
+    begin_sqlite_writes_immediately()
     app = create_app(final=True)
     auth = prefect.settings.get_current_settings().server.api.auth_string
     app.router.routes.insert(0, report_route(runs, auth.get_secret_value() if auth else None))

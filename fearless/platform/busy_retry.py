@@ -169,3 +169,29 @@ def cap_sqlite_busy_wait(wait_ms: int = SQLITE_BUSY_WAIT_MS) -> None:
         cursor.close()
 
     AioSqliteConfiguration.setup_sqlite = setup_sqlite
+
+
+def begin_sqlite_writes_immediately() -> None:
+    """Every SQLite transaction Prefect begins takes the write lock at BEGIN (IMMEDIATE).
+
+    Prefect begins most of its write transactions DEFERRED: they read, then write, and in WAL
+    mode a transaction whose snapshot another writer has moved past is refused at that first
+    write (SQLITE_BUSY_SNAPSHOT), at once, whatever the busy timeout; that was most of a storm's
+    "database is locked" answers. Begun IMMEDIATE, a transaction waits for the lock (at most
+    the busy timeout above) before it reads, so its snapshot is current when it writes. Reads
+    outside a transaction, most of the API's, still run beside it.
+    """
+    import functools
+
+    from prefect.server.database.configurations import AioSqliteConfiguration
+
+    original = AioSqliteConfiguration.begin_transaction
+    if getattr(original, "fearless_immediate", False):  # (it has a __wrapped__ of its own)
+        return
+
+    @functools.wraps(original)
+    def begin_transaction(self, session, with_for_update: bool = False):
+        return original(self, session, with_for_update=True)
+
+    begin_transaction.fearless_immediate = True
+    AioSqliteConfiguration.begin_transaction = begin_transaction

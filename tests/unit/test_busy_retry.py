@@ -139,3 +139,49 @@ def test_a_sqlite_write_waits_for_the_lock_seconds_not_a_minute(monkeypatch, tmp
         waiter.execute("INSERT INTO t VALUES (1)")
     assert time.monotonic() - started < 5
     holder.execute("ROLLBACK")
+
+
+@pytest.mark.parametrize("immediate", [False, True], ids=["prefects-own", "immediate"])
+def test_a_prefect_transaction_on_sqlite_holds_the_write_lock_from_its_begin(
+    monkeypatch, tmp_path, immediate
+):
+    """Begun DEFERRED, a transaction that has only read holds no lock, and its first write is
+    refused at once if another writer went first; begun IMMEDIATE (every one, here), the other
+    writer is the one that waits."""
+    import sqlite3
+
+    from prefect.server.database.configurations import AioSqliteConfiguration
+
+    monkeypatch.setattr(
+        AioSqliteConfiguration, "begin_transaction", AioSqliteConfiguration.begin_transaction
+    )
+    if immediate:
+        busy_retry.begin_sqlite_writes_immediately()
+    path = tmp_path / "p.db"
+    other = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    other.execute("PRAGMA journal_mode = WAL")
+    other.execute("CREATE TABLE t (x)")
+    configuration = AioSqliteConfiguration(f"sqlite+aiosqlite:///{path}")
+
+    async def read_in_a_transaction_while_another_writes() -> None:
+        import sqlalchemy as sa
+
+        engine = await configuration.engine()
+        session = await configuration.session(engine)
+        try:
+            async with configuration.begin_transaction(session, with_for_update=False):
+                await session.execute(sa.text("SELECT count(*) FROM t"))
+                if not immediate:  # Prefect's own DEFERRED: the other writer goes first
+                    other.execute("INSERT INTO t VALUES (1)")
+                    with pytest.raises(sa.exc.OperationalError, match="locked"):
+                        await session.execute(sa.text("INSERT INTO t VALUES (3)"))
+                    return
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    other.execute("INSERT INTO t VALUES (1)")
+        finally:
+            await session.close()
+            await engine.dispose()
+
+    asyncio.run(read_in_a_transaction_while_another_writes())
+    other.execute("INSERT INTO t VALUES (2)")  # once it ended, the lock is free again
+    assert other.execute("SELECT x FROM t").fetchall() == ([(2,)] if immediate else [(1,), (2,)])
