@@ -309,7 +309,7 @@ http {{
     @staticmethod
     def stop_leftovers(handle: processes.ProcessHandle) -> None:
         """Kill the workers of a master that died (they outlive it, in its process group)."""
-        for proc in psutil.process_iter(["name", "create_time"]):
+        for proc in psutil.process_iter(["name"]):
             try:
                 if (
                     proc.info["name"] == "nginx"
