@@ -2,8 +2,9 @@
 services, as `prefect server start` runs them) with one route more, the read-only report
 route of `fearless.platform.reports`, so reports are reached on the host and port a person
 already opens the UI on. Every request addressed to a Host name it does not know is refused
-first (`fearless.platform.hosts`), and a change SQLite refused as busy is tried again before
-its answer leaves (`fearless.platform.busy_retry`). Before it serves, each Fearless slot is
+first (`fearless.platform.hosts`), a change SQLite refused as busy is tried again before its
+answer leaves (`fearless.platform.busy_retry`), and a work pool's concurrency limit holds however
+many workers poll it (`fearless.platform.pool_limit`). Before it serves, each Fearless slot is
 recounted from its leases (`fearless.platform.slot_recount`)."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fearless.platform.busy_retry import (
     retry_automation_triggers_when_busy,
 )
 from fearless.platform.hosts import HostCheck
+from fearless.platform.pool_limit import hold_pool_limits_at_pending
 from fearless.platform.reports import report_route
 from fearless.platform.slot_recount import recount_before_serving
 
@@ -31,6 +33,7 @@ def build_app(runs: Path, allowed_hosts: list[str]):
     retry_automation_triggers_when_busy()
     cap_sqlite_busy_wait()
     begin_sqlite_writes_immediately()
+    hold_pool_limits_at_pending()
     app = create_app(final=True)
     auth = prefect.settings.get_current_settings().server.api.auth_string
     app.router.routes.insert(0, report_route(runs, auth.get_secret_value() if auth else None))

@@ -1,7 +1,8 @@
 """Releases on a server whose database is PostgreSQL, with two workers and a pool that runs one
 flow run at once: the second release waits Scheduled (and `fearless status` says why) while
 the first runs, the server is killed and started again mid-load-test, both finish, and nothing
-of them or of the server is left afterwards."""
+of them or of the server is left afterwards. Runs proposed Pending at the same moment on
+PostgreSQL never take more of the pool's slots than its limit."""
 
 from __future__ import annotations
 
@@ -21,10 +22,13 @@ from tests.e2e.second_server import pointed_at, second_server
 from tests.faults.matrix import FaultRow, record
 from tests.faults.test_server_restart import restart_server
 from tests.faults.test_worker_loss import running_step
+from tests.integration.test_pool_limit import probe_pool, race_to_pending
 
 pytestmark = pytest.mark.e2e
 # A load test long enough to still be running once `fearless status` has answered.
 LONGER_LOAD = {**FAST, "load": {"duration_s": 8, "rate": 40}}
+WAITING = {"Scheduled", "Late", "AwaitingConcurrencySlot"}
+SLOT_HOLDING = {"Pending", "Running"}
 
 
 def _states(client, started) -> list[str]:
@@ -97,7 +101,8 @@ def test_releases_on_postgres_wait_for_the_pool_then_finish_leaving_nothing(cred
             # The pool runs one at a time: the other waits in its own queue, and status says why.
             def one_runs_one_waits():
                 states = _states(client, started)
-                return "Running" in states and ({"Scheduled", "Late"} & set(states)) and states
+                assert not set(states) <= SLOT_HOLDING, f"pool limit 1 exceeded: {states}"
+                return "Running" in states and (WAITING & set(states)) and states
 
             states = _until("one release running, the other waiting", one_runs_one_waits)
             first, second = (0, 1) if states[0] == "Running" else (1, 0)
@@ -140,6 +145,13 @@ def test_releases_on_postgres_wait_for_the_pool_then_finish_leaving_nothing(cred
             )
             assert queues is True
             assert services.environments.list() == []
+
+            # Two workers' polls can hand out two runs at once (SKIP LOCKED); the limit holds
+            # where a run takes its slot, serialized per pool on PostgreSQL too.
+            for _ in range(3):
+                with probe_pool(client, limit=1, queues=3) as runs:
+                    names = sorted(race_to_pending(runs))
+                    assert names == ["AwaitingConcurrencySlot"] * 2 + ["Pending"], names
         assert running_postgres(state / "postgres") is None
         assert _processes_of(state) == []
     finally:
