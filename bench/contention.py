@@ -124,7 +124,7 @@ def print_round(solo: dict, rows: list[tuple[str, dict]]) -> None:
     for label, row in rows:
         low, high = row["p95_bounds"]
         print(f"| {label + ' ' + row['release'][-8:]:<22} | {row['rps']:7.1f} "
-              f"| {row['p95_ms']:7.1f} | {f'{low:.1f}-{high:.1f}':>14} | {row['others_pct']:8.1f} "
+              f"| {row['p95_ms']:7.2f} | {f'{low:.2f}-{high:.2f}':>14} | {row['others_pct']:8.1f} "
               f"| {row['steal_pct']:7.1f} | {row['rps'] / solo['rps']:10.2f} "
               f"| {row['p95_ms'] / solo['p95_ms']:9.2f} | {row['waited_s']:8.0f} |")  # fmt: skip
 

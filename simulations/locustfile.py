@@ -33,6 +33,7 @@ from locust import LoadTestShape, User, events, task
 from locust.runners import WorkerRunner
 
 from simulations.api_client import ApiClient
+from simulations.latency import UNIT_MS, latency_bucket
 from simulations.profiles import next_due, profile_from_env, stage_at, stages_for
 from simulations.replay import ReplayClock, batch_offsets, read_offsets
 
@@ -97,22 +98,22 @@ def _paced_body() -> bytes:
     return BODIES[index]
 
 
-# Locust keeps latencies rounded to whole milliseconds; this histogram keeps tenths, so a
-# 2.2 ms p50 is not reported as 3. Written at the end to FEARLESS_LATENCY_PATH when set.
-_tenths_of_ms: dict[int, int] = {}
+# Every request's latency to 1% or finer (Locust keeps whole milliseconds), written at the end
+# to FEARLESS_LATENCY_PATH when set, as {"unit_ms": UNIT_MS, "counts": {bucket: n}}.
+_latency_counts: dict[int, int] = {}
 
 
 @events.request.add_listener
 def _record_latency(response_time: float, **_kwargs) -> None:
-    bucket = round(response_time * 10)
-    _tenths_of_ms[bucket] = _tenths_of_ms.get(bucket, 0) + 1
+    bucket = latency_bucket(response_time)
+    _latency_counts[bucket] = _latency_counts.get(bucket, 0) + 1
 
 
 @events.quitting.add_listener
 def _write_latency(environment, **_kwargs) -> None:
     path = os.environ.get("FEARLESS_LATENCY_PATH")
     if path and not isinstance(environment.runner, WorkerRunner):  # workers: no histogram
-        Path(path).write_text(json.dumps(_tenths_of_ms))
+        Path(path).write_text(json.dumps({"unit_ms": UNIT_MS, "counts": _latency_counts}))
 
 
 class ModelApiUser(User):

@@ -46,7 +46,7 @@ class Launcher(Protocol):
 
 
 class LoadTestResult(BaseModel):
-    """What Locust measured, summed over endpoints; latencies in ms, to a tenth where the
+    """What Locust measured, summed over endpoints; latencies in ms, to 1% or finer where the
     locustfile's own histogram saw every request, else rounded as Locust rounds.
 
     In the open model `target_rps` is the full rate asked for and `expected_requests` what the
@@ -156,7 +156,7 @@ def percentile_bounds(histogram: dict[int, int], q: float) -> tuple[float, float
 
 def latency_bounds(histogram: dict[int, int], unit_ms: float = 1.0) -> dict:
     return {
-        f"p{q}_ms": tuple(v * unit_ms for v in percentile_bounds(histogram, q / 100))
+        f"p{q}_ms": tuple(round(v * unit_ms, 6) for v in percentile_bounds(histogram, q / 100))
         for q in (95, 99)
     }
 
@@ -192,16 +192,18 @@ def summarize_stats(entries: list[dict]) -> dict:
 
 
 def finer_percentiles(latency_path: Path, requests: int) -> dict[str, float] | None:
-    """p50/p95/p99 and the fastest request in tenths of a millisecond from the locustfile's own
-    histogram, when it saw every request (Locust rounds to whole milliseconds); else None."""
+    """p50/p95/p99 and the fastest request to 1% or finer from the locustfile's own histogram
+    (`{"unit_ms": ..., "counts": {bucket: n}}`), when it saw every request (Locust rounds to
+    whole milliseconds); else None."""
     if not latency_path.is_file():
         return None
-    tenths = {int(k): v for k, v in json.loads(latency_path.read_text()).items()}
-    if not tenths or sum(tenths.values()) < requests:  # forked workers keep their own
+    kept = json.loads(latency_path.read_text())
+    unit_ms, counts = kept["unit_ms"], {int(k): v for k, v in kept["counts"].items()}
+    if not counts or sum(counts.values()) < requests:  # forked workers keep their own
         return None
-    finer = {f"p{q}_ms": percentile(tenths, q / 100) / 10 for q in (50, 95, 99)}
-    bounds = latency_bounds(tenths, unit_ms=0.1)
-    return {**finer, "min_ms": min(tenths) / 10, "latency_bounds_ms": bounds}
+    finer = {f"p{q}_ms": round(percentile(counts, q / 100) * unit_ms, 6) for q in (50, 95, 99)}
+    bounds = latency_bounds(counts, unit_ms=unit_ms)
+    return {**finer, "min_ms": round(min(counts) * unit_ms, 6), "latency_bounds_ms": bounds}
 
 
 def read_top_errors(failures_csv: Path, limit: int = 3) -> list[str]:

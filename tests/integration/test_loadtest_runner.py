@@ -147,8 +147,8 @@ def test_healthy_api_meets_its_slos(standins, traffic, tmp_path):
 
     # The open model: SHORT asks the default rate, and a healthy API takes all of it.
     assert result.mode == "open" and result.target_rps == SHORT.target_rate == 50
-    # Latencies to a tenth of a millisecond, from the locustfile's own histogram: the stand-in
-    # sleeps 10 ms, so no request is faster.
+    # Latencies to 1% or finer, from the locustfile's own histogram (a tenth of a millisecond
+    # from 10 to 100 ms): the stand-in sleeps 10 ms, so no request is faster.
     assert Path(f"{result.csv_prefix}_latency.json").is_file()
     assert 10.0 <= result.p50_ms and round(result.p50_ms * 10) == result.p50_ms * 10
     assert result.host is not None and result.host.cores >= 1

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from fearless.loadtest.host import HostLoad
@@ -9,6 +11,7 @@ from fearless.loadtest.runner import (
 )
 from fearless.loadtest.verdict import evaluate_load_test
 from fearless.spec import SLOs
+from simulations.latency import UNIT_MS, latency_bucket
 
 SLO = SLOs(p95_ms=250, p99_ms=500, max_error_rate=0.01, min_rps=100)
 
@@ -183,20 +186,32 @@ def test_only_a_busy_generator_that_could_not_send_the_rate_is_inconclusive():
     assert "busy 95%" in verdict.reasons[0]
 
 
-def test_finer_percentiles_come_in_tenths_when_the_histogram_saw_every_request(tmp_path):
+def test_finer_percentiles_come_to_a_hundredth_when_the_histogram_saw_every_request(tmp_path):
     path = tmp_path / "latency.json"
-    path.write_text('{"22": 50, "25": 45, "31": 4, "120": 1}')  # tenths of a ms
-    # Locust's own percentile rule, on tenths instead of whole milliseconds
+    counts = {"122": 50, "125": 45, "131": 4, "1200": 1}  # hundredths of a ms
+    path.write_text(json.dumps({"unit_ms": 0.01, "counts": counts}))
+    # Locust's own percentile rule, on hundredths instead of whole milliseconds
     assert finer_percentiles(path, 100) == {
-        "p50_ms": 2.5,
-        "p95_ms": 3.1,
+        "p50_ms": 1.25,
+        "p95_ms": 1.31,
         "p99_ms": 12.0,
-        "min_ms": 2.2,
+        "min_ms": 1.22,
         # 95% bounds of p95 and p99: ranks 90..100 and 97..100 of the 100 requests
-        "latency_bounds_ms": {"p95_ms": (2.5, 12.0), "p99_ms": (3.1, 12.0)},
+        "latency_bounds_ms": {"p95_ms": (1.25, 12.0), "p99_ms": (1.31, 12.0)},
     }
     assert finer_percentiles(path, 101) is None  # forked workers kept some: Locust's figures
     assert finer_percentiles(tmp_path / "none.json", 100) is None
+
+
+@pytest.mark.parametrize(
+    ("ms", "bucket"),
+    [(0.004, 0), (1.234, 123), (1.236, 124), (9.994, 999), (12.34, 1230), (12.36, 1240),
+     (99.94, 9990), (123.4, 12300), (1234.5, 123400)],
+)  # fmt: skip
+def test_a_latency_is_kept_to_one_percent_or_finer(ms, bucket):
+    assert latency_bucket(ms) == bucket
+    if ms >= 1:
+        assert abs(bucket * UNIT_MS - ms) <= 0.01 * ms
 
 
 def disturbed(others_pct: float, steal_pct: float = 0.0) -> HostLoad:
