@@ -3,8 +3,9 @@
 Prefect applies a pool's `concurrency_limit` only in the query that hands scheduled runs to
 workers. On PostgreSQL that query locks the runs it picks with `FOR UPDATE SKIP LOCKED`, so two
 workers polling at the same moment each skip the run the other holds and take a different one:
-with a limit of 1, two releases ran at once (a fresh-clone CI saw both Running). The query cannot
-see a claim another transaction has not committed, so no tuning of it closes this.
+with a limit of 1, two runs proposed at once both got the place (a fresh-clone CI waited in vain
+for one release running and the other waiting). The query cannot see a claim another
+transaction has not committed, so no tuning of it closes this.
 
 `HoldWorkPoolLimit` is an orchestration rule on the move into Pending, the step a worker takes
 before it starts a run: it counts the pool's Pending and Running runs, as Prefect's query does,
