@@ -12,6 +12,9 @@ Two solo runs of one candidate differ too: the noise floor (alone again / alone)
 later one's near 1.15), so a run is compared with its own round's solo runs, never with
 another round's, and the summary also gives each turn against the round's bracket (the
 geometric mean of its two solo runs, taken before and after it).
+Each row also gives the CPU time a fixed piece of work took meanwhile (`work_unit_us` in the
+evidence): the host's own speed per thread, which a VM's steal does not show; the summary
+shows each turn's p95 ratio with that taken out, beside the goal's plain ratio.
 Goal: every ratio within 10% of the solo run, median of 3 rounds: the per-turn medians (the
 first, second and third release to take the slot) in [0.9, 1.1]; `worst_p95_ratio` and
 `worst_rate_ratio` show the single worst run beside them.
@@ -64,6 +67,7 @@ def release_together(settings, registry, projects: list[Path], overrides: dict) 
                     "p95_bounds": result.get("latency_bounds_ms", {}).get("p95_ms", (0, 0)),
                     "others_pct": host.get("others_pct", 0.0),
                     "steal_pct": host.get("steal_pct", 0.0),
+                    "work_us": host.get("work_unit_us") or 0.0,
                     "waited_s": slot.get("waited_s", 0.0),
                 }
             )
@@ -119,14 +123,14 @@ def main() -> None:
 
 def print_round(solo: dict, rows: list[tuple[str, dict]]) -> None:
     print(f"| {'run':<22} | {'req/s':>7} | {'p95 ms':>7} | {'p95 95% bounds':>14} "
-          f"| {'others %':>8} | {'steal %':>7} | {'rate ratio':>10} | {'p95 ratio':>9} "
-          f"| {'waited s':>8} |")  # fmt: skip
-    print("|" + "|".join("-" * w for w in (24, 9, 9, 16, 10, 9, 12, 11, 10)) + "|")
+          f"| {'others %':>8} | {'steal %':>7} | {'work unit µs':>12} | {'rate ratio':>10} "
+          f"| {'p95 ratio':>9} | {'waited s':>8} |")  # fmt: skip
+    print("|" + "|".join("-" * w for w in (24, 9, 9, 16, 10, 9, 14, 12, 11, 10)) + "|")
     for label, row in rows:
         low, high = row["p95_bounds"]
         print(f"| {label + ' ' + row['release'][-8:]:<22} | {row['rps']:7.1f} "
               f"| {row['p95_ms']:7.2f} | {f'{low:.2f}-{high:.2f}':>14} | {row['others_pct']:8.1f} "
-              f"| {row['steal_pct']:7.1f} | {row['rps'] / solo['rps']:10.2f} "
+              f"| {row['steal_pct']:7.1f} | {row['work_us']:12.0f} | {row['rps'] / solo['rps']:10.2f} "
               f"| {row['p95_ms'] / solo['p95_ms']:9.2f} | {row['waited_s']:8.0f} |")  # fmt: skip
 
 
@@ -153,6 +157,16 @@ def summarize(solos: list[dict], turns: list[list[dict]]) -> None:
         print(f"{name} per turn against the round's bracket (alone, alone again): "
               + ", ".join(_spread([turns[r][t][name] / bracket[r] for r in rounds])
                           for t in range(3)))  # fmt: skip
+        if name == "p95_ms" and all(row["work_us"] for row in solos):
+            # The host's own speed per thread in each run against its solo run's, and the p95
+            # ratio with that taken out: what is left is what the other releases did.
+            pace = [[turns[r][t]["work_us"] / solos[2 * r]["work_us"] for r in rounds]
+                    for t in range(3)]  # fmt: skip
+            print("host work unit per turn against the round's solo run: "
+                  + ", ".join(_spread(t) for t in pace))  # fmt: skip
+            print("p95_ms per turn against the round's solo run, per host work unit: "
+                  + ", ".join(_spread([p / w for p, w in zip(per_turn[t], pace[t], strict=True)])
+                              for t in range(3)))  # fmt: skip
         worst = max((r for t in per_turn for r in t), key=lambda r: abs(r - 1))
         print(f"worst_{'rate' if name == 'rps' else 'p95'}_ratio: {worst:.2f}")
     print(f"goal (each turn's median within 10% of the solo run): "

@@ -7,12 +7,19 @@ generator we sample the whole host (`/proc/stat` through psutil) and the process
 to the test: the generator, the model API listening on the target's port when it runs on this
 host, and this process. Whatever else the host was busy with is the disturbance; the verdict
 turns a failing run that was disturbed beyond a limit into an inconclusive one.
+
+A host can also run slower without any of that showing: a busy sibling hyperthread or a
+lower clock, which a VM does not count as steal. So each sample also times a fixed piece of
+Python work in CPU time (`work_unit_us`): on a 2-core VM the same work took up to 50% longer
+during one load test than during another identical one, and the p95 went with it. It is
+recorded, not yet judged.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import statistics
 import time
 from urllib.parse import urlsplit
 
@@ -22,6 +29,7 @@ from pydantic import BaseModel
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::"}
 TOP_OTHERS = 3
 NOTABLE_CORE_PCT = 5.0  # a process below this share of one core is not worth naming
+WORK_UNIT_ITERATIONS = 10_000  # about half a millisecond of one core: timed at every sample
 
 
 class HostLoad(BaseModel):
@@ -32,6 +40,9 @@ class HostLoad(BaseModel):
     steal_pct: float  # taken by the hypervisor for other guests
     others_pct: float  # busy with anything but the generator, the API under test and Fearless
     top_others: list[str] = []  # "name (pid 12): 80% of a core"
+    # CPU time a fixed piece of work took, median over the test (`work_unit_us`): the host's
+    # speed per thread; None in older records
+    work_unit_us: float | None = None
 
     @property
     def disturbance_pct(self) -> float:
@@ -40,9 +51,14 @@ class HostLoad(BaseModel):
 
     def describe(self) -> str:
         top = f"; most: {', '.join(self.top_others)}" if self.top_others else ""
+        pace = (
+            ""
+            if self.work_unit_us is None
+            else f", a fixed CPU work unit {self.work_unit_us:.0f} µs"
+        )
         return (
             f"host CPU {self.cpu_pct:.0f}% of {self.cores} cores, steal {self.steal_pct:.0f}%, "
-            f"other processes {self.others_pct:.0f}%{top}"
+            f"other processes {self.others_pct:.0f}%{top}{pace}"
         )
 
 
@@ -75,6 +91,14 @@ def serving_processes(target_url: str) -> list[psutil.Process]:
     return list(found.values())
 
 
+def work_unit_us(iterations: int = WORK_UNIT_ITERATIONS) -> float:
+    """CPU time (this thread's, so waiting for a core does not count) a fixed loop takes, µs."""
+    started, total = time.thread_time(), 0
+    for i in range(iterations):
+        total += i * i
+    return (time.thread_time() - started) * 1e6
+
+
 def _cpu_seconds() -> dict[int, tuple[str, float]]:
     """Every process's name and CPU time so far."""
     seen = {}
@@ -87,7 +111,8 @@ def _cpu_seconds() -> dict[int, tuple[str, float]]:
 
 class HostSampler:
     """Each `sample()` gives (host busy, steal, test's own processes but the generator), each
-    in % of all cores since the last sample; `summary()` folds samples into a HostLoad."""
+    in % of all cores since the last sample, and the µs a work unit took now; `summary()`
+    folds samples into a HostLoad."""
 
     def __init__(self, target_url: str) -> None:
         self.cores = psutil.cpu_count() or 1
@@ -98,7 +123,7 @@ class HostSampler:
         self.times = psutil.cpu_times()
         self.started, self.at = _cpu_seconds(), time.monotonic()
 
-    def sample(self) -> tuple[float, float, float]:
+    def sample(self) -> tuple[float, float, float, float]:
         now, before = psutil.cpu_times(), self.times
         self.times = now
         delta = {f: max(0.0, getattr(now, f) - getattr(before, f)) for f in now._fields}
@@ -109,12 +134,16 @@ class HostSampler:
         for proc in self.ours:
             with contextlib.suppress(psutil.Error):
                 ours += proc.cpu_percent(None)
+        pace = work_unit_us()
         if total <= 0:
-            return 0.0, 0.0, 0.0
-        return 100 * busy / total, 100 * steal / total, ours / self.cores
+            return 0.0, 0.0, 0.0, pace
+        return 100 * busy / total, 100 * steal / total, ours / self.cores, pace
 
     def summary(
-        self, samples: list[tuple[float, float, float]], generator_pct: float, exclude: set[int]
+        self,
+        samples: list[tuple[float, float, float, float]],
+        generator_pct: float,
+        exclude: set[int],
     ) -> HostLoad:
         """`generator_pct`: the generator's mean CPU in % of one core; `exclude`: its pids."""
         n = max(len(samples), 1)
@@ -126,6 +155,7 @@ class HostSampler:
             steal_pct=round(steal, 1),
             others_pct=round(others, 1),
             top_others=self.top_others(exclude | {p.pid for p in self.ours}),
+            work_unit_us=round(statistics.median(s[3] for s in samples), 1) if samples else None,
         )
 
     def top_others(self, exclude: set[int], limit: int = TOP_OTHERS) -> list[str]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 import time
 
 import pytest
 
-from fearless.loadtest.host import HostSampler, serving_processes
+from fearless.loadtest.host import HostSampler, serving_processes, work_unit_us
 from fearless.platform.processes import free_port
 
 SPIN = "while True: pass"
@@ -56,6 +57,16 @@ def test_the_api_under_test_is_the_tests_own_and_other_work_is_named(processes):
     assert f"(pid {api.pid})" not in named  # the model API is the test's own
     assert host.others_pct > 0 and host.others_pct <= host.cpu_pct
     assert host.cores >= 1 and 0 <= host.steal_pct <= 100
+    assert host.work_unit_us == round(statistics.median(s[3] for s in samples), 1) > 0
+    assert f"a fixed CPU work unit {host.work_unit_us:.0f} µs" in host.describe()
+
+
+def test_a_work_unit_is_timed_in_cpu_time_and_grows_with_the_work():
+    """Four times the loop takes about four times the CPU, however busy the machine is (the
+    time spent waiting for a core is not counted), so the unit measures the host's speed."""
+    unit = statistics.median(work_unit_us(20_000) for _ in range(7))
+    four = statistics.median(work_unit_us(80_000) for _ in range(7))
+    assert 2.0 < four / unit < 8.0, (unit, four)
 
 
 def test_a_remote_target_has_no_local_processes():
