@@ -11,8 +11,9 @@ turns a failing run that was disturbed beyond a limit into an inconclusive one.
 A host can also run slower without any of that showing: a busy sibling hyperthread or a
 lower clock, which a VM does not count as steal. So each sample also times a fixed piece of
 Python work in CPU time (`work_unit_us`): on a 2-core VM the same work took up to 50% longer
-during one load test than during another identical one, with steal at 0, and those runs' p95
-was higher. It is recorded, not judged: other runs' p95 varied as much at the same pace.
+during one load test than during another identical one, with steal at 0. A comparison with the
+champion uses it (`fearless.loadtest.compare`); alone it judges nothing, because runs at one
+pace still differed in p95 as much.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 import pytest
 
 from fearless.loadtest.compare import compare_to_champion
+from fearless.loadtest.host import HostLoad
 from tests.unit.test_loadtest_verdict import disturbed, result
 
 CHAMPION = result(p95_ms=200, p99_ms=400, rps=100.0)
@@ -83,6 +84,40 @@ def test_a_disturbed_champion_run_decides_nothing():
 def test_a_regression_stands_when_only_the_champion_run_was_disturbed():
     verdict = compare_to_champion(result(p95_ms=200), result(host=disturbed(50.0)), 0.1)
     assert not verdict.passed and not verdict.inconclusive
+
+
+def paced(work_unit_us: float | None) -> HostLoad:
+    """A quiet host whose fixed CPU work unit took `work_unit_us`."""
+    return HostLoad(cores=2, cpu_pct=30.0, steal_pct=0.0, others_pct=2.0, work_unit_us=work_unit_us)
+
+
+def test_a_regression_while_the_host_ran_slower_than_for_the_champion_is_inconclusive():
+    verdict = compare_to_champion(
+        result(p95_ms=200, host=paced(650.0)), result(host=paced(440.0)), 0.1
+    )
+    assert verdict.inconclusive and not verdict.passed
+    assert "took 650 µs against 440 µs (48% longer" in verdict.reasons[0]
+    assert any("p95_ms 200 vs champion 100" in r for r in verdict.reasons[1:])
+
+
+@pytest.mark.parametrize(
+    ("candidate_us", "champion_us"),
+    [(500.0, 440.0), (440.0, 650.0), (None, 440.0), (650.0, None)],
+    ids=["within-20%", "champion-slower", "candidate-unknown", "champion-unknown"],
+)
+def test_a_regression_stands_unless_the_host_was_known_slower_for_the_candidate(
+    candidate_us, champion_us
+):
+    verdict = compare_to_champion(
+        result(p95_ms=200, host=paced(candidate_us)), result(host=paced(champion_us)), 0.1
+    )
+    assert not verdict.passed and not verdict.inconclusive
+    assert verdict.reasons[0].startswith("p95_ms 200")
+
+
+def test_a_slower_host_excuses_no_passing_candidate():
+    verdict = compare_to_champion(result(host=paced(900.0)), result(host=paced(440.0)), 0.1)
+    assert verdict.passed and not verdict.inconclusive
 
 
 def runs_of(latencies_ms: list[int]) -> dict:
