@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 
 from fearless.composition import build_services
+from fearless.platform.processes import run_in_background
 from fearless.release.recovery import crash_if_lost
 from fearless.release.runs import close_release
 
@@ -20,6 +21,7 @@ from fearless.release.runs import close_release
 @flow(name="release-cleanup")
 def release_cleanup(flow_run_id: str, silent_s: int | None = None) -> list[str]:
     """`flow_run_id` may be a bare id or an event resource id (`prefect.flow-run.<id>`)."""
+    run_in_background()  # it may start while another release's load test measures the host
     run_id = UUID(flow_run_id.rpartition(".")[2])
     services = build_services()
     with get_client(sync_client=True) as client:

@@ -166,6 +166,29 @@ def spawn(
     return handle_of(proc.pid, str(log_path))
 
 
+BACKGROUND_NICENESS = 10  # a background flow's CPU weight: about a tenth of a load test's
+
+
+def run_in_background(niceness: int = BACKGROUND_NICENESS) -> None:
+    """Lower this process's CPU priority, every thread of it, by `niceness`: for work nobody
+    waits on (a cleanup, the janitor) that may start while a load test measures the host.
+
+    On Linux a thread's niceness is its own, and `os.nice` changes only the caller's: Prefect's
+    engine has started its log and event threads by the time a flow runs. Three cleanups of
+    rejected releases that ran during a load test made its p95 up to 1.9 times its solo run's
+    (`bench/contention.py`).
+    """
+    tids = (
+        [int(t) for t in os.listdir("/proc/self/task")] if Path("/proc/self/task").is_dir() else [0]
+    )
+    for tid in tids:
+        try:
+            current = os.getpriority(os.PRIO_PROCESS, tid)
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, current + niceness))
+        except OSError:  # the thread ended meanwhile
+            pass
+
+
 def is_alive(handle: ProcessHandle) -> bool:
     try:
         proc = psutil.Process(handle.pid)

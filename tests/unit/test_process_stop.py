@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -60,3 +63,24 @@ def test_a_process_that_ignores_sigterm_is_killed_after_its_grace(tmp_path):
     assert not processes.is_alive(stubborn)
     assert not psutil.pid_exists(stubborn.pid)  # our own child: reaped, no zombie left
     assert not processes.stop(stubborn)  # already gone
+
+
+# Starts a thread, then lowers its own priority: each thread's niceness before and after.
+BACKGROUND = """
+import json, os, threading, time
+from fearless.platform.processes import run_in_background
+threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+tids = sorted(int(t) for t in os.listdir("/proc/self/task"))
+before = [os.getpriority(os.PRIO_PROCESS, t) for t in tids]
+run_in_background(5)
+print(json.dumps([before, [os.getpriority(os.PRIO_PROCESS, t) for t in tids]]))
+"""
+
+
+def test_running_in_the_background_lowers_every_threads_priority():
+    """A flow's threads started before it (Prefect's log and event workers) are lowered too."""
+    out = subprocess.run([sys.executable, "-c", BACKGROUND], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2]).stdout  # fmt: skip
+    before, after = json.loads(out)
+    assert len(after) == 2  # the main thread and the one started before
+    assert after == [min(19, n + 5) for n in before]
