@@ -208,40 +208,11 @@ def stop(handle: ProcessHandle, grace_s: float = 10.0) -> bool:
     except (ProcessLookupError, PermissionError):
         for p in family:
             _signal(p, signal.SIGTERM)
-    alive = _wait_gone(family, grace_s)
+    _, alive = psutil.wait_procs(family, timeout=grace_s)
     for p in alive:
         _signal(p, signal.SIGKILL)
-    _wait_gone(alive, 5)
+    psutil.wait_procs(alive, timeout=5)
     return True
-
-
-def _wait_gone(family: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
-    """Wait until every process in `family` has exited; those still running at the deadline.
-
-    An exited process whose parent has not reaped it yet (a zombie) counts as gone: it runs
-    nothing more. `psutil.wait_procs` counts it as running, so stopping a process another
-    parent started (an nginx master under the fronts' supervisor) waited its whole grace.
-    """
-    deadline = time.monotonic() + timeout_s
-    alive = list(family)
-    while alive:
-        alive = [p for p in alive if _running(p)]
-        if not alive or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
-    return alive
-
-
-def _running(proc: psutil.Process) -> bool:
-    """Still running: neither gone nor a zombie; a zombie child of ours is reaped."""
-    try:
-        if proc.status() != psutil.STATUS_ZOMBIE:
-            return True
-        if proc.ppid() == os.getpid():
-            proc.wait(timeout=0)
-    except (psutil.NoSuchProcess, psutil.TimeoutExpired):
-        pass
-    return False
 
 
 def _signal(proc: psutil.Process, sig: int) -> None:
