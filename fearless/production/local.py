@@ -297,10 +297,17 @@ class LocalProductionService:
         return stopped
 
     def keep_up(self) -> dict[str, str]:
-        """Start again, on its slot, every production model API that died: what happened."""
+        """Start again, on its slot, every production model API that died: what happened.
+
+        A model whose lock another process holds is left to the next round, never waited for:
+        the supervisor runs this, and a process stopping the model's front holds the lock until
+        the supervisor has reaped the front's nginx master. Waiting here held every server
+        down 15 s (the stop's grace) for that zombie."""
         done = {}
         for record in sorted(self.root.glob("*.json")):
-            with self.fronts.locked(record.stem):
+            with self.fronts.locked(record.stem, wait=False) as mine:
+                if not mine:
+                    continue  # being switched or stopped: next round
                 instance = self.current(record.stem)
                 if (
                     instance is None

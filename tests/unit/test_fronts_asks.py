@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from fearless.platform import processes
 from fearless.platform.processes import ProcessHandle
 from fearless.production.front import FrontError
 from fearless.production.fronts import (
@@ -16,6 +17,7 @@ from fearless.production.fronts import (
     _listen_for_asks,
     ask_supervisor,
 )
+from fearless.production.local import LocalProductionService, ProductionInstance
 
 STARTED = ProcessHandle(pid=4242, create_time=1.5, log_path="/x/nginx.out")
 
@@ -68,3 +70,28 @@ def test_a_folder_too_deep_for_a_unix_socket_leaves_the_supervisor_running(tmp_p
         asks.close()
     assert "fronts are started by whoever needs one" in capsys.readouterr().out
     assert ask_supervisor(deep, "credit", timeout_s=1) is None
+
+
+def test_the_supervisors_round_passes_over_a_model_another_process_holds(tmp_path):
+    # A stop holds the model's lock until the supervisor has reaped the front's nginx master;
+    # a supervisor waiting for that lock reaped nothing, and the stop waited out its grace.
+    service = LocalProductionService(tmp_path / "production", tmp_path / "inference")
+    dead = processes.spawn(["true"], tmp_path / "true.log")
+    while processes.is_alive(dead):
+        time.sleep(0.01)
+    service.root.mkdir(parents=True)
+    (service.root / "credit.json").write_text(
+        ProductionInstance(
+            model="credit", digest="sha256:" + "0" * 64, url="http://127.0.0.1:9",
+            handle=dead, upstream="http://127.0.0.1:9", slot="blue",
+            bundle_path=str(tmp_path / "no-bundle"),
+        ).model_dump_json()
+    )  # fmt: skip
+    done: list[dict[str, str]] = []
+    with service.fronts.locked("credit"):
+        rounding = threading.Thread(target=lambda: done.append(service.keep_up()), daemon=True)
+        rounding.start()
+        rounding.join(timeout=30)  # a supervisor that waits for the lock is still here
+        assert not rounding.is_alive() and done == [{}]
+    # Once the lock is free, the next round does try to start it again.
+    assert "could not restart" in service.keep_up()["credit"]
