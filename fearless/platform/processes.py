@@ -190,11 +190,22 @@ def run_in_background(niceness: int = BACKGROUND_NICENESS) -> None:
 
 
 def is_alive(handle: ProcessHandle) -> bool:
+    """Whether the process still runs. One spawned here that has exited is reaped on the way
+    (its exit code kept for `how_it_exited`): until then its pid stays taken, and anything that
+    asks whether that pid lives is told yes. Prefect's file lock asks exactly that of the
+    server holding it, so a server killed mid-lease and left a zombie of a long-lived parent
+    held the lease store's lock for good: every slot asked for after it failed."""
     try:
         proc = psutil.Process(handle.pid)
-        return started_when(proc, handle) == 0 and proc.status() != psutil.STATUS_ZOMBIE
+        if started_when(proc, handle) != 0:
+            return False
+        if proc.status() != psutil.STATUS_ZOMBIE:
+            return True
     except psutil.NoSuchProcess:
         return False
+    if (child := _children.get(handle.pid)) is not None:
+        child.poll()
+    return False
 
 
 def stop(handle: ProcessHandle, grace_s: float = 10.0) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-import psutil
 import pytest
 
 from fearless.bundles.bundle import read_reference
@@ -15,7 +14,7 @@ from fearless.loadtest.runner import LoadTestError, run_load_test
 from fearless.loadtest.traffic import synthesize_traffic, write_traffic
 from fearless.serving.inference_log import read_inference_log
 from fearless.spec import LoadProfile, load_spec
-from tests.integration.test_loadtest_runner import _free_port
+from tests.integration.test_loadtest_runner import _free_port, _locust_left
 
 # The closed model: the distributed protocol is what is under test, not a rate.
 SHORT = LoadProfile(
@@ -33,10 +32,6 @@ def credit_traffic(project, folder, records: int):
 @pytest.fixture(scope="module")
 def traffic(credit_project, tmp_path_factory):
     return credit_traffic(credit_project, tmp_path_factory.mktemp("traffic"), 100)
-
-
-def _locust_left() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if "locust" in p.cmdline()]
 
 
 def test_a_master_and_two_workers_drive_the_model_api(model_api, traffic, tmp_path):

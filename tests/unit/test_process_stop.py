@@ -1,9 +1,12 @@
-"""Stopping a process kills one that ignores SIGTERM once its grace is over; a background flow
-lowers the priority of every thread it has."""
+"""Stopping a process kills one that ignores SIGTERM once its grace is over; one of ours killed
+from outside is reaped as soon as anyone asks whether it lives; a background flow lowers the
+priority of every thread it has."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -28,6 +31,19 @@ def test_a_process_that_ignores_sigterm_is_killed_after_its_grace(tmp_path):
     assert not processes.is_alive(stubborn)
     assert not psutil.pid_exists(stubborn.pid)  # our own child: reaped, no zombie left
     assert not processes.stop(stubborn)  # already gone
+
+
+def test_a_child_killed_from_outside_is_reaped_once_found_dead_and_its_signal_kept(tmp_path):
+    # As a fault test kills the Prefect server: while its pid stayed a zombie of the test
+    # process, Prefect's lease-store lock (which that server held) counted as held for good.
+    child = processes.spawn(["sleep", "60"], tmp_path / "sleep.log")
+    os.kill(child.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while processes.is_alive(child) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not processes.is_alive(child)
+    assert not psutil.pid_exists(child.pid)  # reaped: no zombie holds the pid
+    assert processes.how_it_exited(child) == "exited (signal 9)"
 
 
 # Starts a thread, then lowers its own priority: each thread's niceness before and after.
