@@ -194,7 +194,8 @@ def is_alive(handle: ProcessHandle) -> bool:
     (its exit code kept for `how_it_exited`): until then its pid stays taken, and anything that
     asks whether that pid lives is told yes. Prefect's file lock asks exactly that of the
     server holding it, so a server killed mid-lease and left a zombie of a long-lived parent
-    held the lease store's lock for good: every slot asked for after it failed."""
+    held the lease store's lock for good: every slot asked for after it took a unit, then hung
+    on that lock until the client timed out."""
     try:
         proc = psutil.Process(handle.pid)
         if started_when(proc, handle) != 0:
