@@ -11,11 +11,14 @@ and p99: wrk's in microseconds, Fearless's to a tenth of a millisecond.
     python bench/loadgen.py [--connections 8] [--duration 10] [--processes 0] [--rounds 2]
                             [--rate 500] [--max-batch N]
 
-The `recs/call` column is the records the model API scored per predict call in that run. Its
-micro-batching scores requests that arrive together in one call, so its cost per request
-depends on how bunched the arrivals are: wrk's connections answer in lock step and send
-together. `--max-batch 1` turns the batching off, so both tools meet the same cost per
-request and the ratio measures the generators alone.
+The `recs/call` column is the records the model API scored per predict call in that run, and
+`api µs/req` the model API's CPU time per request answered. Its micro-batching scores
+requests that arrive together in one call, so its cost per request depends on how bunched
+the arrivals are: wrk's connections answer in lock step and send together. Where the API is
+the bottleneck (its CPU near 100% and the generator's well under), the ratio is the API's cost
+per request under each tool's arrivals, not the generators'. `--max-batch 1` turns the
+batching off, so both tools meet the same cost per request and the ratio measures the
+generators alone.
 
 Run it on a quiet machine: both generators share the cores with the API they measure.
 """
@@ -269,12 +272,13 @@ def main() -> None:
           f"{batching}), {psutil.cpu_count()} cores; CPU in % of one core")  # fmt: skip
     print(f"| {'tool':<9}| {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'errors':>6} "
           f"| {'gen cpu':>7} | {'gen wait':>8} | {'procs':>5} | {'api cpu':>7} "
-          f"| {'recs/call':>9} |")  # fmt: skip
-    print("|" + "|".join("-" * w for w in (10, 10, 9, 9, 8, 9, 10, 7, 9, 11)) + "|")
+          f"| {'recs/call':>9} | {'api µs/req':>10} |")  # fmt: skip
+    print("|" + "|".join("-" * w for w in (10, 10, 9, 9, 8, 9, 10, 7, 9, 11, 12)) + "|")
     for tool, r in rows:
+        api_us = r["api_cpu"] / 100 / r["rps"] * 1e6 if r["rps"] else 0.0
         print(f"| {tool:<9}| {r['rps']:8.0f} | {r['p50_ms']:7.2f} | {r['p99_ms']:7.2f} "
               f"| {r['errors']:6d} | {r['cpu']:6.0f}% | {r['wait']:7.0f}% | {r['cores']:5d} "
-              f"| {r['api_cpu']:6.0f}% | {r['records_per_call']:9.2f} |")  # fmt: skip
+              f"| {r['api_cpu']:6.0f}% | {r['records_per_call']:9.2f} | {api_us:10.1f} |")  # fmt: skip
     print(f"\nat a fixed rate of {args.rate:g} req/s, {args.connections} connections:")
     print(f"| {'tool':<9}| {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'gen cpu':>7} |")
     print("|" + "|".join("-" * w for w in (10, 10, 9, 9, 9)) + "|")
