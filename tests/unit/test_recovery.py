@@ -3,6 +3,7 @@ process pool's template does so that a worker's death does not end its flow runs
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -49,14 +50,25 @@ def test_flow_runs_of_the_process_pool_outlive_their_worker_and_heartbeat():
     )
 
 
-def test_the_heartbeat_automation_waits_longer_than_three_heartbeats_and_spares_waiting_runs():
+def _heartbeat_lost_automation() -> dict:
     spec = yaml.safe_load((PROJECT_ROOT / "deployments" / "automations.yaml").read_text())
     (lost,) = [a for a in spec["automations"] if a["name"] == "fearless-release-heartbeat-lost"]
+    return lost
+
+
+def _state_names_the_release_ends_in() -> set[str]:
+    """Every state name a release's code sets (`Failed(name="GateFailed", ...)` and the like)."""
+    pattern = re.compile(r"\b(?:Completed|Failed|Cancelled|Crashed)\(\s*name=\"(\w+)\"")
+    sources = [*(PROJECT_ROOT / "flows").glob("*.py"), *(PROJECT_ROOT / "tasks").glob("*.py")]
+    sources += (PROJECT_ROOT / "fearless" / "release").glob("*.py")
+    return {name for path in sources for name in pattern.findall(path.read_text())}
+
+
+def test_the_heartbeat_automation_waits_longer_than_three_heartbeats_and_spares_waiting_runs():
+    lost = _heartbeat_lost_automation()
     trigger = lost["trigger"]
     assert trigger["posture"] == "Proactive" and trigger["after"] == ["prefect.flow-run.heartbeat"]
     assert trigger["within"] > 3 * FLOW_HEARTBEAT_S
-    # A run waiting for its approver has no process and sends no heartbeat: not lost.
-    assert {"prefect.flow-run.Suspended", "prefect.flow-run.Paused"} <= set(trigger["expect"])
     # Silence alone crashes nothing: the cleanup flow asks whether the process is gone.
     (action,) = lost["actions"]
     assert action["type"] == "run-deployment"
@@ -65,6 +77,25 @@ def test_the_heartbeat_automation_waits_longer_than_three_heartbeats_and_spares_
         "flow_run_id": "{{ event.resource.id }}",
         "silent_s": trigger["within"],
     }
+
+
+def test_a_release_that_ended_or_waits_is_never_taken_for_lost_whatever_its_state_is_named():
+    """A state's event is named by the state's name. The expected events once listed Prefect's
+    names only, so a release that ended Promoted, Rejected or GateFailed sent nothing the
+    trigger expected after its last heartbeat, and 100 s later each one started a cleanup run
+    (seen landing in the next release's load test, on every release)."""
+    from prefect.server.events.schemas.automations import EventTrigger
+
+    trigger = EventTrigger(**_heartbeat_lost_automation()["trigger"])  # as the server reads it
+    ours = _state_names_the_release_ends_in()
+    assert {"Promoted", "Rejected", "GateFailed", "Inconclusive", "TimedOut"} <= ours
+    # A run waiting for its approver has no process and sends no heartbeat: not lost either.
+    prefects = {"Completed", "Failed", "Cancelled", "Cancelling", "Crashed", "Paused"}
+    prefects |= {"Suspended", "Scheduled", "AwaitingRetry", "Running"}
+    for name in sorted(ours | prefects | {"heartbeat"}):
+        assert trigger.expects(f"prefect.flow-run.{name}"), f"prefect.flow-run.{name}"
+    assert not trigger.expects("prefect.task-run.Completed")  # only the run's own events
+    assert trigger.starts_after("prefect.flow-run.heartbeat")
 
 
 def test_a_run_counts_as_alive_only_while_a_prefect_process_has_its_pid():
