@@ -133,7 +133,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model API {spec.name} {digest} on http://{args.host}:{args.port}", flush=True)
     if shadow is not None:
         print(f"forwarding {shadow.sample * 100:g}% of its predictions to {shadow.url}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", workers=1)
+    from fearless.serving.http_stack import server_options
+
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="warning", workers=1, **server_options()
+    )
 
 
 def _log_shipper(log_dir: Path | None):
