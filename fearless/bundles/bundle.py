@@ -26,6 +26,9 @@ MANIFEST = "manifest.json"
 RUNTIME_PACKAGES = (
     *("scikit-learn", "numpy", "pandas", "scipy", "joblib", "skops", "pyarrow"),
     *("fastapi", "uvicorn", "pydantic", "pyyaml", "orjson", "prometheus-client", "psutil"),
+    *("httptools", "uvloop"),  # uvicorn's C parser and loop: without, h11 and several times slower
+    "httpx",  # the shadow's forwarding client
+    *("pydantic-settings", "boto3"),  # shipping the inference log to S3, as on ECS
     *("onnxruntime", "skl2onnx", "protobuf"),  # tree models' fast path, where installed
 )
 # Libraries a model's own estimators may come from (the boosters extra): pinned only in the
