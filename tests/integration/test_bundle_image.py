@@ -11,13 +11,16 @@ import sys
 from importlib import metadata
 
 import httpx
+import pandas as pd
+import pytest
 from packaging.requirements import Requirement
 
 from fearless.bundles.bundle import stage_bundle
 from fearless.platform.processes import free_port
-from tests.conftest import CREDIT_RECORD
+from fearless.spec import load_spec
 from tests.integration.conftest import s3_bucket, stop_processes
 from tests.integration.test_serving_process import _wait_ready
+from tests.unit.serving_models import tree_project
 
 
 def _installed_by(requirements: list[str]) -> set[str]:
@@ -73,14 +76,34 @@ runpy.run_module("fearless.serving", run_name="__main__", alter_sys=True)
 """
 
 
-def test_a_bundle_serves_with_only_what_its_image_installs(credit_project, moto_endpoint, tmp_path):
+# (family, how its image scores it): the example's linear model, a forest through ONNX
+# Runtime (the fast-trees extra), a booster through its own library (the boosters extra).
+FAMILIES = [
+    ("credit", "numpy"),
+    ("RandomForestRegressor", "onnxruntime"),
+    ("XGBRegressor", "numpy"),
+]
+
+
+@pytest.mark.parametrize(("family", "scoring"), FAMILIES)
+def test_a_bundle_serves_with_only_what_its_image_installs(
+    family, scoring, credit_project, moto_endpoint, tmp_path
+):
     """The image installs the bundle's requirements and Fearless's wheel without its
     dependencies. The model API runs here as there, with ECS's log shipping on, and must
-    answer, on uvicorn's C parser and loop, and ship what it logged. Without httpx (the
-    shadow's client), pydantic-settings and boto3 (log shipping) pinned it failed to start;
-    without httptools and uvloop it served on h11 and asyncio's loop, several times slower."""
+    answer, score as it does here, on uvicorn's C parser and loop, and ship what it logged.
+    Without httpx (the shadow's client), pydantic-settings and boto3 (log shipping) pinned it
+    failed to start; without httptools and uvloop it served on h11 and asyncio's loop,
+    several times slower."""
+    for library in {"onnxruntime": ["onnxruntime", "skl2onnx"]}.get(scoring, []) + (
+        ["xgboost"] if family.startswith("XGB") else []
+    ):
+        pytest.importorskip(library)
+    project = credit_project if family == "credit" else tree_project(tmp_path / "p", family)
+    spec = load_spec(project)
+    record = pd.read_parquet(project / spec.reference_data).head(1).to_dict("records")[0]
     bundle = tmp_path / "bundle"
-    stage_bundle(credit_project, bundle)
+    stage_bundle(project, bundle)
     installed = _installed_by((bundle / "requirements.txt").read_text().splitlines())
     s3 = s3_bucket(moto_endpoint, "fearless-image-logs")
     port, output = free_port(), tmp_path / "api.log"
@@ -89,15 +112,16 @@ def test_a_bundle_serves_with_only_what_its_image_installs(credit_project, moto_
     env = {
         **os.environ,
         "FEARLESS_AWS_ENDPOINT_URL": moto_endpoint,
-        "FEARLESS_INFERENCE_LOG_S3": "s3://fearless-image-logs/inference",
+        "FEARLESS_INFERENCE_LOG_S3": f"s3://fearless-image-logs/{family}",
     }
     with output.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc, output)
-        answer = httpx.post(f"{url}/predict", json={"records": [CREDIT_RECORD]}, timeout=30)
+        answer = httpx.post(f"{url}/predict", json={"records": [record]}, timeout=30)
         assert answer.status_code == 200, answer.text
+        assert httpx.get(f"{url}/metadata", timeout=10).json()["scoring"]["path"] == scoring
         assert httpx.get(f"{url}/metrics", timeout=10).status_code == 200
         proc.terminate()  # SIGTERM, as ECS stops a task: the last shipping pass runs
         proc.wait(timeout=60)
@@ -108,5 +132,5 @@ def test_a_bundle_serves_with_only_what_its_image_installs(credit_project, moto_
     blocked = set(re.findall(r"^not in the image: (\S+)$", said, re.MULTILINE))
     assert not blocked & {"httpx", "httptools", "uvloop", "boto3", "pydantic_settings"}, said
     assert "serving on h11" not in said
-    shipped = s3.list_objects_v2(Bucket="fearless-image-logs").get("Contents", [])
+    shipped = s3.list_objects_v2(Bucket="fearless-image-logs", Prefix=family).get("Contents", [])
     assert shipped, f"nothing shipped to S3:\n{said}"
