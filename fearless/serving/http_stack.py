@@ -18,10 +18,8 @@ req/s, and the latency at a fixed 500 req/s, are the same within this machine's 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # asyncio is not imported for the bundle builder's sake
-    import asyncio
+import asyncio
+from typing import Any
 
 
 class HeadJoiningTransport:
@@ -60,8 +58,6 @@ class HeadJoiningTransport:
 def server_options() -> dict[str, Any]:
     """`uvicorn.run`'s `http` and `loop`: the joined-writes protocol on httptools and uvloop
     where installed; uvicorn's own choice (h11, asyncio) where not, and a line that says so."""
-    import asyncio
-
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     except ImportError:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from fearless.platform.processes import free_port
+from fearless.production.hold import wait_for_port
 from tests.integration.conftest import stop_processes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +45,7 @@ def test_a_head_sent_before_its_body_is_ready_reaches_the_client_first(tmp_path)
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(script), str(port)], cwd=ROOT)
     try:
-        _wait_listening(proc, port)
+        assert wait_for_port(port, 30), "the test app never took connections"
         with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
             head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab"
             sock.sendall(head)
@@ -60,14 +60,3 @@ def test_a_head_sent_before_its_body_is_ready_reaches_the_client_first(tmp_path)
                 answer += chunk
     finally:
         stop_processes(proc)
-
-
-def _wait_listening(proc: subprocess.Popen, port: int) -> None:
-    for _ in range(600):
-        assert proc.poll() is None, "the test app exited"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {port}")
