@@ -16,6 +16,7 @@ wait in the socket buffers and are read together right after, into the next batc
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,12 +52,11 @@ class MicroBatcher:
         self.score = score
         self.options = options
         self.receiving = 0  # requests in a handler that have not submitted a job yet
-        self._queue: asyncio.Queue[Job] | None = None
-        self._arrived: asyncio.Event | None = None
+        self._jobs: deque[Job] = deque()
+        self._wakeup: asyncio.Future | None = None  # what the collector awaits, when it waits
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self._queue, self._arrived = asyncio.Queue(), asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -66,33 +66,44 @@ class MicroBatcher:
 
     async def submit(self, request_id: str, records: list[dict[str, Any]]) -> Any:
         """Queue the records for the next batch and wait for their result."""
-        assert self._queue is not None and self._arrived is not None, "batcher not started"
+        assert self._task is not None, "batcher not started"
         job = Job(request_id, records, asyncio.get_running_loop().create_future())
-        self._queue.put_nowait(job)
-        self._arrived.set()
+        self._jobs.append(job)
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
         return await job.future
 
+    async def _arrival(self, timeout_s: float | None) -> None:
+        """Until a job is submitted (or `timeout_s` has passed)."""
+        loop = asyncio.get_running_loop()
+        self._wakeup = wakeup = loop.create_future()
+        expiry = None if timeout_s is None else loop.call_later(timeout_s, _expire, wakeup)
+        try:
+            await wakeup
+        finally:
+            self._wakeup = None
+            if expiry is not None:
+                expiry.cancel()
+
     async def _collect(self) -> list[Job]:
-        queue, arrived = self._queue, self._arrived
-        batch = [await queue.get()]
-        size = len(batch[0].records)
+        jobs, limit = self._jobs, self.options.max_records
+        while not jobs:
+            await self._arrival(None)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.max_wait_s
         await asyncio.sleep(0)  # let requests already read off their sockets reach the queue
-        while size < self.options.max_records:
-            while not queue.empty() and size < self.options.max_records:
-                job = queue.get_nowait()
+        batch: list[Job] = []
+        size = 0
+        while True:
+            while jobs and size < limit:
+                job = jobs.popleft()
                 batch.append(job)
                 size += len(job.records)
             remaining = deadline - loop.time()
-            if size >= self.options.max_records or self.receiving <= 0 or remaining <= 0:
-                break
-            arrived.clear()
-            try:
-                await asyncio.wait_for(arrived.wait(), remaining)
-            except TimeoutError:
-                break
-        return batch
+            if size >= limit or self.receiving <= 0 or remaining <= 0:
+                return batch
+            await self._arrival(remaining)
 
     async def _run(self) -> None:
         while True:
@@ -113,6 +124,11 @@ class MicroBatcher:
                 continue
             for job, result in zip(batch, results, strict=True):
                 _settle(job, result=result)
+
+
+def _expire(wakeup: asyncio.Future) -> None:
+    if not wakeup.done():
+        wakeup.set_result(None)
 
 
 def _settle(job: Job, result: Any = None, exception: BaseException | None = None) -> None:

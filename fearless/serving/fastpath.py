@@ -57,7 +57,7 @@ class FastPath:
 
     def __call__(self, records: list[dict[str, Any]]) -> Scored:
         parts = [branch.run(records) for branch in self.branches]
-        x = parts[0] if len(parts) == 1 else np.hstack(parts)
+        x = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         for step in self.steps:
             x = step(x)
         return self.final(x)

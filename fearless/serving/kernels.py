@@ -94,6 +94,8 @@ def one_hot_encoder(step: Any) -> Step:
 
 def logistic_regression(model: Any) -> Final:
     """LogisticRegression.predict and predict_proba from one decision function."""
+    from scipy.special import expit
+
     classes, coef, intercept = model.classes_, model.coef_.T, model.intercept_
     binary = len(classes) <= 2
 
@@ -101,18 +103,12 @@ def logistic_regression(model: Any) -> Final:
         decision = np.asarray(x, dtype=np.float64) @ coef + intercept
         if binary:
             decision = decision.ravel()
-            return classes[(decision > 0).astype(int)].tolist(), _expit(decision).tolist()
+            return classes[(decision > 0).astype(int)].tolist(), expit(decision).tolist()
         labels = classes[decision.argmax(axis=1)].tolist()
         exp = np.exp(decision - decision.max(axis=1, keepdims=True))
         return labels, (exp.max(axis=1) / exp.sum(axis=1)).tolist()
 
     return run
-
-
-def _expit(x: np.ndarray) -> np.ndarray:
-    from scipy.special import expit
-
-    return expit(x)
 
 
 def generic_final(model: Any) -> Final:

@@ -103,12 +103,14 @@ class UnknownCategories:
         self._lock = threading.Lock()
 
     def observe(self, records: list[dict[str, Any]]) -> None:
-        seen = Counter(
-            name
-            for record in records
-            for name, known in self.known.items()
-            if record[name] is not None and record[name] not in known
-        )
+        """Called on every batch, so it allocates nothing unless a value is unknown."""
+        seen: Counter[str] | None = None
+        for name, known in self.known.items():
+            for record in records:
+                value = record[name]
+                if value is not None and value not in known:
+                    seen = seen if seen is not None else Counter()
+                    seen[name] += 1
         if seen:
             with self._lock:
                 self.counts.update(seen)
