@@ -9,6 +9,7 @@ from the validated records, runs each fitted step (a kernel from `kernels`, or t
 Runtime, see `runtimes`, when it takes it). `check_fast_path` then scores a reference sample
 both ways; the server uses the compiled model only if class labels are identical and scores
 (and regression values) agree to 1e-9, or to float32 rounding on ONNX Runtime.
+A linear pipeline also gets a row scorer (`linear_rows`) for small batches, checked the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from fearless.serving import runtimes
 from fearless.serving.kernels import Final, Step, Unsupported, compile_final, compile_step, dense
+from fearless.serving.linear_rows import Rows, compile_rows
 from fearless.spec import Column, ColumnType
 
 Scored = tuple[list, list | None]
@@ -54,8 +56,12 @@ class FastPath:
     description: str
     runtime: str | None = None  # the inference runtime the final estimator runs on, if any
     rtol: float = SCORE_RTOL  # how close its scores must be to the model's own
+    rows: Rows | None = None  # small batches in plain Python (see `linear_rows`)
 
     def __call__(self, records: list[dict[str, Any]]) -> Scored:
+        rows = self.rows
+        if rows is not None and len(records) <= rows.up_to:
+            return rows.score(records)
         parts = [branch.run(records) for branch in self.branches]
         x = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         for step in self.steps:
@@ -131,7 +137,9 @@ def compile_model(model: Any, schema: list[Column], *, runtime: bool = True) -> 
         text = " -> ".join(described)
         return FastPath(branches, steps, final_run, text, runtimes.RUNTIME, runtimes.FLOAT32_RTOL)
     final_run, final_name = compile_final(final)
-    return FastPath(branches, steps, final_run, " -> ".join([*described, final_name]))
+    return FastPath(
+        branches, steps, final_run, " -> ".join([*described, final_name]), rows=compile_rows(model)
+    )
 
 
 def _close(fast: list, slow: list, rtol: float) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,14 @@ class Predictor:
             fast = compile_model(self.model, self.schema, runtime=runtime)
         except Unsupported as exc:
             return None, f"not compiled: {exc}"
-        return fast, check_fast_path(fast, self.score_model, sample, fast.rtol)
+        arrays = replace(fast, rows=None)
+        problem = check_fast_path(arrays, self.score_model, sample, fast.rtol)
+        if problem is not None or fast.rows is None:
+            return arrays, problem
+        if check_fast_path(fast.rows.score, self.score_model, sample, fast.rtol) is not None:
+            return arrays, None  # the NumPy path alone, which does answer as the model does
+        note = f" (batches up to {fast.rows.up_to} records in Python)"
+        return replace(fast, description=fast.description + note), None
 
     def score_model(self, records: list[dict[str, Any]]) -> Scored:
         """Labels and scores from the model itself, given a DataFrame."""
