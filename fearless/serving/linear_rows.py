@@ -14,7 +14,8 @@ columns), 5 of a model of 100.
 
 `compile_rows` takes an optional ColumnTransformer (or one StandardScaler) whose branches
 are passthrough, a StandardScaler or a OneHotEncoder the fast path compiles, ending in a
-binary LogisticRegression; None for anything else. Like every compiled form, the predictor
+binary LogisticRegression or a single-target LinearRegression, Ridge, Lasso or ElasticNet
+(whose NumPy path is their own predict, with its checks); None for anything else. Like every compiled form, the predictor
 uses it only once it has scored the reference sample as the model does.
 """
 
@@ -32,23 +33,21 @@ ROW_NUMBERS_UP_TO = 512  # records x numeric columns of the largest batch scored
 class Rows:
     """A row scorer, and the most records a call it should take."""
 
-    score: Callable[[list[dict[str, Any]]], tuple[list, list]]
+    score: Callable[[list[dict[str, Any]]], tuple[list, list | None]]
     up_to: int
 
 
 def compile_rows(model: Any) -> Rows | None:
     """The row scorer of `model`, or None when it is not a linear pipeline of that shape."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
     steps = [step for _, step in model.steps] if isinstance(model, Pipeline) else [model]
     *transforms, final = steps
-    if type(final) is not LogisticRegression or len(final.classes_) != 2:
+    linear = _linear(final)
+    blocks = None if linear is None else _blocks(transforms, final)
+    if linear is None or blocks is None:
         return None
-    blocks = _blocks(transforms, final)
-    if blocks is None:
-        return None
-    weights = final.coef_[0].tolist()
+    weights, bias, classes = linear
     numeric: list[tuple[str, float, float, float]] = []  # column, mean, scale, weight
     categories: list[tuple[str, dict[Any, float], bool]] = []  # column, weights, ignore
     at = 0
@@ -61,8 +60,22 @@ def compile_rows(model: Any) -> Rows | None:
         categories += terms[2]
     if at != len(weights):
         return None
-    score = _scorer(numeric, categories, float(final.intercept_[0]), final.classes_.tolist())
+    score = _scorer(numeric, categories, bias, classes)
     return Rows(score, max(1, ROW_NUMBERS_UP_TO // max(1, len(numeric))))
+
+
+def _linear(final: Any) -> tuple[list[float], float, list | None] | None:
+    """(weights, intercept, the two classes or None for a regressor) of a final step this
+    module scores: a binary LogisticRegression, or a single-target linear regressor."""
+    from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
+
+    if type(final) is LogisticRegression:
+        if len(final.classes_) != 2:
+            return None
+        return final.coef_[0].tolist(), float(final.intercept_[0]), final.classes_.tolist()
+    if type(final) in (LinearRegression, Ridge, Lasso, ElasticNet) and final.coef_.ndim == 1:
+        return final.coef_.tolist(), float(final.intercept_), None
+    return None
 
 
 def _blocks(transforms: list[Any], final: Any) -> list[tuple[list[str], Any]] | None:
@@ -144,10 +157,11 @@ def _expit(d: float) -> float:
     return e / (1.0 + e)
 
 
-def _scorer(numeric, categories, bias: float, classes: list):
-    nan, negative, positive = math.nan, classes[0], classes[1]
+def _scorer(numeric, categories, bias: float, classes: list | None):
+    nan = math.nan
+    negative, positive = classes if classes is not None else (None, None)
 
-    def score(records: list[dict[str, Any]]) -> tuple[list, list]:
+    def score(records: list[dict[str, Any]]) -> tuple[list, list | None]:
         labels, scores = [], []
         for record in records:
             total = 0.0
@@ -162,8 +176,11 @@ def _scorer(numeric, categories, bias: float, classes: list):
                 elif not ignore:
                     raise ValueError(f"unknown category {value!r} in column {column!r}")
             decision = total + bias
+            if classes is None:
+                labels.append(decision)
+                continue
             labels.append(positive if decision > 0 else negative)
             scores.append(_expit(decision))  # NaN in, NaN out, as scipy's expit
-        return labels, scores
+        return labels, (scores if classes is not None else None)
 
     return score

@@ -178,3 +178,43 @@ def test_a_row_scorer_that_disagrees_with_the_model_is_not_used(credit_project, 
 def test_the_logistic_function_matches_scipy_without_overflow(decision):
     assert _expit(decision) == pytest.approx(float(expit(decision)), rel=1e-12, abs=0)
     assert math.isnan(_expit(math.nan))
+
+
+def _regressor(frame, family, targets=("loan_amount",)):
+    from sklearn import linear_model
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    features = ColumnTransformer(
+        [
+            ("numbers", StandardScaler(), NUMBERS),
+            ("categories", OneHotEncoder(handle_unknown="ignore"), CATEGORIES),
+        ]
+    )
+    target = frame[targets[0]] if len(targets) == 1 else frame[list(targets)]
+    estimator = getattr(linear_model, family)()
+    return make_pipeline(features, estimator).fit(frame, target)
+
+
+@pytest.mark.parametrize("family", ["LinearRegression", "Ridge", "Lasso", "ElasticNet"])
+def test_rows_score_linear_regressors_as_the_model_does(credit_project, family):
+    spec = load_spec(credit_project)
+    frame = _frame(credit_project)
+    model = _regressor(frame, family)
+    values, scores = compile_rows(model).score(frame.to_dict("records"))
+
+    assert scores is None
+    assert values == pytest.approx(model.predict(frame).tolist(), rel=1e-9)
+    predictor = Predictor(model, spec.input_schema)
+    predictor.use_fast_path(frame.head(100).to_dict("records"))
+    assert "records in Python" in predictor.path_detail
+    served = predictor.predict(frame.head(4).to_dict("records"))
+    assert [p["score"] for p in served] == [None] * 4
+    assert [p["prediction"] for p in served] == pytest.approx(model.predict(frame.head(4)), 1e-9)
+
+
+def test_a_regressor_of_two_targets_gets_no_row_scorer(credit_project):
+    model = _regressor(_frame(credit_project), "Ridge", targets=("loan_amount", "income"))
+
+    assert compile_rows(model) is None
