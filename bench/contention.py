@@ -16,8 +16,12 @@ Each row also gives the CPU time a fixed piece of work took meanwhile (`work_uni
 evidence): the host's own speed per thread, which a VM's steal does not show; the summary
 shows each turn's p95 ratio with that taken out, beside the goal's plain ratio.
 Goal: every ratio within 10% of the solo run, median of 3 rounds: the per-turn medians (the
-first, second and third release to take the slot) in [0.9, 1.1]; `worst_p95_ratio` and
-`worst_rate_ratio` show the single worst run beside them.
+first, second and third release to take the slot) against the round's bracket in [0.9, 1.1];
+`worst_p95_ratio` and `worst_rate_ratio` show the single worst run beside them. The solo run a
+turn is held to is the bracket, not the first solo run alone: a single solo run's p95 moves
+with the host as much as contention would (alone again / alone spanned 0.75-1.34 in one day's
+runs, and three of four misses against it were turns *faster* than alone), while the bracket
+takes the host's drift over the round out of the reference.
 
     python bench/contention.py [--rounds 3] [--rate 200] [--duration 20]
 """
@@ -147,16 +151,15 @@ def summarize(solos: list[dict], turns: list[list[dict]]) -> None:
         alone = [solos[2 * r][name] for r in rounds]
         again = [solos[2 * r + 1][name] for r in rounds]
         per_turn = [[turns[r][t][name] / alone[r] for r in rounds] for t in range(3)]
-        medians = [statistics.median(t) for t in per_turn]
-        goal_met &= all(0.9 <= m <= 1.1 for m in medians)
-        print(f"{name} per turn against the round's solo run: "
+        print(f"{name} per turn against the round's first solo run: "
               + ", ".join(_spread(t) for t in per_turn))  # fmt: skip
         print(f"{name} noise floor (alone again / alone): "
               f"{_spread([b / a for a, b in zip(alone, again, strict=True)])}")  # fmt: skip
         bracket = [(a * b) ** 0.5 for a, b in zip(alone, again, strict=True)]
-        print(f"{name} per turn against the round's bracket (alone, alone again): "
-              + ", ".join(_spread([turns[r][t][name] / bracket[r] for r in rounds])
-                          for t in range(3)))  # fmt: skip
+        judged = [[turns[r][t][name] / bracket[r] for r in rounds] for t in range(3)]
+        goal_met &= all(0.9 <= statistics.median(t) <= 1.1 for t in judged)
+        print(f"{name} per turn against the round's bracket (alone, alone again; the goal's): "
+              + ", ".join(_spread(t) for t in judged))  # fmt: skip
         if name == "p95_ms" and all(row["work_us"] for row in solos):
             # The host's own speed per thread in each run against its solo run's, and the p95
             # ratio with that taken out: what is left is what the other releases did.
@@ -167,9 +170,9 @@ def summarize(solos: list[dict], turns: list[list[dict]]) -> None:
             print("p95_ms per turn against the round's solo run, per host work unit: "
                   + ", ".join(_spread([p / w for p, w in zip(per_turn[t], pace[t], strict=True)])
                               for t in range(3)))  # fmt: skip
-        worst = max((r for t in per_turn for r in t), key=lambda r: abs(r - 1))
+        worst = max((r for t in judged for r in t), key=lambda r: abs(r - 1))
         print(f"worst_{'rate' if name == 'rps' else 'p95'}_ratio: {worst:.2f}")
-    print(f"goal (each turn's median within 10% of the solo run): "
+    print(f"goal (each turn's median within 10% of the solo runs' bracket): "
           f"{'met' if goal_met else 'not met'}")  # fmt: skip
 
 
