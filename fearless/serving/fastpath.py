@@ -22,7 +22,15 @@ from typing import Any
 import numpy as np
 
 from fearless.serving import runtimes
-from fearless.serving.kernels import Final, Step, Unsupported, compile_final, compile_step, dense
+from fearless.serving.kernels import (
+    Final,
+    Step,
+    Unsupported,
+    column_transformer_blocks,
+    compile_final,
+    compile_step,
+    dense,
+)
 from fearless.serving.linear_rows import Rows, compile_rows
 from fearless.spec import Column, ColumnType
 
@@ -88,15 +96,8 @@ def _branch(columns: list[str], schema: dict[str, Column], steps: list[Step]) ->
 
 
 def _column_transformer(ct: Any, schema: dict[str, Column]) -> tuple[list[Branch], str]:
-    names = getattr(ct, "feature_names_in_", None)
-    indices = getattr(ct, "_transformer_to_input_indices", None)
-    if names is None or indices is None:
-        raise Unsupported("ColumnTransformer not fitted on a DataFrame")
     branches, described = [], []
-    for name, transformer, _ in ct.transformers_:
-        columns = [str(names[i]) for i in indices.get(name, [])]
-        if transformer == "drop" or not columns:
-            continue
+    for columns, transformer in column_transformer_blocks(ct):
         steps, step_names = _chain(transformer)
         branches.append(_branch(columns, schema, steps))
         described.append("+".join(step_names))

@@ -66,14 +66,37 @@ def _plain_category(value: Any) -> bool:
     return isinstance(value, str | int | bool)
 
 
-def one_hot_encoder(step: Any) -> Step:
-    """Unknown values give all zeros (handle_unknown="ignore") or raise ("error"), as in
-    sklearn; encoders that drop a category or group infrequent ones are not compiled."""
+def one_hot_categories(step: Any) -> list[list]:
+    """A fitted OneHotEncoder's categories, one list a column, where a compiled form can take
+    them; Unsupported for an encoder that drops a category or groups infrequent ones, or that
+    has a missing value among its categories."""
     if step.drop_idx_ is not None or getattr(step, "_infrequent_enabled", False):
         raise Unsupported("OneHotEncoder with drop or infrequent categories")
     categories = [list(c.tolist()) for c in step.categories_]
     if not all(_plain_category(v) for c in categories for v in c):
         raise Unsupported("OneHotEncoder with missing values among its categories")
+    return categories
+
+
+def column_transformer_blocks(ct: Any) -> list[tuple[list[str], Any]]:
+    """(input columns, fitted transformer) of each branch a fitted ColumnTransformer outputs,
+    in its output order; Unsupported if it was not fitted on a DataFrame."""
+    names = getattr(ct, "feature_names_in_", None)
+    indices = getattr(ct, "_transformer_to_input_indices", None)
+    if names is None or indices is None:
+        raise Unsupported("ColumnTransformer not fitted on a DataFrame")
+    blocks = []
+    for name, transformer, _ in ct.transformers_:
+        columns = [str(names[i]) for i in indices.get(name, [])]
+        if transformer != "drop" and columns:
+            blocks.append((columns, transformer))
+    return blocks
+
+
+def one_hot_encoder(step: Any) -> Step:
+    """Unknown values give all zeros (handle_unknown="ignore") or raise ("error"), as in
+    sklearn; encoders that drop a category or group infrequent ones are not compiled."""
+    categories = one_hot_categories(step)
     tables = [{value: i for i, value in enumerate(c)} for c in categories]
     offsets = np.cumsum([0] + [len(c) for c in categories])[:-1].tolist()
     width, ignore = sum(map(len, categories)), step.handle_unknown != "error"

@@ -15,8 +15,9 @@ columns), 5 of a model of 100.
 `compile_rows` takes an optional ColumnTransformer (or one StandardScaler) whose branches
 are passthrough, a StandardScaler or a OneHotEncoder the fast path compiles, ending in a
 binary LogisticRegression or a single-target LinearRegression, Ridge, Lasso or ElasticNet
-(whose NumPy path is their own predict, with its checks); None for anything else. Like every compiled form, the predictor
-uses it only once it has scored the reference sample as the model does.
+(whose NumPy path is their own predict, with its checks); None for anything else. Like every
+compiled form, the predictor uses it only once it has scored the reference sample as the
+model does.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from fearless.serving.kernels import Unsupported, column_transformer_blocks, one_hot_categories
 
 ROW_NUMBERS_UP_TO = 512  # records x numeric columns of the largest batch scored here
 
@@ -55,9 +58,9 @@ def compile_rows(model: Any) -> Rows | None:
         terms = _terms(columns, transformer, weights, at)
         if terms is None:
             return None
-        at = terms[0]
-        numeric += terms[1]
-        categories += terms[2]
+        at, block_numeric, block_categories = terms
+        numeric += block_numeric
+        categories += block_categories
     if at != len(weights):
         return None
     score = _scorer(numeric, categories, bias, classes)
@@ -91,16 +94,10 @@ def _blocks(transforms: list[Any], final: Any) -> list[tuple[list[str], Any]] | 
     if not isinstance(first, ColumnTransformer):
         columns = getattr(first, "feature_names_in_", None)
         return None if columns is None else [([str(c) for c in columns], first)]
-    names = getattr(first, "feature_names_in_", None)
-    indices = getattr(first, "_transformer_to_input_indices", None)
-    if names is None or indices is None:
+    try:
+        return column_transformer_blocks(first)
+    except Unsupported:
         return None
-    blocks = []
-    for name, transformer, _ in first.transformers_:
-        columns = [str(names[i]) for i in indices.get(name, [])]
-        if transformer != "drop" and columns:
-            blocks.append((columns, transformer))
-    return blocks
 
 
 def _terms(columns: list[str], transformer: Any, weights: list[float], at: int):
@@ -122,13 +119,12 @@ def _terms(columns: list[str], transformer: Any, weights: list[float], at: int):
         numeric = [(c, means[j], scales[j], weights[at + j]) for j, c in enumerate(columns)]
         return at + n, numeric, []
     if type(transformer) is OneHotEncoder:
-        if transformer.drop_idx_ is not None or getattr(transformer, "_infrequent_enabled", False):
+        try:
+            categories = one_hot_categories(transformer)
+        except Unsupported:
             return None
         ignore, terms = transformer.handle_unknown != "error", []
-        for column, values in zip(columns, transformer.categories_, strict=True):
-            values = values.tolist()
-            if not all(_plain(v) for v in values):
-                return None
+        for column, values in zip(columns, categories, strict=True):
             terms.append((column, {v: weights[at + k] for k, v in enumerate(values)}, ignore))
             at += len(values)
         return at, [], terms
@@ -142,12 +138,6 @@ def _identity(transformer: Any) -> bool:
     if transformer is None or (isinstance(transformer, str) and transformer == "passthrough"):
         return True
     return type(transformer) is FunctionTransformer and transformer.func is None
-
-
-def _plain(value: Any) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return isinstance(value, str | int | bool)
 
 
 def _expit(d: float) -> float:
